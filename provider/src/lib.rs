@@ -1,0 +1,8 @@
+//! `ferrolb-provider`: the LoadBalancer part of a cloud-controller-manager.
+//!
+//! It reads address pools from a kube-vip-cloud-provider compatible ConfigMap, allocates
+//! addresses to `type: LoadBalancer` Services and writes them where kube-vip-style announcers
+//! look (`kube-vip.io/loadbalancerIPs`).
+#![forbid(unsafe_code)]
+
+pub mod args;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages FerroLB's tests use, when missing. Idempotent.
+set -euo pipefail
+PKGS="iproute2 iputils-ping arping ndisc6 tcpdump gobgpd bird2 frr exabgp"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing="$missing kubernetes-client"
+fi
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: missing packages:$missing (run as root to install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
