@@ -1,9 +1,231 @@
 //! Command-line arguments of `ferrolb-provider`.
+//!
+//! Every flag has an environment fallback so the Deployment can be configured either way.
+//! The ConfigMap location also honours kube-vip-cloud-provider's own variables
+//! (`KUBEVIP_NAMESPACE`, `KUBEVIP_CONFIG_MAP`) so an existing KVCP manifest keeps working.
 
-use clap::Parser;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
 
 /// ferrolb-provider: allocates addresses to Services of type LoadBalancer from
 /// kube-vip-cloud-provider compatible address pools.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "ferrolb-provider", version, about, long_about = None)]
-pub struct Args {}
+pub struct Args {
+    /// Namespace of the pool ConfigMap (and of the leader-election Lease).
+    #[arg(long, env = "KUBEVIP_NAMESPACE", default_value = "kube-system")]
+    pub config_namespace: String,
+
+    /// Name of the pool ConfigMap.
+    #[arg(long, env = "KUBEVIP_CONFIG_MAP", default_value = "kubevip")]
+    pub config_name: String,
+
+    /// Serve only Services with this spec.loadBalancerClass (default: only class-less Services).
+    #[arg(long, env = "FERROLB_LOAD_BALANCER_CLASS")]
+    pub load_balancer_class: Option<String>,
+
+    /// With --load-balancer-class: also serve Services that have no class.
+    #[arg(long, env = "FERROLB_ALSO_CLASSLESS", default_value_t = false)]
+    pub also_classless: bool,
+
+    /// Write the first address into spec.loadBalancerIP of single-stack Services, as
+    /// kube-vip-cloud-provider does.
+    #[arg(long, env = "FERROLB_WRITE_LOAD_BALANCER_IP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub write_load_balancer_ip: bool,
+
+    /// Who writes status.loadBalancer.ingress: `allocated` (this controller, as soon as an
+    /// address is allocated) or `none` (left to an announcer such as kube-vip).
+    #[arg(long, env = "FERROLB_STATUS", value_enum, default_value_t = StatusMode::Allocated)]
+    pub status: StatusMode,
+
+    /// Move Services whose address no longer lies in any pool (after a ConfigMap change) to a
+    /// new address instead of keeping it and reporting it.
+    #[arg(
+        long,
+        env = "FERROLB_REALLOCATE_OUTSIDE_POOLS",
+        default_value_t = false
+    )]
+    pub reallocate_outside_pools: bool,
+
+    /// Elect a single writer with the coordination.k8s.io/v1 Lease `ferrolb-provider`.
+    #[arg(long, env = "FERROLB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Lease duration: how long a lease stays valid after its last renewal.
+    #[arg(long, env = "FERROLB_LEASE_DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
+
+    /// Renew deadline: a holder that has not renewed for this long stops writing (must be
+    /// shorter than the lease duration).
+    #[arg(long, env = "FERROLB_RENEW_DEADLINE", value_parser = parse_duration, default_value = "10s")]
+    pub renew_deadline: Duration,
+
+    /// Retry period: how often the Lease is renewed, or tried while another replica holds it.
+    #[arg(long, env = "FERROLB_RETRY_PERIOD", value_parser = parse_duration, default_value = "2s")]
+    pub retry_period: Duration,
+
+    /// Identity written into the Lease (default: $POD_NAME, else the host name plus process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// Remove the `node.cloudprovider.kubernetes.io/uninitialized` taint from Nodes and set an
+    /// empty spec.providerID to `ferrolb://<node-name>` (for kubelet --cloud-provider=external).
+    #[arg(long, env = "FERROLB_INITIALIZE_NODES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub initialize_nodes: bool,
+
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "FERROLB_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format: `text` or `json`. The level comes from RUST_LOG (default `info`).
+    #[arg(long, env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Path of a kubeconfig file; without it the in-cluster configuration (or $KUBECONFIG) is used.
+    #[arg(long, env = "FERROLB_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Number of Service writes in flight at once.
+    #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 16)]
+    pub write_concurrency: usize,
+}
+
+/// Who writes `status.loadBalancer.ingress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusMode {
+    /// This controller writes the allocated addresses with `ipMode: VIP`.
+    Allocated,
+    /// Never written (kube-vip writes it once it announces the address).
+    None,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses `15s`, `500ms`, `2m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: 15s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s or m)")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("`{text}` must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl Args {
+    /// Checks relations between flags that clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.renew_deadline >= self.lease_duration {
+            return Err(format!(
+                "--renew-deadline ({:?}) must be shorter than --lease-duration ({:?}) so a holder \
+                 stops writing before its lease can expire",
+                self.renew_deadline, self.lease_duration
+            ));
+        }
+        if self.retry_period >= self.renew_deadline {
+            return Err(format!(
+                "--retry-period ({:?}) must be shorter than --renew-deadline ({:?})",
+                self.retry_period, self.renew_deadline
+            ));
+        }
+        if self.also_classless && self.load_balancer_class.is_none() {
+            return Err("--also-classless needs --load-balancer-class".to_string());
+        }
+        if self.write_concurrency == 0 {
+            return Err("--write-concurrency must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// The Lease holder identity.
+    pub fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ferrolb-provider".to_string());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kube_vip_cloud_provider() {
+        let args = Args::try_parse_from(["ferrolb-provider"]).expect("defaults parse");
+        assert_eq!(args.config_namespace, "kube-system");
+        assert_eq!(args.config_name, "kubevip");
+        assert!(args.write_load_balancer_ip);
+        assert_eq!(args.status, StatusMode::Allocated);
+        assert!(args.leader_elect);
+        assert!(args.initialize_nodes);
+        assert!(args.validate().is_ok());
+    }
+
+    #[test]
+    fn boolean_flags_can_be_turned_off() {
+        let args = Args::try_parse_from([
+            "ferrolb-provider",
+            "--write-load-balancer-ip=false",
+            "--leader-elect=false",
+            "--initialize-nodes=false",
+            "--status=none",
+        ])
+        .expect("flags parse");
+        assert!(!args.write_load_balancer_ip);
+        assert!(!args.leader_elect);
+        assert!(!args.initialize_nodes);
+        assert_eq!(args.status, StatusMode::None);
+    }
+
+    #[test]
+    fn durations_accept_units_and_reject_garbage() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("10h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn renew_deadline_must_be_shorter_than_lease() {
+        let args = Args::try_parse_from([
+            "ferrolb-provider",
+            "--lease-duration=5s",
+            "--renew-deadline=5s",
+        ])
+        .expect("flags parse");
+        assert!(args.validate().unwrap_err().contains("--renew-deadline"));
+    }
+
+    #[test]
+    fn also_classless_needs_a_class() {
+        let args =
+            Args::try_parse_from(["ferrolb-provider", "--also-classless"]).expect("flags parse");
+        assert!(
+            args.validate()
+                .unwrap_err()
+                .contains("--load-balancer-class")
+        );
+    }
+}

@@ -6,3 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod error;
+pub mod http;
+pub mod lease;
+pub mod metrics;
+pub mod nodes;
+pub mod telemetry;
