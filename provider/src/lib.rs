@@ -6,3 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod ipam;
+pub mod pools;
