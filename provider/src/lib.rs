@@ -8,7 +8,9 @@
 pub mod args;
 pub mod error;
 pub mod http;
+pub mod ipam;
 pub mod lease;
 pub mod metrics;
 pub mod nodes;
+pub mod pools;
 pub mod telemetry;

@@ -1,0 +1,454 @@
+//! The allocator: turns a [`ServiceRequest`] into an [`Allocation`] from its namespace's pool.
+//!
+//! ```text
+//!  ServiceRequest ─► pool_for_namespace ─► requested? ─ yes ─► validate, reserve (or join)
+//!                                              │ no
+//!                                              ▼
+//!                          per family slot (family policy, ipFamilies order):
+//!                          previous address ─► shareable address ─► next free address
+//! ```
+//! All state lives in one [`AddressSpace`] (cluster-wide in-use set and per-pool free space)
+//! and the map of what each Service holds; nothing here does I/O or reads a clock.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::errors::AllocationError;
+use super::family::{FamilyPolicy, IpFamily, family_order};
+use super::request::{Allocation, ServiceKey, ServiceRequest, requested_addresses};
+use super::sharing::{JoinRefused, Protocol, ShareInfo, can_join};
+use super::space::AddressSpace;
+use crate::pools::{Pool, PoolSet, SearchOrder};
+
+/// What the allocator keeps per Service.
+#[derive(Clone, Debug)]
+pub(crate) struct Held {
+    pub(crate) allocation: Allocation,
+    /// The request it was made for (idempotency check).
+    pub(crate) request: ServiceRequest,
+    /// Others may join its addresses.
+    pub(crate) shareable: bool,
+    /// False for DHCP pools: `0.0.0.0` is not in the in-use set.
+    pub(crate) tracked: bool,
+}
+
+impl ShareInfo for Held {
+    fn pool(&self) -> &str {
+        &self.allocation.pool
+    }
+    fn shareable(&self) -> bool {
+        self.shareable
+    }
+    fn ports(&self) -> &[(Protocol, u16)] {
+        &self.request.ports
+    }
+}
+
+/// Size and use of one family of one pool, for metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Pool name.
+    pub pool: String,
+    /// Family.
+    pub family: IpFamily,
+    /// Addresses the allocator can hand out (avoided `.0`/`.255` not counted).
+    pub size: u128,
+    /// Of those, how many are held (by any Service, from any pool).
+    pub used: u128,
+    /// size - used.
+    pub free: u128,
+}
+
+/// The address allocator. See the module doc.
+#[derive(Clone, Debug, Default)]
+pub struct Allocator {
+    pub(crate) pools: PoolSet,
+    pub(crate) space: AddressSpace,
+    pub(crate) held: BTreeMap<ServiceKey, Held>,
+}
+
+impl Allocator {
+    /// An allocator with no allocations.
+    pub fn new(pools: PoolSet) -> Self {
+        let mut allocator = Allocator {
+            pools,
+            ..Allocator::default()
+        };
+        allocator.space.rebuild(&allocator.pools);
+        allocator
+    }
+
+    /// The current pools.
+    pub fn pools(&self) -> &PoolSet {
+        &self.pools
+    }
+
+    /// Replace the pools (ConfigMap changed). Existing allocations are kept, even when they no
+    /// longer lie in any pool; `outside_pools()` lists those.
+    pub fn set_pools(&mut self, pools: PoolSet) {
+        self.pools = pools;
+        self.space.rebuild(&self.pools);
+    }
+
+    /// Idempotent: if the Service already holds an allocation that still satisfies `req`
+    /// (same requested addresses, families, policy, sharing still valid), returns it unchanged.
+    /// If the request changed, the new allocation replaces the old one, keeping the old
+    /// addresses where they still fit; if the new request fails, the old allocation is
+    /// released and the error is returned (a Service whose request cannot be met should not
+    /// keep announcing an address it no longer asks for).
+    pub fn allocate(&mut self, req: &ServiceRequest) -> Result<Allocation, AllocationError> {
+        if let Some(held) = self.held.get(&req.key) {
+            if held.request == *req {
+                return Ok(held.allocation.clone());
+            }
+            if self.only_ports_changed_and_still_fit(held, req)
+                && let Some(held) = self.held.get_mut(&req.key)
+            {
+                held.request.ports = req.ports.clone();
+                return Ok(held.allocation.clone());
+            }
+        }
+        let previous = self.release(&req.key);
+        self.allocate_fresh(req, &previous)
+    }
+
+    fn only_ports_changed_and_still_fit(&self, held: &Held, req: &ServiceRequest) -> bool {
+        let same_rest = ServiceRequest {
+            ports: req.ports.clone(),
+            ..held.request.clone()
+        } == *req;
+        if !same_rest || (held.allocation.shared && req.ports.is_empty()) {
+            return false;
+        }
+        held.allocation.addresses.iter().all(|&address| {
+            self.space
+                .holders(address)
+                .iter()
+                .filter(|h| **h != req.key)
+                .all(|other| {
+                    self.held.get(other).is_some_and(|o| {
+                        !super::sharing::ports_overlap(&o.request.ports, &req.ports)
+                    })
+                })
+        })
+    }
+
+    fn allocate_fresh(
+        &mut self,
+        req: &ServiceRequest,
+        previous: &[IpAddr],
+    ) -> Result<Allocation, AllocationError> {
+        let Some(pool) = self.pools.pool_for_namespace(&req.key.namespace) else {
+            return Err(AllocationError::NoPool {
+                service: req.key.clone(),
+            });
+        };
+        let pool = pool.clone();
+        if pool.dhcp {
+            return self.allocate_dhcp(req, &pool);
+        }
+        let shareable = pool.allow_share && !req.ports.is_empty();
+        let requested = requested_addresses(req, &pool)?;
+        let addresses = if requested.is_empty() {
+            self.pick_by_policy(req, &pool, shareable, previous)?
+        } else {
+            self.reserve_requested(req, &pool, shareable, &requested)?
+        };
+        Ok(self.record(req, &pool.name, addresses, shareable))
+    }
+
+    /// DHCP pools: every Service gets `0.0.0.0`; nothing is tracked.
+    fn allocate_dhcp(
+        &mut self,
+        req: &ServiceRequest,
+        pool: &Pool,
+    ) -> Result<Allocation, AllocationError> {
+        let dhcp = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        for raw in &req.requested {
+            for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                match item.parse::<IpAddr>() {
+                    Ok(address) if address == dhcp => {}
+                    Ok(address) => {
+                        return Err(AllocationError::NotInPool {
+                            service: req.key.clone(),
+                            pool: pool.name.clone(),
+                            address,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(AllocationError::InvalidRequest {
+                            service: req.key.clone(),
+                            pool: pool.name.clone(),
+                            requested: req.requested.join(","),
+                            problem: format!("`{item}` is not an IP address"),
+                        });
+                    }
+                }
+            }
+        }
+        let allocation = Allocation {
+            key: req.key.clone(),
+            addresses: vec![dhcp],
+            pool: pool.name.clone(),
+            shared: false,
+        };
+        self.held.insert(
+            req.key.clone(),
+            Held {
+                allocation: allocation.clone(),
+                request: req.clone(),
+                shareable: false,
+                tracked: false,
+            },
+        );
+        Ok(allocation)
+    }
+
+    /// Requested addresses: all of them or none.
+    fn reserve_requested(
+        &mut self,
+        req: &ServiceRequest,
+        pool: &Pool,
+        shareable: bool,
+        requested: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, AllocationError> {
+        for &address in requested {
+            let holders = self.space.holders(address);
+            if let Err(JoinRefused {
+                holder,
+                ports_clash,
+            }) = can_join(holders, &self.held, &pool.name, shareable, &req.ports)
+            {
+                return Err(AllocationError::AlreadyAllocated {
+                    service: req.key.clone(),
+                    pool: pool.name.clone(),
+                    address,
+                    holder,
+                    shareable: ports_clash,
+                });
+            }
+        }
+        for &address in requested {
+            self.space.take(address, &req.key);
+        }
+        Ok(requested.to_vec())
+    }
+
+    /// No requested address: one per family slot of the policy, in output order.
+    fn pick_by_policy(
+        &mut self,
+        req: &ServiceRequest,
+        pool: &Pool,
+        shareable: bool,
+        previous: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, AllocationError> {
+        let required = req.family_policy != FamilyPolicy::PreferDualStack;
+        let order = family_order(req.family_policy, &req.families, |f| pool.has_family(f));
+        let mut picked = Vec::new();
+        let mut first_error = None;
+        for family in order {
+            let failure = if !pool.has_family(family) {
+                Some(AllocationError::FamilyUnavailable {
+                    service: req.key.clone(),
+                    pool: pool.name.clone(),
+                    family,
+                })
+            } else if let Some(address) = self.pick_one(req, pool, shareable, family, previous) {
+                self.space.take(address, &req.key);
+                picked.push(address);
+                None
+            } else {
+                Some(AllocationError::OutOfAddresses {
+                    service: req.key.clone(),
+                    pool: pool.name.clone(),
+                    family,
+                })
+            };
+            if let Some(error) = failure {
+                if required {
+                    for &address in &picked {
+                        self.space.give_back(&self.pools, address, &req.key);
+                    }
+                    return Err(error);
+                }
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(error) if picked.is_empty() => Err(error),
+            _ => Ok(picked),
+        }
+    }
+
+    /// One address of `family`: the Service's previous one if it still fits, else an address
+    /// it may share, else the next free one.
+    fn pick_one(
+        &mut self,
+        req: &ServiceRequest,
+        pool: &Pool,
+        shareable: bool,
+        family: IpFamily,
+        previous: &[IpAddr],
+    ) -> Option<IpAddr> {
+        let fits = |allocator: &Self, address: IpAddr| {
+            let holders = allocator.space.holders(address);
+            can_join(holders, &allocator.held, &pool.name, shareable, &req.ports).is_ok()
+                && (!holders.is_empty() || pool.can_pick(address))
+        };
+        if let Some(&address) = previous
+            .iter()
+            .find(|&&a| IpFamily::of(&a) == family && pool.contains(a) && fits(self, a))
+        {
+            return Some(address);
+        }
+        if shareable && let Some(address) = self.shareable_address(req, pool, family) {
+            return Some(address);
+        }
+        self.space.next_free(pool, family)
+    }
+
+    /// The first held address of the pool (in search order) that `req` may join. This walks
+    /// the held addresses of the pool, so it costs O(held in pool); only sharing pools pay it.
+    fn shareable_address(
+        &self,
+        req: &ServiceRequest,
+        pool: &Pool,
+        family: IpFamily,
+    ) -> Option<IpAddr> {
+        let joinable = |(address, holders): (&IpAddr, &Vec<ServiceKey>)| {
+            can_join(holders, &self.held, &pool.name, true, &req.ports)
+                .is_ok()
+                .then_some(*address)
+        };
+        let ranges = pool.ranges_of(family);
+        match pool.search_order {
+            SearchOrder::Ascending => ranges
+                .flat_map(|r| self.space.held_between(r.start(), r.end()))
+                .find_map(joinable),
+            SearchOrder::Descending => ranges
+                .rev()
+                .flat_map(|r| self.space.held_between(r.start(), r.end()).rev())
+                .find_map(joinable),
+        }
+    }
+
+    /// Stores the allocation and updates the `shared` flag of everyone involved.
+    pub(crate) fn record(
+        &mut self,
+        req: &ServiceRequest,
+        pool: &str,
+        addresses: Vec<IpAddr>,
+        shareable: bool,
+    ) -> Allocation {
+        let mut shared = false;
+        for &address in &addresses {
+            let holders: Vec<ServiceKey> = self.space.holders(address).to_vec();
+            if holders.len() > 1 {
+                shared = true;
+                for other in holders.iter().filter(|h| **h != req.key) {
+                    if let Some(o) = self.held.get_mut(other) {
+                        o.allocation.shared = true;
+                    }
+                }
+            }
+        }
+        let allocation = Allocation {
+            key: req.key.clone(),
+            addresses,
+            pool: pool.to_owned(),
+            shared,
+        };
+        self.held.insert(
+            req.key.clone(),
+            Held {
+                allocation: allocation.clone(),
+                request: req.clone(),
+                shareable,
+                tracked: true,
+            },
+        );
+        allocation
+    }
+
+    /// Release everything the Service holds; returns the released addresses.
+    pub fn release(&mut self, key: &ServiceKey) -> Vec<IpAddr> {
+        let Some(held) = self.held.remove(key) else {
+            return Vec::new();
+        };
+        if held.tracked {
+            for &address in &held.allocation.addresses {
+                let remaining = self.space.give_back(&self.pools, address, key);
+                if let [last] = remaining.as_slice() {
+                    self.refresh_shared(&last.clone());
+                }
+            }
+        }
+        held.allocation.addresses
+    }
+
+    fn refresh_shared(&mut self, key: &ServiceKey) {
+        let Some(held) = self.held.get(key) else {
+            return;
+        };
+        let shared = held
+            .allocation
+            .addresses
+            .iter()
+            .any(|&a| self.space.holders(a).len() > 1);
+        if let Some(held) = self.held.get_mut(key) {
+            held.allocation.shared = shared;
+        }
+    }
+
+    /// The Service's current allocation.
+    pub fn allocation(&self, key: &ServiceKey) -> Option<&Allocation> {
+        self.held.get(key).map(|h| &h.allocation)
+    }
+
+    /// Every allocation, by Service.
+    pub fn allocations(&self) -> impl Iterator<Item = &Allocation> {
+        self.held.values().map(|h| &h.allocation)
+    }
+
+    /// Services holding an address that lies in no current pool of their namespace.
+    pub fn outside_pools(&self) -> Vec<ServiceKey> {
+        self.held
+            .iter()
+            .filter(|(key, held)| {
+                let pool = self.pools.pool_for_namespace(&key.namespace);
+                held.allocation.addresses.iter().any(|&address| match pool {
+                    None => true,
+                    Some(pool) if pool.dhcp => held.tracked,
+                    Some(pool) => !held.tracked || !pool.contains(address),
+                })
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Per pool and family: size, used, free — for metrics. Costs O(held addresses).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let mut stats = Vec::new();
+        for pool in self.pools.pools().filter(|p| !p.dhcp) {
+            for family in [IpFamily::V4, IpFamily::V6]
+                .into_iter()
+                .filter(|&f| pool.has_family(f))
+            {
+                let size = pool.size(family);
+                let used = pool
+                    .ranges_of(family)
+                    .flat_map(|r| self.space.held_between(r.start(), r.end()))
+                    .filter(|(address, _)| pool.can_pick(**address))
+                    .count() as u128;
+                stats.push(PoolStats {
+                    pool: pool.name.clone(),
+                    family,
+                    size,
+                    used,
+                    free: size.saturating_sub(used),
+                });
+            }
+        }
+        stats
+    }
+}

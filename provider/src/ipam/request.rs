@@ -1,0 +1,155 @@
+//! What a Service asks for and what it gets, and the validation of requested addresses.
+//!
+//! Requested addresses come raw from `spec.loadBalancerIP` and the `kube-vip.io/loadbalancerIPs`
+//! annotation. kube-vip-cloud-provider accepts anything there; we check that each one parses,
+//! lies in the namespace's pool, and fits the Service's family policy, and say why not.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use super::errors::AllocationError;
+use super::family::{FamilyPolicy, IpFamily, family_order};
+use super::sharing::Protocol;
+use crate::pools::Pool;
+
+/// A Service's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// metadata.namespace
+    pub namespace: String,
+    /// metadata.name
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// The key of `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ServiceKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What a Service asks for (built by the controller from the Service object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRequest {
+    /// The Service.
+    pub key: ServiceKey,
+    /// spec.ipFamilyPolicy; None in the Service = SingleStack.
+    pub family_policy: FamilyPolicy,
+    /// spec.ipFamilies in order; may be empty.
+    pub families: Vec<IpFamily>,
+    /// Raw requested addresses from spec.loadBalancerIP and the comma list in the
+    /// `kube-vip.io/loadbalancerIPs` annotation, unparsed (the allocator validates them).
+    pub requested: Vec<String>,
+    /// (protocol, port) of every spec.ports entry.
+    pub ports: Vec<(Protocol, u16)>,
+}
+
+impl ServiceRequest {
+    /// A SingleStack request with no requested address and no ports.
+    pub fn new(key: ServiceKey) -> Self {
+        ServiceRequest {
+            key,
+            family_policy: FamilyPolicy::SingleStack,
+            families: Vec::new(),
+            requested: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+}
+
+/// The addresses a Service holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// The Service.
+    pub key: ServiceKey,
+    /// In ipFamilies order, primary first.
+    pub addresses: Vec<IpAddr>,
+    /// Pool name; empty when an adopted Service's namespace has no pool.
+    pub pool: String,
+    /// At least one address is shared with another Service.
+    pub shared: bool,
+}
+
+/// The requested addresses of `req`, validated against `pool` and ordered by family policy.
+/// Empty when nothing is requested.
+pub(crate) fn requested_addresses(
+    req: &ServiceRequest,
+    pool: &Pool,
+) -> Result<Vec<IpAddr>, AllocationError> {
+    let invalid = |problem: String| AllocationError::InvalidRequest {
+        service: req.key.clone(),
+        pool: pool.name.clone(),
+        requested: req.requested.join(","),
+        problem,
+    };
+    // `spec.loadBalancerIP` usually repeats the annotation's first address, so duplicates
+    // collapse; a wholly empty field means "nothing requested".
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for raw in req.requested.iter().filter(|raw| !raw.trim().is_empty()) {
+        for (index, item) in raw.split(',').enumerate() {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err(invalid(format!("item {} of `{raw}` is empty", index + 1)));
+            }
+            let address: IpAddr = item
+                .parse()
+                .map_err(|_| invalid(format!("`{item}` is not an IP address")))?;
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return Ok(addresses);
+    }
+    let mut seen = BTreeSet::new();
+    for address in &addresses {
+        let family = IpFamily::of(address);
+        if !seen.insert(family) {
+            return Err(invalid(format!("more than one {family} address requested")));
+        }
+    }
+    let wanted = family_order(req.family_policy, &req.families, |f| seen.contains(&f));
+    match req.family_policy {
+        FamilyPolicy::SingleStack if addresses.len() > 1 => {
+            return Err(invalid(
+                "a SingleStack Service takes one address".to_owned(),
+            ));
+        }
+        FamilyPolicy::RequireDualStack if addresses.len() < 2 => {
+            return Err(invalid(
+                "a RequireDualStack Service needs one IPv4 and one IPv6 address".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(address) = addresses
+        .iter()
+        .find(|a| !wanted.contains(&IpFamily::of(a)))
+    {
+        return Err(invalid(format!(
+            "{address} is {} but the Service asks for {} only",
+            IpFamily::of(address),
+            wanted[0]
+        )));
+    }
+    if let Some(&address) = addresses.iter().find(|&&a| !pool.contains(a)) {
+        return Err(AllocationError::NotInPool {
+            service: req.key.clone(),
+            pool: pool.name.clone(),
+            address,
+        });
+    }
+    addresses.sort_by_key(|a| wanted.iter().position(|&f| f == IpFamily::of(a)));
+    Ok(addresses)
+}
