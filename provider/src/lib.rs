@@ -6,11 +6,17 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod controller;
+pub mod desired;
 pub mod error;
 pub mod http;
+pub mod index;
 pub mod ipam;
 pub mod lease;
 pub mod metrics;
 pub mod nodes;
+pub mod outcome;
 pub mod pools;
+pub mod service_view;
 pub mod telemetry;
+pub mod writer;

@@ -1,0 +1,281 @@
+//! Wiring: watchers → index → writer, gated by the Lease.
+//!
+//! ```text
+//!   lease::run ──Claim──┬──────────────────────────────────────────────┐
+//!                       ▼                                              ▼
+//!   Service watcher ─┐                                          nodes::run
+//!   ConfigMap watcher ┼─▶ index task (owns Index) ──Job──▶ Writer ──▶ API server
+//!   Writer rereads ──┘
+//! ```
+//!
+//! A *term* starts when this replica's claim becomes current and ends when it lapses. Each
+//! term builds a fresh index from fresh watches (adopt before allocate), so a replica that
+//! stood by, or lost the Lease for a while, never acts on stale memory.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, stream::BoxStream};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::{
+    Api, Client,
+    runtime::{
+        WatchStreamExt,
+        events::{Recorder, Reporter},
+        watcher,
+    },
+};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+    time::Instant,
+};
+
+use crate::{
+    args::Args,
+    http::{Health, Phase},
+    index::{Index, IndexSettings, ServiceWrite},
+    lease::{self, Claim, LeaseSettings},
+    metrics::Metrics,
+    nodes,
+    service_view::ClassFilter,
+    writer::{Job, Reread, Writer},
+};
+
+/// Everything a term needs.
+#[derive(Clone)]
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Index settings derived from the flags.
+    pub settings: IndexSettings,
+    /// Namespace of the pool ConfigMap.
+    pub config_namespace: String,
+    /// Name of the pool ConfigMap.
+    pub config_name: String,
+    /// Lease identity (also the Events' reporting instance).
+    pub identity: String,
+    /// Writes in flight at once.
+    pub write_concurrency: usize,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Readiness.
+    pub health: Arc<Health>,
+}
+
+impl Context {
+    /// Builds the context from the flags.
+    pub fn from_args(
+        client: Client,
+        args: &Args,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Self {
+        Context {
+            client,
+            settings: IndexSettings {
+                classes: ClassFilter {
+                    class: args.load_balancer_class.clone(),
+                    also_classless: args.also_classless,
+                },
+                write_load_balancer_ip: args.write_load_balancer_ip,
+                status: args.status,
+                reallocate_outside_pools: args.reallocate_outside_pools,
+                config_source: format!("{}/{}", args.config_namespace, args.config_name),
+            },
+            config_namespace: args.config_namespace.clone(),
+            config_name: args.config_name.clone(),
+            identity: args.identity(),
+            write_concurrency: args.write_concurrency,
+            metrics,
+            health,
+        }
+    }
+}
+
+/// Runs the controller forever: election, node initialization and the allocation terms.
+pub async fn run(ctx: Context, args: &Args) {
+    let (claim_tx, claims) = watch::channel(Claim::default());
+    let mut background = JoinSet::new();
+    if args.leader_elect {
+        let settings = LeaseSettings {
+            namespace: args.config_namespace.clone(),
+            identity: ctx.identity.clone(),
+            duration: args.lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+        };
+        background.spawn(lease::run(
+            ctx.client.clone(),
+            settings,
+            claim_tx,
+            ctx.metrics.clone(),
+        ));
+    } else {
+        claim_tx.send_replace(Claim::forever());
+        ctx.metrics.leader.set(1);
+        // Keep the sender alive for the life of the process.
+        background.spawn(async move {
+            let _claim_tx = claim_tx;
+            std::future::pending::<()>().await;
+        });
+    }
+    if args.initialize_nodes {
+        background.spawn(nodes::run(
+            ctx.client.clone(),
+            claims.clone(),
+            ctx.metrics.clone(),
+        ));
+    }
+    let mut watch_claims = claims.clone();
+    loop {
+        ctx.health.set(Phase::StandingBy);
+        lease::wait_for_claim(&mut watch_claims).await;
+        ctx.health.set(Phase::Adopting);
+        tracing::info!(identity = %ctx.identity, "leading: adopting existing allocations");
+        tokio::select! {
+            () = run_term(&ctx, claims.clone()) => {}
+            () = lease::claim_lost(&mut watch_claims) => {
+                tracing::warn!("leader claim lapsed: stopped writing; waiting to lead again");
+            }
+        }
+    }
+}
+
+// Inputs are moved once from the stream into the loop; boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Services(Result<watcher::Event<Service>, watcher::Error>),
+    Config(Result<watcher::Event<ConfigMap>, watcher::Error>),
+    Reread(Reread),
+}
+
+/// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
+pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
+    let services: BoxStream<'static, Input> = watcher(
+        Api::<Service>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map(Input::Services)
+    .boxed();
+    let config_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config_namespace);
+    let config_selector = format!("metadata.name={}", ctx.config_name);
+    let configs: BoxStream<'static, Input> = watcher(
+        config_api,
+        watcher::Config::default().fields(&config_selector),
+    )
+    .default_backoff()
+    .map(Input::Config)
+    .boxed();
+    let (reread_tx, reread_rx) = mpsc::unbounded_channel();
+    let rereads = tokio_stream_from(reread_rx).map(Input::Reread).boxed();
+    let mut inputs = futures::stream::select_all([services, configs, rereads]);
+
+    let (job_tx, job_rx) = mpsc::unbounded_channel();
+    let writer = Writer {
+        client: ctx.client.clone(),
+        recorder: Recorder::new(
+            ctx.client.clone(),
+            Reporter {
+                controller: "ferrolb-provider".into(),
+                instance: Some(ctx.identity.clone()),
+            },
+        ),
+        claims,
+        metrics: ctx.metrics.clone(),
+        rereads: reread_tx,
+        concurrency: ctx.write_concurrency,
+    };
+    // Dropping the JoinSet (end of term) aborts the writer.
+    let mut writer_task = JoinSet::new();
+    writer_task.spawn(writer.run(job_rx));
+
+    let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
+    let mut service_buffer: Option<Vec<Service>> = None;
+    let mut config_buffer: Option<Vec<ConfigMap>> = None;
+    // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
+    let mut stats_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let input = tokio::select! {
+            input = inputs.next() => match input {
+                Some(input) => input,
+                None => return,
+            },
+            _ = stats_tick.tick() => {
+                if index.is_serving() {
+                    index.publish_stats();
+                }
+                continue;
+            }
+        };
+        let writes = match input {
+            Input::Services(Ok(event)) => match event {
+                watcher::Event::Init => {
+                    service_buffer = Some(Vec::new());
+                    Vec::new()
+                }
+                watcher::Event::InitApply(service) => {
+                    service_buffer.get_or_insert_with(Vec::new).push(service);
+                    Vec::new()
+                }
+                watcher::Event::InitDone => {
+                    index.reset_services(&service_buffer.take().unwrap_or_default())
+                }
+                watcher::Event::Apply(service) => index.apply_service(&service),
+                watcher::Event::Delete(service) => index.delete_service(
+                    service.metadata.namespace.as_deref().unwrap_or_default(),
+                    service.metadata.name.as_deref().unwrap_or_default(),
+                ),
+            },
+            Input::Config(Ok(event)) => {
+                let ours =
+                    |cm: &ConfigMap| cm.metadata.name.as_deref() == Some(ctx.config_name.as_str());
+                match event {
+                    watcher::Event::Init => {
+                        config_buffer = Some(Vec::new());
+                        Vec::new()
+                    }
+                    watcher::Event::InitApply(config) => {
+                        config_buffer.get_or_insert_with(Vec::new).push(config);
+                        Vec::new()
+                    }
+                    watcher::Event::InitDone => {
+                        let listed = config_buffer.take().unwrap_or_default();
+                        index.apply_config(listed.iter().find(|cm| ours(cm)))
+                    }
+                    watcher::Event::Apply(config) if ours(&config) => {
+                        index.apply_config(Some(&config))
+                    }
+                    watcher::Event::Delete(config) if ours(&config) => index.apply_config(None),
+                    watcher::Event::Apply(_) | watcher::Event::Delete(_) => Vec::new(),
+                }
+            }
+            Input::Services(Err(error)) | Input::Config(Err(error)) => {
+                tracing::warn!(%error, "watch failed; the watcher retries with backoff");
+                ctx.metrics.reconcile_error("watch");
+                Vec::new()
+            }
+            Input::Reread(Reread::Found(service)) => index.apply_service(&service),
+            Input::Reread(Reread::Gone(key)) => index.delete_service(&key.namespace, &key.name),
+        };
+        if index.is_serving() && ctx.health.phase() != Phase::Serving {
+            ctx.health.set(Phase::Serving);
+        }
+        send_writes(&job_tx, writes);
+    }
+}
+
+fn send_writes(jobs: &mpsc::UnboundedSender<Job>, writes: Vec<ServiceWrite>) {
+    let observed = Instant::now();
+    for write in writes {
+        // The writer only stops when the term ends, and then these writes are moot.
+        let _ = jobs.send(Job { write, observed });
+    }
+}
+
+/// An mpsc receiver as a Stream (tokio-stream's wrapper, without the extra dependency).
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,260 @@
+//! The state the controller wants a Service to have, and the JSON Patches that get it there.
+//!
+//! ```text
+//!   Outcome (index) ──▶ Desired ──▶ main_patch(view, desired)   → metadata + spec operations
+//!                                └▶ status_patch(view, desired) → /status subresource operations
+//! ```
+//!
+//! Only fields that differ from the observed [`ServiceView`] produce operations, so a Service
+//! already in the desired state causes no write at all. The writer prefixes each patch with a
+//! `test` of the resourceVersion the view was built from: a Service changed meanwhile is never
+//! overwritten (the API server rejects the patch and we re-read).
+
+use std::net::IpAddr;
+
+use json_patch::{AddOperation, PatchOperation, RemoveOperation};
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    nodes::pointer,
+    service_view::{
+        ALLOCATED, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL, LOADBALANCER_IPS, REQUESTED,
+        SERVICE_INTERFACE, ServiceView,
+    },
+};
+
+/// What to do with one field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Field<T> {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Make it equal to this value.
+    Set(T),
+    /// Remove it.
+    Remove,
+}
+
+/// Our condition's content (the transition time is filled in when it changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionSpec {
+    /// True or False.
+    pub status: bool,
+    /// CamelCase reason: `Allocated`, `OutsidePool` or an ipam failure reason.
+    pub reason: String,
+    /// Human-readable sentence naming pool and address or what to fix.
+    pub message: String,
+}
+
+/// The desired values of every field the controller owns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// `kube-vip.io/loadbalancerIPs`.
+    pub loadbalancer_ips: Field<String>,
+    /// `ferrolb.io/allocated`.
+    pub allocated: Field<String>,
+    /// `ferrolb.io/requested`.
+    pub requested: Field<String>,
+    /// `kube-vip.io/serviceInterface`.
+    pub service_interface: Field<String>,
+    /// Label `implementation=kube-vip`.
+    pub implementation_label: Field<String>,
+    /// `spec.loadBalancerIP`.
+    pub load_balancer_ip: Field<String>,
+    /// Finalizer `service.kubernetes.io/load-balancer-cleanup`: `Some(true)` present,
+    /// `Some(false)` absent.
+    pub finalizer: Option<bool>,
+    /// `status.loadBalancer.ingress` (ipMode VIP); `Set(vec![])` clears it.
+    pub ingress: Field<Vec<IpAddr>>,
+    /// Our condition in `status.conditions`.
+    pub condition: Field<ConditionSpec>,
+}
+
+fn add(segments: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(segments),
+        value,
+    })
+}
+
+fn remove(segments: &[&str]) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation {
+        path: pointer(segments),
+    })
+}
+
+/// Operations on one string-valued map entry (annotation or label).
+fn map_entry(
+    ops: &mut Vec<PatchOperation>,
+    parent_exists: &mut bool,
+    parent: &str,
+    key: &str,
+    current: Option<&str>,
+    want: &Field<String>,
+) {
+    match want {
+        Field::Keep => {}
+        Field::Set(value) if current == Some(value.as_str()) => {}
+        Field::Set(value) => {
+            if !*parent_exists {
+                ops.push(add(&["metadata", parent], json!({})));
+                *parent_exists = true;
+            }
+            ops.push(add(
+                &["metadata", parent, key],
+                Value::String(value.clone()),
+            ));
+        }
+        Field::Remove if current.is_some() => ops.push(remove(&["metadata", parent, key])),
+        Field::Remove => {}
+    }
+}
+
+/// Operations on metadata and spec.
+pub fn main_patch(view: &ServiceView, desired: &Desired) -> Vec<PatchOperation> {
+    let mut ops = Vec::new();
+    let mut has_annotations = view.has_annotations;
+    let annotations = [
+        (
+            LOADBALANCER_IPS,
+            view.loadbalancer_ips.as_deref(),
+            &desired.loadbalancer_ips,
+        ),
+        (ALLOCATED, view.allocated.as_deref(), &desired.allocated),
+        (
+            REQUESTED,
+            view.requested_record.as_deref(),
+            &desired.requested,
+        ),
+        (
+            SERVICE_INTERFACE,
+            view.service_interface.as_deref(),
+            &desired.service_interface,
+        ),
+    ];
+    for (key, current, want) in annotations {
+        map_entry(
+            &mut ops,
+            &mut has_annotations,
+            "annotations",
+            key,
+            current,
+            want,
+        );
+    }
+    let mut has_labels = view.has_labels;
+    map_entry(
+        &mut ops,
+        &mut has_labels,
+        "labels",
+        IMPLEMENTATION_LABEL,
+        view.implementation_label.as_deref(),
+        &desired.implementation_label,
+    );
+    match &desired.load_balancer_ip {
+        Field::Set(ip) if view.load_balancer_ip.as_deref() != Some(ip.as_str()) => {
+            ops.push(add(&["spec", "loadBalancerIP"], Value::String(ip.clone())));
+        }
+        Field::Remove if view.load_balancer_ip.is_some() => {
+            ops.push(remove(&["spec", "loadBalancerIP"]))
+        }
+        _ => {}
+    }
+    match (desired.finalizer, &view.finalizers) {
+        (Some(true), None) => ops.push(add(&["metadata", "finalizers"], json!([FINALIZER]))),
+        (Some(true), Some(list)) if !list.iter().any(|f| f == FINALIZER) => {
+            ops.push(add(&["metadata", "finalizers", "-"], json!(FINALIZER)));
+        }
+        (Some(false), Some(list)) => {
+            // Highest index first so the lower ones stay valid.
+            for (at, _) in list
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, f)| *f == FINALIZER)
+            {
+                ops.push(remove(&["metadata", "finalizers", &at.to_string()]));
+            }
+        }
+        _ => {}
+    }
+    ops
+}
+
+/// Operations on the status subresource. `now` stamps a changed condition.
+pub fn status_patch(view: &ServiceView, desired: &Desired, now: Timestamp) -> Vec<PatchOperation> {
+    let mut ops = Vec::new();
+    let mut has_status = view.has_status;
+    let mut ensure_status = |ops: &mut Vec<PatchOperation>| {
+        if !has_status {
+            ops.push(add(&["status"], json!({})));
+            has_status = true;
+        }
+    };
+    if let Field::Set(addresses) = &desired.ingress {
+        let want: Vec<(String, Option<String>)> = addresses
+            .iter()
+            .map(|a| (a.to_string(), Some("VIP".to_string())))
+            .collect();
+        if view.ingress != want {
+            ensure_status(&mut ops);
+            let ingress: Vec<Value> = want
+                .iter()
+                .map(|(ip, _)| json!({"ip": ip, "ipMode": "VIP"}))
+                .collect();
+            let value = if ingress.is_empty() {
+                json!({})
+            } else {
+                json!({ "ingress": ingress })
+            };
+            ops.push(add(&["status", "loadBalancer"], value));
+        }
+    }
+    let current = view.our_condition();
+    let others = || {
+        view.conditions
+            .iter()
+            .flatten()
+            .filter(|c| c.type_ != CONDITION_TYPE)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    match &desired.condition {
+        Field::Set(spec) => {
+            let status = if spec.status { "True" } else { "False" };
+            let unchanged = current.is_some_and(|c| {
+                c.status == status
+                    && c.reason == spec.reason
+                    && c.message == spec.message
+                    && c.observed_generation == view.generation
+            });
+            if !unchanged {
+                // lastTransitionTime moves only when the status flips (API conventions).
+                let since = match current {
+                    Some(c) if c.status == status => c.last_transition_time.clone(),
+                    _ => Time(now),
+                };
+                let mut conditions = others();
+                conditions.push(Condition {
+                    type_: CONDITION_TYPE.to_string(),
+                    status: status.to_string(),
+                    reason: spec.reason.clone(),
+                    message: spec.message.clone(),
+                    observed_generation: view.generation,
+                    last_transition_time: since,
+                });
+                ensure_status(&mut ops);
+                ops.push(add(&["status", "conditions"], json!(conditions)));
+            }
+        }
+        Field::Remove if current.is_some() => {
+            ops.push(add(&["status", "conditions"], json!(others())));
+        }
+        _ => {}
+    }
+    ops
+}

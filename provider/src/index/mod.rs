@@ -1,0 +1,530 @@
+//! The pure core of the controller: watch events in, desired Service patches out.
+//!
+//! ```text
+//!   Service watch ──apply/delete/reset──┐
+//!                                       ▼
+//!   ConfigMap watch ──apply_config──▶ Index { Allocator, views, seen } ──▶ Vec<ServiceWrite>
+//!                                                                           (to writer.rs)
+//! ```
+//!
+//! Owned by a single task (`controller.rs`); no I/O, no async, no locks. Tests build an
+//! `Index`, apply objects and assert on the writes that come out.
+//!
+//! **Adopt before allocate.** Until the first complete list of Services *and* the first read
+//! of the ConfigMap (present or missing) have arrived, the index only records what it sees.
+//! Then it hands every address Services already carry to `Allocator::adopt` (older Services
+//! win contested addresses), and only after that allocates anything. So a restart never moves
+//! or duplicates an address.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
+
+use json_patch::PatchOperation;
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, Service},
+    jiff::Timestamp,
+};
+
+use crate::{
+    args::StatusMode,
+    desired::{main_patch, status_patch},
+    ipam::{Adoption, Allocator, ServiceKey},
+    metrics::{Metrics, PoolFigures},
+    outcome::{EventNote, Outcome, Seen, WriteSettings, desired, events},
+    pools::{PoolSet, parse_config},
+    service_view::{ClassFilter, IMPLEMENTATION_VALUE, ServiceView, parse_list},
+};
+
+/// Settings of the index (from the command line).
+#[derive(Clone, Debug)]
+pub struct IndexSettings {
+    /// Which classes we serve.
+    pub classes: ClassFilter,
+    /// `--write-load-balancer-ip`.
+    pub write_load_balancer_ip: bool,
+    /// `--status`.
+    pub status: StatusMode,
+    /// `--reallocate-outside-pools`.
+    pub reallocate_outside_pools: bool,
+    /// "namespace/name" of the pool ConfigMap, for messages.
+    pub config_source: String,
+}
+
+/// One conditional write the writer should make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceWrite {
+    /// The Service.
+    pub key: ServiceKey,
+    /// Its uid (for the Event reference).
+    pub uid: Option<String>,
+    /// The resourceVersion the patches were computed from; the writer `test`s it.
+    pub resource_version: String,
+    /// Operations on metadata/spec (empty = none).
+    pub main: Vec<PatchOperation>,
+    /// Operations on the status subresource (empty = none).
+    pub status: Vec<PatchOperation>,
+    /// Events to publish on the Service.
+    pub events: Vec<EventNote>,
+    /// This write gives the Service new addresses (for the latency histogram).
+    pub allocates: bool,
+}
+
+impl ServiceWrite {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.main.is_empty() && self.status.is_empty() && self.events.is_empty()
+    }
+}
+
+/// The index. See the module documentation.
+pub struct Index {
+    settings: IndexSettings,
+    allocator: Allocator,
+    pools: PoolSet,
+    /// Problems of the current ConfigMap as (affected namespace or None = all, sentence).
+    config_problems: Vec<(Option<String>, String)>,
+    views: BTreeMap<ServiceKey, ServiceView>,
+    seen: HashMap<ServiceKey, Seen>,
+    /// Services keeping addresses that lie in no current pool.
+    outside: BTreeSet<ServiceKey>,
+    /// Services whose last allocation failed: retried when addresses are released.
+    failed: BTreeSet<ServiceKey>,
+    /// Notes from adoption conflicts, added to the loser's next Event.
+    adoption_notes: HashMap<ServiceKey, String>,
+    services_listed: bool,
+    config_listed: bool,
+    serving: bool,
+    metrics: Arc<Metrics>,
+    clock: fn() -> Timestamp,
+}
+
+impl Index {
+    /// An empty index; nothing is allocated until [`Index::is_serving`].
+    pub fn new(settings: IndexSettings, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(settings, metrics, Timestamp::now)
+    }
+
+    /// Same, with a clock for condition timestamps (tests pin it).
+    pub fn with_clock(
+        settings: IndexSettings,
+        metrics: Arc<Metrics>,
+        clock: fn() -> Timestamp,
+    ) -> Self {
+        Index {
+            settings,
+            allocator: Allocator::new(PoolSet::default()),
+            pools: PoolSet::default(),
+            config_problems: Vec::new(),
+            views: BTreeMap::new(),
+            seen: HashMap::new(),
+            outside: BTreeSet::new(),
+            failed: BTreeSet::new(),
+            adoption_notes: HashMap::new(),
+            services_listed: false,
+            config_listed: false,
+            serving: false,
+            metrics,
+            clock,
+        }
+    }
+
+    /// True once existing allocations are adopted and new ones are made.
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// Problems of the current ConfigMap (sentences naming key and value).
+    pub fn config_problems(&self) -> impl Iterator<Item = &str> {
+        self.config_problems.iter().map(|(_, text)| text.as_str())
+    }
+
+    /// The allocation a Service holds (for tests and diagnostics).
+    pub fn allocation(&self, key: &ServiceKey) -> Option<&crate::ipam::Allocation> {
+        self.allocator.allocation(key)
+    }
+
+    /// A Service was added or changed.
+    pub fn apply_service(&mut self, service: &Service) -> Vec<ServiceWrite> {
+        let Some(view) = ServiceView::from_service(service) else {
+            return Vec::new();
+        };
+        let key = view.key.clone();
+        self.views.insert(key.clone(), view);
+        if !self.serving {
+            return Vec::new();
+        }
+        let mut writes = Vec::new();
+        let held_before = self.held(&key);
+        self.reconcile_into(&key, &mut writes);
+        if self.held(&key) < held_before {
+            self.retry_failed(&key, &mut writes);
+        }
+        writes
+    }
+
+    /// A Service is gone from the API (after its finalizer was removed, or force-deleted).
+    pub fn delete_service(&mut self, namespace: &str, name: &str) -> Vec<ServiceWrite> {
+        let key = ServiceKey {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        self.views.remove(&key);
+        self.seen.remove(&key);
+        self.outside.remove(&key);
+        self.failed.remove(&key);
+        if !self.serving {
+            return Vec::new();
+        }
+        let mut writes = Vec::new();
+        if !self.allocator.release(&key).is_empty() {
+            self.metrics.releases.inc();
+            self.retry_failed(&key, &mut writes);
+        }
+        writes
+    }
+
+    /// A complete list of Services (initial list or relist after a watch gap).
+    pub fn reset_services(&mut self, services: &[Service]) -> Vec<ServiceWrite> {
+        let fresh: BTreeMap<ServiceKey, ServiceView> = services
+            .iter()
+            .filter_map(ServiceView::from_service)
+            .map(|view| (view.key.clone(), view))
+            .collect();
+        let gone: Vec<ServiceKey> = self
+            .views
+            .keys()
+            .filter(|k| !fresh.contains_key(*k))
+            .cloned()
+            .collect();
+        self.views = fresh;
+        self.services_listed = true;
+        let mut writes = Vec::new();
+        for key in gone {
+            writes.extend(self.delete_service(&key.namespace, &key.name));
+        }
+        if self.serving {
+            self.reconcile_all(&mut writes);
+        } else {
+            self.maybe_start(&mut writes);
+        }
+        writes
+    }
+
+    /// The pool ConfigMap was read: `None` means it does not exist.
+    pub fn apply_config(&mut self, config: Option<&ConfigMap>) -> Vec<ServiceWrite> {
+        let source = self.settings.config_source.clone();
+        self.config_problems.clear();
+        let pools = match config {
+            Some(config) => {
+                let empty = BTreeMap::new();
+                let parsed = parse_config(&source, config.data.as_ref().unwrap_or(&empty));
+                for error in &parsed.errors {
+                    self.config_problems
+                        .push((error.namespace().map(str::to_string), error.to_string()));
+                }
+                for warning in &parsed.warnings {
+                    tracing::warn!(config = %source, "{warning}");
+                }
+                parsed.pools
+            }
+            None => {
+                self.config_problems.push((
+                    None,
+                    format!(
+                        "ConfigMap {source} does not exist; create it with cidr-*/range-* keys"
+                    ),
+                ));
+                PoolSet::default()
+            }
+        };
+        for (_, problem) in &self.config_problems {
+            tracing::warn!(config = %source, "{problem}");
+        }
+        self.metrics
+            .config_errors
+            .set(i64::try_from(self.config_problems.len()).unwrap_or(i64::MAX));
+        self.pools = pools.clone();
+        self.allocator.set_pools(pools);
+        self.config_listed = true;
+        let mut writes = Vec::new();
+        if self.serving {
+            self.refresh_outside();
+            self.reconcile_all(&mut writes);
+        } else {
+            self.maybe_start(&mut writes);
+        }
+        writes
+    }
+
+    /// Adopts and starts serving once both initial reads are complete.
+    fn maybe_start(&mut self, writes: &mut Vec<ServiceWrite>) {
+        if self.serving || !self.services_listed || !self.config_listed {
+            return;
+        }
+        let mut adoptions = Vec::new();
+        for view in self.views.values() {
+            if view.deleting || !view.in_scope(&self.settings.classes) {
+                continue;
+            }
+            let addresses = adoptable_addresses(view);
+            if addresses.is_empty() {
+                continue;
+            }
+            match view.request() {
+                Ok(request) => adoptions.push(Adoption {
+                    request,
+                    addresses,
+                    order: view.order.clone(),
+                }),
+                Err(problem) => tracing::warn!(service = ?view.key, "not adopting: {problem}"),
+            }
+        }
+        let adopted = adoptions.len();
+        for conflict in self.allocator.adopt(adoptions) {
+            let note = format!(
+                "{} was also held by the older Service {}/{}, which keeps it",
+                conflict.address, conflict.held_by.namespace, conflict.held_by.name
+            );
+            tracing::warn!(service = ?conflict.key, "{note}");
+            self.adoption_notes.insert(conflict.key, note);
+        }
+        tracing::info!(
+            adopted,
+            services = self.views.len(),
+            "adopted existing allocations; allocating"
+        );
+        self.serving = true;
+        self.refresh_outside();
+        self.reconcile_all(writes);
+    }
+
+    fn refresh_outside(&mut self) {
+        self.outside = self.allocator.outside_pools().into_iter().collect();
+        if self.settings.reallocate_outside_pools {
+            for key in std::mem::take(&mut self.outside) {
+                tracing::info!(service = ?key, "address outside every pool: reallocating");
+                if !self.allocator.release(&key).is_empty() {
+                    self.metrics.releases.inc();
+                }
+            }
+        }
+    }
+
+    /// Reconciles every Service, oldest first (older Services get addresses first).
+    fn reconcile_all(&mut self, writes: &mut Vec<ServiceWrite>) {
+        let mut keys: Vec<(&(i64, String), &ServiceKey)> =
+            self.views.values().map(|v| (&v.order, &v.key)).collect();
+        keys.sort();
+        let keys: Vec<ServiceKey> = keys.into_iter().map(|(_, k)| k.clone()).collect();
+        for key in keys {
+            self.reconcile_into(&key, writes);
+        }
+    }
+
+    /// After addresses were released, Services that failed may succeed now.
+    fn retry_failed(&mut self, except: &ServiceKey, writes: &mut Vec<ServiceWrite>) {
+        let mut retry: Vec<(&(i64, String), &ServiceKey)> = self
+            .failed
+            .iter()
+            .filter(|k| *k != except)
+            .filter_map(|k| self.views.get(k).map(|v| (&v.order, k)))
+            .collect();
+        retry.sort();
+        let retry: Vec<ServiceKey> = retry.into_iter().map(|(_, k)| k.clone()).collect();
+        for key in retry {
+            self.reconcile_into(&key, writes);
+        }
+    }
+
+    fn held(&self, key: &ServiceKey) -> usize {
+        self.allocator.allocation(key).map_or(0, |a| {
+            a.addresses.iter().filter(|a| !a.is_unspecified()).count()
+        })
+    }
+
+    /// Computes the outcome for one Service and pushes the write it needs, if any.
+    fn reconcile_into(&mut self, key: &ServiceKey, writes: &mut Vec<ServiceWrite>) {
+        // A clone, because computing the outcome mutates the allocator next to the views.
+        let Some(view) = self.views.get(key).cloned() else {
+            return;
+        };
+        let Some(outcome) = self.outcome(&view) else {
+            self.seen.remove(key);
+            return;
+        };
+        let view = &view;
+        let seen = match self.seen.get(key) {
+            Some(seen) => seen.clone(),
+            None => {
+                let pool = self.allocator.allocation(key).map(|a| a.pool.as_str());
+                Seen::from_view(view, pool)
+            }
+        };
+        let (mut notes, next) = events(&seen, &outcome);
+        if let Some(note) = self.adoption_notes.remove(key) {
+            for event in notes
+                .iter_mut()
+                .filter(|n| n.reason == "AddressChanged" || n.reason == "AddressAllocated")
+            {
+                event.note = format!("{} ({note})", event.note);
+            }
+        }
+        match &outcome {
+            Outcome::Allocated { pool, .. } => {
+                self.failed.remove(key);
+                if next.addresses != seen.addresses {
+                    self.metrics.allocated(pool);
+                }
+            }
+            Outcome::Failed { reason, .. } => {
+                self.failed.insert(key.clone());
+                if seen.failure.as_ref().map(|f| &f.0) != Some(reason) {
+                    self.metrics.allocation_failed(reason);
+                }
+            }
+            Outcome::Released { .. } => {
+                self.failed.remove(key);
+            }
+        }
+        let allocates = !next.addresses.is_empty() && next.addresses != seen.addresses;
+        self.seen.insert(key.clone(), next);
+        let settings = WriteSettings {
+            write_load_balancer_ip: self.settings.write_load_balancer_ip,
+            status: self.settings.status,
+        };
+        let want = desired(view, &outcome, settings);
+        let write = ServiceWrite {
+            key: key.clone(),
+            uid: view.uid.clone(),
+            resource_version: view.resource_version.clone(),
+            main: main_patch(view, &want),
+            status: status_patch(view, &want, (self.clock)()),
+            events: notes,
+            allocates,
+        };
+        if !write.is_empty() {
+            writes.push(write);
+        }
+    }
+
+    /// The ipam outcome for a Service, or `None` for a Service we never touch.
+    fn outcome(&mut self, view: &ServiceView) -> Option<Outcome> {
+        let key = &view.key;
+        let interface = self
+            .pools
+            .pool_for_namespace(&key.namespace)
+            .and_then(|pool| pool.interface.clone());
+        if view.deleting || !view.in_scope(&self.settings.classes) {
+            let holds = self.allocator.allocation(key).is_some();
+            if !holds && !view.carries_our_marks() {
+                return None;
+            }
+            if !self.allocator.release(key).is_empty() {
+                self.metrics.releases.inc();
+            }
+            self.outside.remove(key);
+            let why = if view.deleting {
+                "Service deleted".to_string()
+            } else if !view.is_load_balancer {
+                "Service is no longer of type LoadBalancer".to_string()
+            } else {
+                format!(
+                    "loadBalancerClass {:?} is not served by this controller",
+                    view.class
+                )
+            };
+            return Some(Outcome::Released { why, interface });
+        }
+        let request = match view.request() {
+            Ok(request) => request,
+            Err(message) => {
+                if !self.allocator.release(key).is_empty() {
+                    self.metrics.releases.inc();
+                }
+                return Some(Outcome::Failed {
+                    reason: "InvalidRequest".to_string(),
+                    message,
+                    requested: view.requested(),
+                });
+            }
+        };
+        let before = self.allocator.allocation(key).map(|a| a.addresses.clone());
+        match self.allocator.allocate(&request) {
+            Ok(allocation) => {
+                if before.as_ref() != Some(&allocation.addresses) {
+                    self.outside.remove(key);
+                }
+                Some(Outcome::Allocated {
+                    outside_pool: self.outside.contains(key),
+                    addresses: allocation.addresses,
+                    pool: allocation.pool,
+                    shared: allocation.shared,
+                    requested: request.requested,
+                    interface,
+                })
+            }
+            Err(error) => {
+                self.outside.remove(key);
+                let mut message = error.to_string();
+                let hints: Vec<&str> = self
+                    .config_problems
+                    .iter()
+                    .filter(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == key.namespace))
+                    .map(|(_, text)| text.as_str())
+                    .collect();
+                if !hints.is_empty() {
+                    message = format!(
+                        "{message}; pool configuration problems: {}",
+                        hints.join("; ")
+                    );
+                }
+                Some(Outcome::Failed {
+                    reason: error.reason().to_string(),
+                    message,
+                    requested: request.requested,
+                })
+            }
+        }
+    }
+
+    /// Copies the pool figures into the metrics. Costs O(held addresses), so the controller
+    /// calls it on a timer, not per event.
+    pub fn publish_stats(&self) {
+        let figures: Vec<PoolFigures> = self
+            .allocator
+            .pool_stats()
+            .into_iter()
+            .map(|s| PoolFigures {
+                pool: s.pool,
+                family: match s.family {
+                    crate::ipam::IpFamily::V4 => "ipv4",
+                    crate::ipam::IpFamily::V6 => "ipv6",
+                },
+                size: s.size,
+                used: s.used,
+                free: s.free,
+            })
+            .collect();
+        self.metrics.set_pool_stats(&figures);
+    }
+}
+
+/// Addresses a Service already carries that we adopt: what we recorded, or — for Services
+/// allocated by kube-vip-cloud-provider — its annotation when it has KVCP's label.
+fn adoptable_addresses(view: &ServiceView) -> Vec<std::net::IpAddr> {
+    let mut addresses = if view.allocated.is_some() {
+        view.recorded_addresses()
+    } else if view.implementation_label.as_deref() == Some(IMPLEMENTATION_VALUE) {
+        parse_list(view.loadbalancer_ips.as_deref())
+    } else {
+        Vec::new()
+    };
+    // DHCP placeholders are not addresses anybody holds.
+    addresses.retain(|a| !a.is_unspecified());
+    addresses
+}
+
+#[cfg(test)]
+mod tests;

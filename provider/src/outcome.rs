@@ -1,0 +1,339 @@
+//! What happened to one Service in the ipam, turned into desired fields and Events.
+//!
+//! ```text
+//!   Outcome + ServiceView ──▶ desired()  ──▶ Desired (desired.rs makes patches of it)
+//!   Outcome + Seen        ──▶ events()   ──▶ EventNote (only when something changed)
+//! ```
+
+use std::net::IpAddr;
+
+use crate::{
+    args::StatusMode,
+    desired::{ConditionSpec, Desired, Field},
+    service_view::{IMPLEMENTATION_VALUE, ServiceView, join, split_raw},
+};
+
+/// The result of reconciling one Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The Service holds these addresses.
+    Allocated {
+        /// Primary family first.
+        addresses: Vec<IpAddr>,
+        /// Pool name.
+        pool: String,
+        /// At least one address is shared with another Service.
+        shared: bool,
+        /// The addresses lie in no current pool (kept after a ConfigMap change).
+        outside_pool: bool,
+        /// The user's raw request (empty = automatic).
+        requested: Vec<String>,
+        /// `interface-*` of the pool, for `kube-vip.io/serviceInterface`.
+        interface: Option<String>,
+    },
+    /// No address could be given.
+    Failed {
+        /// ipam reason (`NoPool`, `OutOfAddresses`, ...).
+        reason: String,
+        /// Sentence naming Service, pool and address or what to fix.
+        message: String,
+        /// The user's raw request.
+        requested: Vec<String>,
+    },
+    /// The Service left our scope or is being deleted: undo what we wrote.
+    Released {
+        /// Why, for the Event.
+        why: String,
+        /// The interface annotation value we would have written (removed if equal).
+        interface: Option<String>,
+    },
+}
+
+/// What we last reported for a Service, to emit Events only on change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Addresses held.
+    pub addresses: Vec<IpAddr>,
+    /// Their pool.
+    pub pool: String,
+    /// Last failure (reason, message).
+    pub failure: Option<(String, String)>,
+    /// Reported as outside every pool.
+    pub outside_pool: bool,
+}
+
+impl Seen {
+    /// What a Service we have not reconciled since start already shows (so a restart emits
+    /// no Event for an unchanged Service).
+    pub fn from_view(view: &ServiceView, pool: Option<&str>) -> Self {
+        let condition = view.our_condition();
+        Seen {
+            addresses: view.recorded_addresses(),
+            pool: pool.unwrap_or("unknown").to_string(),
+            failure: condition
+                .filter(|c| c.status == "False")
+                .map(|c| (c.reason.clone(), c.message.clone())),
+            outside_pool: condition.is_some_and(|c| c.reason == "OutsidePool"),
+        }
+    }
+}
+
+/// One Event to publish on the Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventNote {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// Sentence naming pool and address.
+    pub note: String,
+}
+
+fn normal(reason: &'static str, note: String) -> EventNote {
+    EventNote {
+        warning: false,
+        reason,
+        note,
+    }
+}
+
+fn warning(reason: &'static str, note: String) -> EventNote {
+    EventNote {
+        warning: true,
+        reason,
+        note,
+    }
+}
+
+/// Settings that shape the desired fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteSettings {
+    /// `--write-load-balancer-ip`.
+    pub write_load_balancer_ip: bool,
+    /// `--status`.
+    pub status: StatusMode,
+}
+
+fn is_single_stack(view: &ServiceView) -> bool {
+    matches!(view.family_policy.as_deref(), None | Some("SingleStack"))
+}
+
+/// Removal of the annotation only when we wrote it and it was not the user's request.
+fn release_annotation(view: &ServiceView) -> Field<String> {
+    let users =
+        split_raw(view.loadbalancer_ips.as_deref()) == split_raw(view.requested_record.as_deref());
+    if view.annotation_is_ours() && !users {
+        Field::Remove
+    } else {
+        Field::Keep
+    }
+}
+
+fn release_common(view: &ServiceView, settings: WriteSettings) -> Desired {
+    let ingress_is_ours = !view.ingress.is_empty()
+        && view
+            .ingress
+            .iter()
+            .map(|(ip, _)| ip.clone())
+            .collect::<Vec<_>>()
+            == view
+                .recorded_addresses()
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>();
+    Desired {
+        loadbalancer_ips: release_annotation(view),
+        allocated: Field::Remove,
+        implementation_label: if view.implementation_label.as_deref() == Some(IMPLEMENTATION_VALUE)
+        {
+            Field::Remove
+        } else {
+            Field::Keep
+        },
+        load_balancer_ip: if view.load_balancer_ip_is_ours() {
+            Field::Remove
+        } else {
+            Field::Keep
+        },
+        ingress: if settings.status == StatusMode::Allocated && ingress_is_ours {
+            Field::Set(Vec::new())
+        } else {
+            Field::Keep
+        },
+        ..Desired::default()
+    }
+}
+
+fn request_record(requested: &[String]) -> Field<String> {
+    if requested.is_empty() {
+        Field::Remove
+    } else {
+        Field::Set(requested.join(","))
+    }
+}
+
+/// The desired fields for `outcome`.
+pub fn desired(view: &ServiceView, outcome: &Outcome, settings: WriteSettings) -> Desired {
+    match outcome {
+        Outcome::Allocated {
+            addresses,
+            pool,
+            shared,
+            outside_pool,
+            requested,
+            interface,
+        } => {
+            let list = join(addresses);
+            let load_balancer_ip = match addresses.first() {
+                Some(first) if settings.write_load_balancer_ip && is_single_stack(view) => {
+                    Field::Set(first.to_string())
+                }
+                _ if view.load_balancer_ip_is_ours() => Field::Remove,
+                _ => Field::Keep,
+            };
+            let (reason, message) = if *outside_pool {
+                (
+                    "OutsidePool",
+                    format!(
+                        "{list} no longer lies in any pool for namespace {}; kept (run with \
+                         --reallocate-outside-pools to move it, or add it back to the ConfigMap)",
+                        view.key.namespace
+                    ),
+                )
+            } else {
+                let sharing = if *shared {
+                    " (shared with other Services)"
+                } else {
+                    ""
+                };
+                ("Allocated", format!("{list} from pool {pool}{sharing}"))
+            };
+            Desired {
+                loadbalancer_ips: Field::Set(list.clone()),
+                allocated: Field::Set(list),
+                requested: request_record(requested),
+                service_interface: interface.clone().map_or(Field::Keep, Field::Set),
+                implementation_label: Field::Set(IMPLEMENTATION_VALUE.to_string()),
+                load_balancer_ip,
+                finalizer: Some(true),
+                ingress: if settings.status == StatusMode::Allocated {
+                    // 0.0.0.0 asks kube-vip for DHCP; the leased address is kube-vip's to report.
+                    Field::Set(
+                        addresses
+                            .iter()
+                            .copied()
+                            .filter(|a| !a.is_unspecified())
+                            .collect(),
+                    )
+                } else {
+                    Field::Keep
+                },
+                condition: Field::Set(ConditionSpec {
+                    status: true,
+                    reason: reason.to_string(),
+                    message,
+                }),
+            }
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            requested,
+        } => Desired {
+            requested: request_record(requested),
+            finalizer: Some(true),
+            condition: Field::Set(ConditionSpec {
+                status: false,
+                reason: reason.clone(),
+                message: message.clone(),
+            }),
+            ..release_common(view, settings)
+        },
+        Outcome::Released { interface, .. } => Desired {
+            requested: Field::Remove,
+            service_interface: match (interface, &view.service_interface) {
+                (Some(ours), Some(current)) if ours == current => Field::Remove,
+                _ => Field::Keep,
+            },
+            finalizer: Some(false),
+            condition: Field::Remove,
+            ..release_common(view, settings)
+        },
+    }
+}
+
+/// Events for the change from `seen` to `outcome`, and the new `Seen`.
+pub fn events(seen: &Seen, outcome: &Outcome) -> (Vec<EventNote>, Seen) {
+    let mut notes = Vec::new();
+    let held = join(&seen.addresses);
+    let next = match outcome {
+        Outcome::Allocated {
+            addresses,
+            pool,
+            outside_pool,
+            shared,
+            ..
+        } => {
+            let list = join(addresses);
+            if seen.addresses.is_empty() {
+                let sharing = if *shared {
+                    ", shared with other Services"
+                } else {
+                    ""
+                };
+                notes.push(normal(
+                    "AddressAllocated",
+                    format!("allocated {list} from pool {pool}{sharing}"),
+                ));
+            } else if seen.addresses != *addresses {
+                notes.push(normal(
+                    "AddressChanged",
+                    format!(
+                        "address changed from {held} (pool {}) to {list} (pool {pool})",
+                        seen.pool
+                    ),
+                ));
+            }
+            if *outside_pool && !seen.outside_pool {
+                notes.push(warning(
+                    "AddressOutsidePool",
+                    format!("{list} (pool {pool}) no longer lies in any pool; kept"),
+                ));
+            }
+            Seen {
+                addresses: addresses.clone(),
+                pool: pool.clone(),
+                failure: None,
+                outside_pool: *outside_pool,
+            }
+        }
+        Outcome::Failed {
+            reason, message, ..
+        } => {
+            if !seen.addresses.is_empty() {
+                notes.push(normal(
+                    "AddressReleased",
+                    format!("released {held} (pool {}): {reason}", seen.pool),
+                ));
+            }
+            let failure = (reason.clone(), message.clone());
+            if seen.failure.as_ref() != Some(&failure) {
+                notes.push(warning("AllocationFailed", format!("{reason}: {message}")));
+            }
+            Seen {
+                failure: Some(failure),
+                ..Seen::default()
+            }
+        }
+        Outcome::Released { why, .. } => {
+            if !seen.addresses.is_empty() {
+                notes.push(normal(
+                    "AddressReleased",
+                    format!("released {held} (pool {}): {why}", seen.pool),
+                ));
+            }
+            Seen::default()
+        }
+    };
+    (notes, next)
+}

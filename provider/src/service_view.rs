@@ -1,0 +1,345 @@
+//! The slice of a Service the controller cares about, and the request it makes to the ipam.
+//!
+//! ```text
+//!   Service (watch) ──▶ ServiceView::from_service ──▶ ServiceView::request() ──▶ ServiceRequest
+//!                                                    └▶ owned fields, compared by desired.rs
+//! ```
+//!
+//! Keeping a slim view instead of the whole object keeps the index small (10,000 Services)
+//! and makes the pure core independent of k8s-openapi's deep structs.
+//!
+//! The annotation `kube-vip.io/loadbalancerIPs` is both an input (a user may request
+//! addresses with it, as with kube-vip-cloud-provider) and our output. To tell them apart we
+//! record what we wrote in `ferrolb.io/allocated`, and the request we honoured in
+//! `ferrolb.io/requested`: an annotation equal to our record is ours, anything else is a
+//! user's request (see [`ServiceView::requested`]).
+
+use std::net::IpAddr;
+
+use k8s_openapi::{api::core::v1::Service, apimachinery::pkg::apis::meta::v1::Condition};
+
+use crate::ipam::{FamilyPolicy, IpFamily, Protocol, ServiceKey, ServiceRequest};
+
+/// Annotation kube-vip reads its addresses from (and users may request addresses with).
+pub const LOADBALANCER_IPS: &str = "kube-vip.io/loadbalancerIPs";
+/// Annotation kube-vip reads the interface to announce on from.
+pub const SERVICE_INTERFACE: &str = "kube-vip.io/serviceInterface";
+/// Our record of what we wrote into `kube-vip.io/loadbalancerIPs`.
+pub const ALLOCATED: &str = "ferrolb.io/allocated";
+/// Our record of the addresses the user requested (absent = automatic).
+pub const REQUESTED: &str = "ferrolb.io/requested";
+/// Label kube-vip-cloud-provider marks its Services with.
+pub const IMPLEMENTATION_LABEL: &str = "implementation";
+/// Value of [`IMPLEMENTATION_LABEL`].
+pub const IMPLEMENTATION_VALUE: &str = "kube-vip";
+/// Finalizer of the cloud-provider service controller, which we keep using.
+pub const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
+/// Our Service condition.
+pub const CONDITION_TYPE: &str = "ferrolb.io/AddressAllocated";
+
+/// Which Services this controller serves, by `spec.loadBalancerClass`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassFilter {
+    /// `--load-balancer-class`; `None` = class-less Services only.
+    pub class: Option<String>,
+    /// `--also-classless`.
+    pub also_classless: bool,
+}
+
+impl ClassFilter {
+    /// True when a Service of class `class` is ours.
+    pub fn accepts(&self, class: Option<&str>) -> bool {
+        match (class, self.class.as_deref()) {
+            (None, None) => true,
+            (None, Some(_)) => self.also_classless,
+            (Some(have), Some(want)) => have == want,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// What we need of one Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView {
+    /// namespace/name.
+    pub key: ServiceKey,
+    /// metadata.uid.
+    pub uid: Option<String>,
+    /// metadata.resourceVersion the view was built from (writes test it).
+    pub resource_version: String,
+    /// metadata.generation (for the condition's observedGeneration).
+    pub generation: Option<i64>,
+    /// (creationTimestamp in unix seconds, uid or name): older Services win conflicts.
+    pub order: (i64, String),
+    /// spec.type == LoadBalancer.
+    pub is_load_balancer: bool,
+    /// spec.loadBalancerClass.
+    pub class: Option<String>,
+    /// metadata.deletionTimestamp is set.
+    pub deleting: bool,
+    /// spec.ipFamilyPolicy, raw.
+    pub family_policy: Option<String>,
+    /// spec.ipFamilies, raw.
+    pub families: Vec<String>,
+    /// spec.ports as (protocol, port), raw protocol.
+    pub ports: Vec<(String, i32)>,
+    /// Annotation `kube-vip.io/loadbalancerIPs`.
+    pub loadbalancer_ips: Option<String>,
+    /// Annotation `kube-vip.io/serviceInterface`.
+    pub service_interface: Option<String>,
+    /// Annotation `ferrolb.io/allocated`.
+    pub allocated: Option<String>,
+    /// Annotation `ferrolb.io/requested`.
+    pub requested_record: Option<String>,
+    /// Whether metadata.annotations exists at all (JSON Patch needs a parent to add into).
+    pub has_annotations: bool,
+    /// Label `implementation`.
+    pub implementation_label: Option<String>,
+    /// Whether metadata.labels exists.
+    pub has_labels: bool,
+    /// spec.loadBalancerIP.
+    pub load_balancer_ip: Option<String>,
+    /// metadata.finalizers.
+    pub finalizers: Option<Vec<String>>,
+    /// Whether the object has a status at all.
+    pub has_status: bool,
+    /// status.loadBalancer.ingress as (ip, ipMode); hostnames are kept as ip = "".
+    pub ingress: Vec<(String, Option<String>)>,
+    /// status.conditions.
+    pub conditions: Option<Vec<Condition>>,
+}
+
+fn non_empty(value: Option<&String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl ServiceView {
+    /// Builds the view; `None` when the object lacks a namespace or name (never from a real
+    /// API server; such objects are skipped).
+    pub fn from_service(service: &Service) -> Option<Self> {
+        let meta = &service.metadata;
+        let key = ServiceKey {
+            namespace: meta.namespace.clone()?,
+            name: meta.name.clone()?,
+        };
+        let annotations = meta.annotations.as_ref();
+        let annotation = |name: &str| non_empty(annotations.and_then(|a| a.get(name)));
+        let spec = service.spec.as_ref();
+        let status = service.status.as_ref();
+        let created = meta
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second());
+        let tiebreak = meta
+            .uid
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", key.namespace, key.name));
+        Some(ServiceView {
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            generation: meta.generation,
+            order: (created, tiebreak),
+            is_load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
+            class: spec.and_then(|s| s.load_balancer_class.clone()),
+            deleting: meta.deletion_timestamp.is_some(),
+            family_policy: spec.and_then(|s| s.ip_family_policy.clone()),
+            families: spec.and_then(|s| s.ip_families.clone()).unwrap_or_default(),
+            ports: spec
+                .and_then(|s| s.ports.as_ref())
+                .map(|ports| {
+                    ports
+                        .iter()
+                        .map(|p| (p.protocol.clone().unwrap_or_else(|| "TCP".into()), p.port))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            loadbalancer_ips: annotation(LOADBALANCER_IPS),
+            service_interface: annotation(SERVICE_INTERFACE),
+            allocated: annotation(ALLOCATED),
+            requested_record: annotation(REQUESTED),
+            has_annotations: annotations.is_some(),
+            implementation_label: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(IMPLEMENTATION_LABEL).cloned()),
+            has_labels: meta.labels.is_some(),
+            load_balancer_ip: non_empty(spec.and_then(|s| s.load_balancer_ip.as_ref())),
+            finalizers: meta.finalizers.clone(),
+            has_status: status.is_some(),
+            ingress: status
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .map(|ingress| {
+                    ingress
+                        .iter()
+                        .map(|i| (i.ip.clone().unwrap_or_default(), i.ip_mode.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            conditions: status.and_then(|s| s.conditions.clone()),
+            key,
+        })
+    }
+
+    /// True when the class filter and type make this Service ours.
+    pub fn in_scope(&self, filter: &ClassFilter) -> bool {
+        self.is_load_balancer && filter.accepts(self.class.as_deref())
+    }
+
+    /// True when the Service carries anything we write (so leaving scope needs a cleanup).
+    pub fn carries_our_marks(&self) -> bool {
+        self.allocated.is_some()
+            || self.requested_record.is_some()
+            || self.has_finalizer()
+            || self.our_condition().is_some()
+    }
+
+    /// Our finalizer is present.
+    pub fn has_finalizer(&self) -> bool {
+        self.finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+    }
+
+    /// Our condition, if present.
+    pub fn our_condition(&self) -> Option<&Condition> {
+        self.conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == CONDITION_TYPE)
+    }
+
+    /// The addresses recorded in `ferrolb.io/allocated` (unparseable items skipped).
+    pub fn recorded_addresses(&self) -> Vec<IpAddr> {
+        parse_list(self.allocated.as_deref())
+    }
+
+    /// True when `kube-vip.io/loadbalancerIPs` holds what we wrote.
+    pub fn annotation_is_ours(&self) -> bool {
+        self.allocated.is_some() && self.loadbalancer_ips == self.allocated
+    }
+
+    /// True when spec.loadBalancerIP holds an address we wrote (it is in our record and was
+    /// not what the user asked for).
+    pub fn load_balancer_ip_is_ours(&self) -> bool {
+        match (&self.load_balancer_ip, &self.allocated) {
+            (Some(ip), Some(_)) => {
+                self.recorded_addresses()
+                    .iter()
+                    .any(|a| a.to_string() == *ip)
+                    && !split_raw(self.requested_record.as_deref()).contains(ip)
+            }
+            _ => false,
+        }
+    }
+
+    /// The raw addresses the user asks for, in this order of precedence:
+    /// 1. the annotation, when it differs from what we wrote (a user edit; like kube-vip, the
+    ///    annotation wins over spec.loadBalancerIP);
+    /// 2. spec.loadBalancerIP, when it is not an address we wrote;
+    /// 3. the request we honoured before (`ferrolb.io/requested`), while its source is still
+    ///    present;
+    /// 4. nothing: allocate automatically.
+    pub fn requested(&self) -> Vec<String> {
+        if self.loadbalancer_ips.is_some() && !self.annotation_is_ours() {
+            return split_raw(self.loadbalancer_ips.as_deref());
+        }
+        if let Some(ip) = &self.load_balancer_ip {
+            let written = self
+                .recorded_addresses()
+                .iter()
+                .any(|a| a.to_string() == *ip);
+            if !written {
+                return vec![ip.clone()];
+            }
+        }
+        let record = split_raw(self.requested_record.as_deref());
+        if record.is_empty() || self.allocated.is_none() {
+            return Vec::new();
+        }
+        if self.loadbalancer_ips.is_some() {
+            return record;
+        }
+        // The user removed our annotation: the request stands only if it came from
+        // spec.loadBalancerIP, which is still there.
+        match &self.load_balancer_ip {
+            Some(ip) if record == [ip.clone()] => record,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The ipam request, or a message saying which field is invalid.
+    pub fn request(&self) -> Result<ServiceRequest, String> {
+        let who = format!("Service {}/{}", self.key.namespace, self.key.name);
+        let family_policy = match self.family_policy.as_deref() {
+            None | Some("SingleStack") => FamilyPolicy::SingleStack,
+            Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
+            Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
+            Some(other) => {
+                return Err(format!(
+                    "{who}: spec.ipFamilyPolicy `{other}` is not SingleStack, PreferDualStack or RequireDualStack"
+                ));
+            }
+        };
+        let mut families = Vec::with_capacity(self.families.len());
+        for family in &self.families {
+            families.push(match family.as_str() {
+                "IPv4" => IpFamily::V4,
+                "IPv6" => IpFamily::V6,
+                other => {
+                    return Err(format!(
+                        "{who}: spec.ipFamilies entry `{other}` is not IPv4 or IPv6"
+                    ));
+                }
+            });
+        }
+        let mut ports = Vec::with_capacity(self.ports.len());
+        for (protocol, port) in &self.ports {
+            let protocol = match protocol.as_str() {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                "SCTP" => Protocol::Sctp,
+                other => return Err(format!("{who}: port {port} has unknown protocol `{other}`")),
+            };
+            let port =
+                u16::try_from(*port).map_err(|_| format!("{who}: port {port} is out of range"))?;
+            ports.push((protocol, port));
+        }
+        Ok(ServiceRequest {
+            key: self.key.clone(),
+            family_policy,
+            families,
+            requested: self.requested(),
+            ports,
+        })
+    }
+}
+
+/// Splits a comma list into trimmed, non-empty items.
+pub fn split_raw(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses a comma list of addresses, skipping items that do not parse.
+pub fn parse_list(list: Option<&str>) -> Vec<IpAddr> {
+    split_raw(list)
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Joins addresses the way kube-vip expects them (primary family first, comma, no spaces).
+pub fn join(addresses: &[IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

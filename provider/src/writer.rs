@@ -1,0 +1,267 @@
+//! The writer: applies the index's [`ServiceWrite`]s to the API server.
+//!
+//! ```text
+//!   index task ──Job──▶ pending (latest per Service, events merged) ──▶ ≤ N patches in flight
+//!                                         ▲                                  │ 409/422/5xx
+//!                                         └──── index ◀── Reread(GET) ◀──────┘
+//! ```
+//!
+//! Every patch starts with a JSON Patch `test` of the resourceVersion the index computed it
+//! from, so a Service changed meanwhile is never overwritten: the API server refuses, we GET
+//! the current object and hand it back to the index, which recomputes. Writes happen only
+//! while the Lease claim is current (checked right before each request); when it lapses the
+//! pending writes are dropped — the next term re-reads everything anyway.
+//! One Service is never written by two requests at once, so its patches apply in order.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use json_patch::Patch;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::{
+    Api, Client,
+    api::{Patch as KubePatch, PatchParams},
+    runtime::events::{Event, EventType, Recorder},
+};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+    time::Instant,
+};
+
+use crate::{
+    error::{Error, Result},
+    index::ServiceWrite,
+    ipam::ServiceKey,
+    lease::Claim,
+    metrics::Metrics,
+    nodes::test_resource_version,
+};
+
+/// A write plus the moment the index asked for it.
+#[derive(Debug)]
+pub struct Job {
+    /// What to write.
+    pub write: ServiceWrite,
+    /// When the triggering watch event was processed (allocation latency starts here).
+    pub observed: Instant,
+}
+
+/// A Service read back after a failed write, for the index to recompute.
+#[derive(Debug)]
+pub enum Reread {
+    /// The current object.
+    Found(Box<Service>),
+    /// The Service no longer exists.
+    Gone(ServiceKey),
+}
+
+/// Everything the writer needs.
+#[derive(Clone)]
+pub struct Writer {
+    /// API client.
+    pub client: Client,
+    /// Publishes Events (events.k8s.io/v1).
+    pub recorder: Recorder,
+    /// Our right to write.
+    pub claims: watch::Receiver<Claim>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where re-read Services go (back to the index task).
+    pub rereads: mpsc::UnboundedSender<Reread>,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+}
+
+fn merge(older: Job, newer: Job) -> Job {
+    let mut events = older.write.events;
+    events.extend(newer.write.events);
+    Job {
+        write: ServiceWrite {
+            events,
+            allocates: older.write.allocates || newer.write.allocates,
+            ..newer.write
+        },
+        observed: older.observed.min(newer.observed),
+    }
+}
+
+impl Writer {
+    /// Runs until the job channel closes.
+    pub async fn run(self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        let mut pending: HashMap<ServiceKey, Job> = HashMap::new();
+        let mut queue: VecDeque<ServiceKey> = VecDeque::new();
+        let mut queued: HashSet<ServiceKey> = HashSet::new();
+        let mut in_flight: HashSet<ServiceKey> = HashSet::new();
+        let mut tasks: JoinSet<ServiceKey> = JoinSet::new();
+        let mut open = true;
+        loop {
+            while tasks.len() < self.concurrency {
+                let Some(key) = queue.pop_front() else { break };
+                queued.remove(&key);
+                let Some(job) = pending.remove(&key) else {
+                    continue;
+                };
+                in_flight.insert(key.clone());
+                let writer = self.clone();
+                tasks.spawn(async move {
+                    writer.apply(job).await;
+                    key
+                });
+            }
+            if !open && tasks.is_empty() && queue.is_empty() {
+                return;
+            }
+            tokio::select! {
+                job = jobs.recv(), if open => {
+                    let Some(job) = job else { open = false; continue };
+                    let key = job.write.key.clone();
+                    let job = match pending.remove(&key) {
+                        Some(older) => merge(older, job),
+                        None => job,
+                    };
+                    pending.insert(key.clone(), job);
+                    if !in_flight.contains(&key) && queued.insert(key.clone()) {
+                        queue.push_back(key);
+                    }
+                }
+                Some(done) = tasks.join_next() => {
+                    if let Ok(key) = done {
+                        in_flight.remove(&key);
+                        if pending.contains_key(&key) && queued.insert(key.clone()) {
+                            queue.push_back(key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one job; failures end in a re-read handed back to the index.
+    async fn apply(&self, job: Job) {
+        let key = job.write.key.clone();
+        let action = format!("patch Service {}/{}", key.namespace, key.name);
+        match self.patch(&job.write, &action).await {
+            Ok(()) => {
+                if job.write.allocates {
+                    self.metrics
+                        .allocation_latency
+                        .observe(job.observed.elapsed().as_secs_f64());
+                }
+            }
+            Err(Error::NotLeader { .. }) => return,
+            Err(error) => {
+                self.metrics.reconcile_error(error.metric_label());
+                if !matches!(error, Error::Conflict { .. }) {
+                    tracing::warn!(%error, "write failed; re-reading the Service");
+                    // Server trouble: do not hammer it.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                self.reread(&key).await;
+            }
+        }
+        self.publish_events(&job.write).await;
+    }
+
+    fn ensure_leading(&self, action: &str) -> Result<()> {
+        if self.claims.borrow().is_current() {
+            Ok(())
+        } else {
+            Err(Error::NotLeader {
+                action: action.to_string(),
+            })
+        }
+    }
+
+    async fn patch(&self, write: &ServiceWrite, action: &str) -> Result<()> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &write.key.namespace);
+        let mut resource_version = write.resource_version.clone();
+        if !write.main.is_empty() {
+            self.ensure_leading(action)?;
+            let mut ops = vec![test_resource_version(&resource_version)];
+            ops.extend(write.main.iter().cloned());
+            let patched = api
+                .patch(
+                    &write.key.name,
+                    &PatchParams::default(),
+                    &KubePatch::<()>::Json(Patch(ops)),
+                )
+                .await
+                .map_err(|source| Error::from_kube(action, source))?;
+            resource_version = patched.metadata.resource_version.unwrap_or_default();
+        }
+        if !write.status.is_empty() {
+            self.ensure_leading(action)?;
+            let mut ops = vec![test_resource_version(&resource_version)];
+            ops.extend(write.status.iter().cloned());
+            api.patch_status(
+                &write.key.name,
+                &PatchParams::default(),
+                &KubePatch::<()>::Json(Patch(ops)),
+            )
+            .await
+            .map_err(|source| Error::from_kube(format!("{action} status"), source))?;
+        }
+        Ok(())
+    }
+
+    async fn reread(&self, key: &ServiceKey) {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
+        let reread = match api.get_opt(&key.name).await {
+            Ok(Some(service)) => Reread::Found(Box::new(service)),
+            Ok(None) => Reread::Gone(key.clone()),
+            Err(source) => {
+                let error = Error::from_kube(
+                    format!("get Service {}/{}", key.namespace, key.name),
+                    source,
+                );
+                self.metrics.reconcile_error(error.metric_label());
+                tracing::warn!(%error, "re-read failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Try once more; after that the watch (which relists on errors) brings it.
+                match api.get_opt(&key.name).await {
+                    Ok(Some(service)) => Reread::Found(Box::new(service)),
+                    Ok(None) => Reread::Gone(key.clone()),
+                    Err(_) => return,
+                }
+            }
+        };
+        // The index task may be gone (term ended); then nobody needs the answer.
+        let _ = self.rereads.send(reread);
+    }
+
+    async fn publish_events(&self, write: &ServiceWrite) {
+        if write.events.is_empty() || !self.claims.borrow().is_current() {
+            return;
+        }
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            namespace: Some(write.key.namespace.clone()),
+            name: Some(write.key.name.clone()),
+            uid: write.uid.clone(),
+            ..ObjectReference::default()
+        };
+        for note in &write.events {
+            let event = Event {
+                type_: if note.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: note.reason.to_string(),
+                note: Some(note.note.clone()),
+                action: "Allocate".to_string(),
+                secondary: None,
+            };
+            if let Err(source) = self.recorder.publish(&event, &reference).await {
+                let error = Error::from_kube("publish Event", source);
+                self.metrics.reconcile_error(error.metric_label());
+                tracing::debug!(%error, "could not publish Event");
+            }
+        }
+    }
+}
