@@ -1,0 +1,211 @@
+//! The registry of resource types the server serves: the built-in kinds plus one
+//! entry per served version of every CustomResourceDefinition created so far.
+//!
+//! Routing, discovery and OpenAPI all read this table; the store adds and
+//! removes CRD entries when CRD objects are written (see [`crate::crd`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Identifies a resource collection: group (`""` for core), version, plural.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+}
+
+/// Everything the server needs to know about one resource type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceType {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub singular: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub namespaced: bool,
+    /// Whether a `/status` subresource exists; if so, writes to the main resource keep the old status.
+    pub status_subresource: bool,
+    pub short_names: Vec<String>,
+    /// Set for types defined by a CustomResourceDefinition (by its name).
+    pub defined_by_crd: Option<String>,
+}
+
+impl ResourceType {
+    /// `v1` for core, `group/version` otherwise.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn key(&self) -> ResourceKey {
+        ResourceKey {
+            group: self.group.clone(),
+            version: self.version.clone(),
+            plural: self.plural.clone(),
+        }
+    }
+
+    /// `services` for core, `leases.coordination.k8s.io` otherwise, as error messages print it.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// The table of served resource types.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    types: BTreeMap<ResourceKey, Arc<ResourceType>>,
+}
+
+/// (group, version, plural, kind, namespaced, status subresource, short names)
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    &'static [&'static str],
+);
+
+const BUILTINS: &[Builtin] = &[
+    ("", "v1", "namespaces", "Namespace", false, true, &["ns"]),
+    ("", "v1", "services", "Service", true, true, &["svc"]),
+    ("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
+    ("", "v1", "secrets", "Secret", true, false, &[]),
+    ("", "v1", "nodes", "Node", false, true, &["no"]),
+    ("", "v1", "endpoints", "Endpoints", true, false, &["ep"]),
+    ("", "v1", "events", "Event", true, false, &["ev"]),
+    ("", "v1", "pods", "Pod", true, true, &["po"]),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        false,
+        &[],
+    ),
+    (
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        true,
+        false,
+        &["ev"],
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        false,
+        &[],
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        true,
+        &["crd", "crds"],
+    ),
+];
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl Registry {
+    /// The built-in kinds listed in the issue (plus `pods`, which kubectl tooling often asks for).
+    pub fn builtin() -> Self {
+        let mut types = BTreeMap::new();
+        for &(group, version, plural, kind, namespaced, status, short) in BUILTINS {
+            let rt = ResourceType {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                plural: plural.to_owned(),
+                singular: kind.to_ascii_lowercase(),
+                kind: kind.to_owned(),
+                list_kind: format!("{kind}List"),
+                namespaced,
+                status_subresource: status,
+                short_names: short.iter().map(|s| (*s).to_owned()).collect(),
+                defined_by_crd: None,
+            };
+            types.insert(rt.key(), Arc::new(rt));
+        }
+        Registry { types }
+    }
+
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
+        self.types
+            .get(&ResourceKey {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                plural: plural.to_owned(),
+            })
+            .cloned()
+    }
+
+    /// Finds the type of an object from its `apiVersion` and `kind`.
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
+        let (group, version) = split_api_version(api_version);
+        self.types
+            .values()
+            .find(|rt| rt.group == group && rt.version == version && rt.kind == kind)
+            .cloned()
+    }
+
+    /// True if some type is served in this group/version (for discovery 404s).
+    pub fn serves_group_version(&self, group: &str, version: &str) -> bool {
+        self.types
+            .values()
+            .any(|rt| rt.group == group && rt.version == version)
+    }
+
+    /// All types, ordered by group, version, plural.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ResourceType>> {
+        self.types.values()
+    }
+
+    pub fn insert(&mut self, rt: ResourceType) {
+        self.types.insert(rt.key(), Arc::new(rt));
+    }
+
+    /// Removes every type defined by the named CRD, returning their keys.
+    pub fn remove_crd(&mut self, crd_name: &str) -> Vec<ResourceKey> {
+        let keys: Vec<ResourceKey> = self
+            .types
+            .iter()
+            .filter(|(_, rt)| rt.defined_by_crd.as_deref() == Some(crd_name))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &keys {
+            self.types.remove(key);
+        }
+        keys
+    }
+}
+
+/// Splits `group/version` (or bare `v1`) into its parts.
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}

@@ -1,0 +1,582 @@
+//! The write paths of the store: create, update, patch, delete.
+//!
+//! All writes funnel into [`State::commit`], which applies the rules every
+//! kind shares: server-owned metadata cannot be changed by clients, status
+//! lives behind `/status` for kinds that have that subresource, `generation`
+//! moves only when something outside metadata and status changed, a write
+//! that changes nothing does not bump `resourceVersion`, and an object being
+//! deleted disappears once its last finalizer is removed.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{EventType, State, Store, StoreEvent};
+use crate::error::ApiError;
+use crate::meta;
+use crate::patch::{self, PatchKind};
+use crate::resources::ResourceType;
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The main resource: everything except status (for kinds with a status subresource).
+    Main,
+    /// The `/status` subresource: only `status`.
+    Status,
+}
+
+/// `DeleteOptions.preconditions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletePreconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+impl Store {
+    /// POST: creates `obj` in `namespace`, stamping uid, creationTimestamp,
+    /// generation and resourceVersion.
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut state = self.lock();
+        state.create(&self.events, rt, namespace, obj, dry_run)
+    }
+
+    /// PUT: replaces the object; a non-empty `metadata.resourceVersion` that is
+    /// not the current one fails with 409 Conflict.
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        mode: WriteMode,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::BadRequest(format!(
+                "the body of a {} update must be a JSON object",
+                rt.kind
+            )));
+        }
+        let body_name = meta::name(&obj);
+        if body_name.is_empty() {
+            meta::set(&mut obj, "name", name);
+        } else if body_name != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let mut state = self.lock();
+        let current = state.get(rt, namespace.unwrap_or(""), name)?;
+        let wanted = meta::resource_version(&obj);
+        if !wanted.is_empty() && wanted != meta::resource_version(&current) {
+            return Err(ApiError::stale(&rt.qualified_plural(), name));
+        }
+        state.commit(&self.events, rt, Some(current), obj, mode, dry_run)
+    }
+
+    /// PATCH with any of the four patch kinds. An apply patch creates the
+    /// object when it does not exist yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        mode: WriteMode,
+        field_manager: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut state = self.lock();
+        let current = match state.get(rt, namespace.unwrap_or(""), name) {
+            Ok(current) => current,
+            Err(not_found) if kind == PatchKind::Apply && mode == WriteMode::Main => {
+                let manager = field_manager.ok_or_else(|| {
+                    ApiError::BadRequest("fieldManager is required for apply requests".to_owned())
+                })?;
+                let mut obj = body.clone();
+                if !obj.is_object() {
+                    return Err(ApiError::BadRequest(
+                        "an apply patch must be a JSON object".to_owned(),
+                    ));
+                }
+                meta::set(&mut obj, "name", name);
+                let now = crate::time::now_rfc3339();
+                patch::apply::record_manager(
+                    &mut obj,
+                    manager,
+                    "Apply",
+                    &rt.api_version(),
+                    body,
+                    &now,
+                );
+                drop(not_found);
+                return state.create(&self.events, rt, namespace, obj, dry_run);
+            }
+            Err(e) => return Err(e),
+        };
+        if kind == PatchKind::Apply && field_manager.is_none() {
+            return Err(ApiError::BadRequest(
+                "fieldManager is required for apply requests".to_owned(),
+            ));
+        }
+        let mut patched = patch::apply_patch(kind, &current, body)?;
+        if !patched.is_object() {
+            return Err(ApiError::BadRequest(format!(
+                "the {kind:?} patch turned the object into a non-object"
+            )));
+        }
+        let wanted = meta::resource_version(&patched);
+        if !wanted.is_empty() && wanted != meta::resource_version(&current) {
+            return Err(ApiError::stale(&rt.qualified_plural(), name));
+        }
+        if let (PatchKind::Apply, Some(manager)) = (kind, field_manager) {
+            let now = crate::time::now_rfc3339();
+            patch::apply::record_manager(
+                &mut patched,
+                manager,
+                "Apply",
+                &rt.api_version(),
+                body,
+                &now,
+            );
+        }
+        state.commit(&self.events, rt, Some(current), patched, mode, dry_run)
+    }
+
+    /// DELETE: removes the object, or, if it has finalizers, marks it with a
+    /// `deletionTimestamp` and leaves it until the last finalizer is removed.
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        preconditions: &DeletePreconditions,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let mut state = self.lock();
+        state.delete(
+            &self.events,
+            rt,
+            namespace.unwrap_or(""),
+            name,
+            preconditions,
+            dry_run,
+        )
+    }
+}
+
+impl State {
+    pub(super) fn create(
+        &mut self,
+        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::BadRequest(format!(
+                "the body of a {} create must be a JSON object",
+                rt.kind
+            )));
+        }
+        check_type(rt, &mut obj)?;
+        let namespace = if rt.namespaced {
+            let url_ns = namespace.unwrap_or("");
+            let body_ns = meta::namespace(&obj);
+            if !body_ns.is_empty() && !url_ns.is_empty() && body_ns != url_ns {
+                return Err(ApiError::BadRequest(format!(
+                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({url_ns})"
+                )));
+            }
+            let ns = if url_ns.is_empty() {
+                body_ns.to_owned()
+            } else {
+                url_ns.to_owned()
+            };
+            if ns.is_empty() {
+                return Err(ApiError::BadRequest(format!(
+                    "{} is namespaced: the request needs a namespace",
+                    rt.kind
+                )));
+            }
+            if !self.namespace_exists(&ns) {
+                return Err(ApiError::NotFound {
+                    resource: "namespaces".to_owned(),
+                    name: ns,
+                });
+            }
+            meta::set(&mut obj, "namespace", ns.clone());
+            ns
+        } else {
+            meta::metadata_mut(&mut obj).remove("namespace");
+            String::new()
+        };
+        if meta::name(&obj).is_empty() {
+            let prefix = meta::str_field(&obj, "generateName").to_owned();
+            if prefix.is_empty() {
+                return Err(ApiError::Invalid(format!(
+                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    rt.kind
+                )));
+            }
+            let name = format!("{prefix}{}", self.ids.name_suffix());
+            meta::set(&mut obj, "name", name);
+        }
+        let name = meta::name(&obj).to_owned();
+        if !meta::resource_version(&obj).is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "{} \"{name}\": resourceVersion should not be set on objects to be created",
+                rt.kind
+            )));
+        }
+        if self.get(rt, &namespace, &name).is_ok() {
+            return Err(ApiError::AlreadyExists {
+                resource: rt.qualified_plural(),
+                name,
+            });
+        }
+        let now = crate::time::now_rfc3339();
+        let uid = self.ids.uid();
+        {
+            let meta = meta::metadata_mut(&mut obj);
+            meta.insert("uid".to_owned(), uid.into());
+            meta.insert("creationTimestamp".to_owned(), now.clone().into());
+            meta.insert("generation".to_owned(), 1.into());
+            meta.remove("deletionTimestamp");
+            meta.remove("deletionGracePeriodSeconds");
+        }
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                let types = crate::crd::resource_types(&obj)?;
+                crate::crd::set_established(&mut obj, &now);
+                if !dry_run {
+                    for t in types {
+                        self.registry.insert(t);
+                    }
+                }
+            }
+            ("", "namespaces") => {
+                if let Some(map) = obj.as_object_mut() {
+                    map.insert("status".to_owned(), json!({"phase": "Active"}));
+                }
+            }
+            _ => {}
+        }
+        if dry_run {
+            meta::set(&mut obj, "resourceVersion", self.revision.to_string());
+            return Ok(Arc::new(obj));
+        }
+        self.revision += 1;
+        meta::set(&mut obj, "resourceVersion", self.revision.to_string());
+        let obj = Arc::new(obj);
+        self.objects
+            .entry(rt.key())
+            .or_default()
+            .insert((namespace, name), obj.clone());
+        let event = StoreEvent::new(self.revision, rt.key(), EventType::Added, obj.clone(), None);
+        self.record(events, event);
+        Ok(obj)
+    }
+
+    /// Applies the shared update rules and stores the result.
+    fn commit(
+        &mut self,
+        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
+        rt: &ResourceType,
+        current: Option<Arc<Value>>,
+        mut new: Value,
+        mode: WriteMode,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let Some(old) = current else {
+            return self.create(events, rt, None, new, dry_run);
+        };
+        check_type(rt, &mut new)?;
+        let name = meta::name(&old).to_owned();
+        let namespace = meta::namespace(&old).to_owned();
+        match mode {
+            WriteMode::Status => {
+                let status = new.get("status").cloned();
+                new = (*old).clone();
+                if let Some(map) = new.as_object_mut() {
+                    match status {
+                        Some(s) => map.insert("status".to_owned(), s),
+                        None => map.remove("status"),
+                    };
+                }
+            }
+            WriteMode::Main => {
+                meta::keep_server_fields(&mut new, &old);
+                meta::set(&mut new, "name", name.clone());
+                if rt.namespaced {
+                    meta::set(&mut new, "namespace", namespace.clone());
+                } else {
+                    meta::metadata_mut(&mut new).remove("namespace");
+                }
+                if rt.status_subresource
+                    && let Some(map) = new.as_object_mut()
+                {
+                    match old.get("status") {
+                        Some(s) => map.insert("status".to_owned(), s.clone()),
+                        None => map.remove("status"),
+                    };
+                }
+                if meta::is_deleting(&old) {
+                    let old_f = finalizers(&old);
+                    if let Some(added) = finalizers(&new).into_iter().find(|f| !old_f.contains(f)) {
+                        return Err(ApiError::Invalid(format!(
+                            "{} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added \
+                             if the object is being deleted, found new finalizers [\"{added}\"]",
+                            rt.kind
+                        )));
+                    }
+                }
+            }
+        }
+        if spec_of(&new) != spec_of(&old) {
+            let generation = meta::metadata(&old)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            meta::set(&mut new, "generation", generation + 1);
+        }
+        meta::set(
+            &mut new,
+            "resourceVersion",
+            meta::resource_version(&old).to_owned(),
+        );
+        if new == *old {
+            // A no-op write: like the real apiserver, no new resourceVersion and no event.
+            return Ok(old);
+        }
+        let is_crd = rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions";
+        let crd_types = if is_crd {
+            Some(crate::crd::resource_types(&new)?)
+        } else {
+            None
+        };
+        if dry_run {
+            return Ok(Arc::new(new));
+        }
+        if meta::is_deleting(&new) && !meta::has_finalizers(&new) {
+            return self.remove(events, rt, &namespace, &name, old);
+        }
+        if let Some(types) = crd_types {
+            self.registry.remove_crd(&name);
+            for t in types {
+                self.registry.insert(t);
+            }
+        }
+        self.revision += 1;
+        meta::set(&mut new, "resourceVersion", self.revision.to_string());
+        let new = Arc::new(new);
+        self.objects
+            .entry(rt.key())
+            .or_default()
+            .insert((namespace, name), new.clone());
+        let event = StoreEvent::new(
+            self.revision,
+            rt.key(),
+            EventType::Modified,
+            new.clone(),
+            Some(old),
+        );
+        self.record(events, event);
+        Ok(new)
+    }
+
+    fn delete(
+        &mut self,
+        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        preconditions: &DeletePreconditions,
+        dry_run: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let current = self.get(rt, namespace, name)?;
+        let precondition_failed = |what: &str, wanted: &str, actual: &str| ApiError::Conflict {
+            resource: rt.qualified_plural(),
+            name: name.to_owned(),
+            detail: format!(
+                "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}"
+            ),
+        };
+        if let Some(uid) = &preconditions.uid {
+            let actual = meta::str_field(&current, "uid");
+            if uid != actual {
+                return Err(precondition_failed("UID", uid, actual));
+            }
+        }
+        if let Some(rv) = &preconditions.resource_version {
+            let actual = meta::resource_version(&current);
+            if rv != actual {
+                return Err(precondition_failed("ResourceVersion", rv, actual));
+            }
+        }
+        if meta::has_finalizers(&current) {
+            if meta::is_deleting(&current) || dry_run {
+                return Ok(current);
+            }
+            let mut marked = (*current).clone();
+            meta::set(&mut marked, "deletionTimestamp", crate::time::now_rfc3339());
+            meta::set(&mut marked, "deletionGracePeriodSeconds", 0);
+            self.revision += 1;
+            meta::set(&mut marked, "resourceVersion", self.revision.to_string());
+            let marked = Arc::new(marked);
+            self.objects
+                .entry(rt.key())
+                .or_default()
+                .insert((namespace.to_owned(), name.to_owned()), marked.clone());
+            let event = StoreEvent::new(
+                self.revision,
+                rt.key(),
+                EventType::Modified,
+                marked.clone(),
+                Some(current),
+            );
+            self.record(events, event);
+            return Ok(marked);
+        }
+        if dry_run {
+            return Ok(current);
+        }
+        self.remove(events, rt, namespace, name, current)
+    }
+
+    /// Removes an object for good, emitting DELETED (and cleaning up what it owned).
+    fn remove(
+        &mut self,
+        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        current: Arc<Value>,
+    ) -> Result<Arc<Value>, ApiError> {
+        if let Some(m) = self.objects.get_mut(&rt.key()) {
+            m.remove(&(namespace.to_owned(), name.to_owned()));
+        }
+        self.revision += 1;
+        let mut gone = (*current).clone();
+        meta::set(&mut gone, "resourceVersion", self.revision.to_string());
+        let gone = Arc::new(gone);
+        let event = StoreEvent::new(
+            self.revision,
+            rt.key(),
+            EventType::Deleted,
+            gone.clone(),
+            Some(current),
+        );
+        self.record(events, event);
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("", "namespaces") => self.remove_all(events, |rt_key, ns| {
+                !ns.is_empty() && ns == name && rt_key.plural != "namespaces"
+            }),
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                let keys = self.registry.remove_crd(name);
+                self.remove_all(events, |rt_key, _| keys.contains(rt_key));
+            }
+            _ => {}
+        }
+        Ok(gone)
+    }
+
+    /// Removes (finalizers notwithstanding) every object whose (type, namespace) matches.
+    fn remove_all(
+        &mut self,
+        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
+        select: impl Fn(&crate::resources::ResourceKey, &str) -> bool,
+    ) {
+        let mut doomed = Vec::new();
+        for (key, objects) in &self.objects {
+            for ((ns, name), obj) in objects {
+                if select(key, ns) {
+                    doomed.push((key.clone(), ns.clone(), name.clone(), obj.clone()));
+                }
+            }
+        }
+        for (key, ns, name, obj) in doomed {
+            if let Some(m) = self.objects.get_mut(&key) {
+                m.remove(&(ns, name));
+            }
+            self.revision += 1;
+            let mut gone = (*obj).clone();
+            meta::set(&mut gone, "resourceVersion", self.revision.to_string());
+            let event = StoreEvent::new(
+                self.revision,
+                key,
+                EventType::Deleted,
+                Arc::new(gone),
+                Some(obj),
+            );
+            self.record(events, event);
+        }
+    }
+}
+
+/// Sets `apiVersion`/`kind` from the URL's type, rejecting a body that names another type.
+fn check_type(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+    let api_version = rt.api_version();
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "the object must be a JSON object".to_owned(),
+        ));
+    };
+    if let Some(v) = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        && v != api_version
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({v}) does not match the expected API version ({api_version})"
+        )));
+    }
+    if let Some(k) = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        && k != rt.kind
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            rt.kind
+        )));
+    }
+    map.insert("apiVersion".to_owned(), api_version.into());
+    map.insert("kind".to_owned(), rt.kind.clone().into());
+    Ok(())
+}
+
+/// Everything but `metadata` and `status`: what `generation` tracks.
+fn spec_of(obj: &Value) -> Option<serde_json::Map<String, Value>> {
+    obj.as_object().map(|m| {
+        m.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    meta::metadata(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
