@@ -5,5 +5,6 @@
 #![deny(unsafe_code)]
 
 pub mod args;
+pub mod bgp;
 #[allow(unsafe_code)]
 pub mod sys;
