@@ -14,3 +14,5 @@
 //! `updates.rs` turns the set of announced routes into packed UPDATE messages; it is pure too.
 
 pub mod codec;
+pub mod fsm;
+pub mod timers;
