@@ -1,0 +1,138 @@
+//! Wiring of the server: builds the engine and its parts, starts the gRPC listeners, the
+//! metrics server and the link poll, and on SIGTERM/SIGINT withdraws everything before
+//! returning.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::args::ServerArgs;
+use crate::backend::{BgpBackend, EventSender};
+use crate::engine::Engine;
+use crate::grpc::{self, AnnouncerService, ServeError, TlsFiles};
+use crate::l2::socket::{GarpConfig, L2Runtime};
+use crate::metrics::{self, Metrics};
+use crate::safety::Policy;
+use crate::vip::VipManager;
+
+/// A failure that stops the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("--metrics-listen {0:?} is not an <ip>:<port> address")]
+    MetricsAddress(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the announcer without a BGP speaker.
+pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
+    run_with(args, |_| None).await
+}
+
+/// Runs the announcer; `make_backend` may build a BGP speaker that emits events through the
+/// given sender.
+pub async fn run_with(
+    args: ServerArgs,
+    make_backend: impl FnOnce(EventSender) -> Option<Arc<dyn BgpBackend>>,
+) -> Result<(), ServerError> {
+    let tls_files = match (&args.tls_cert, &args.tls_key, &args.client_ca) {
+        (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: client_ca.clone(),
+        }),
+        _ => None,
+    };
+    for listen in &args.listen {
+        grpc::check_listener(listen, tls_files.is_some(), args.insecure)?;
+    }
+    let tls = tls_files.as_ref().map(grpc::server_tls).transpose()?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let backend = make_backend(events.clone());
+    let garp = GarpConfig {
+        count: args.garp_count,
+        interval: args.garp_interval,
+    };
+    let l2 = L2Runtime::new(metrics.clone(), events.clone(), garp);
+    let vip = VipManager::new(args.vip_lifetime).map_err(|source| ServerError::Io {
+        what: "netlink",
+        source,
+    })?;
+    let policy = Policy {
+        deny: args.deny_prefixes.clone(),
+        allow: args.allow_prefixes.clone(),
+    };
+    let engine = Arc::new(Engine::new(l2, vip, backend, events, metrics, policy));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for listen in args.listen.clone() {
+        let service = AnnouncerService::new(Arc::clone(&engine));
+        let tls = if matches!(listen, crate::args::Listen::Tcp(_)) {
+            tls.clone()
+        } else {
+            None
+        };
+        let shutdown = stopped(stop_rx.clone());
+        tracing::info!(?listen, tls = tls.is_some(), "gRPC listening");
+        servers.spawn(grpc::serve(listen, tls, service, shutdown));
+    }
+    if !args.metrics_listen.is_empty() {
+        let address = args
+            .metrics_listen
+            .parse()
+            .map_err(|_| ServerError::MetricsAddress(args.metrics_listen.clone()))?;
+        let registry = Arc::new(registry);
+        let shutdown = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(address, registry, shutdown).await {
+                tracing::error!("metrics server on {address}: {e}");
+            }
+        });
+    }
+    let poll_engine = Arc::clone(&engine);
+    let poll_interval = args.link_poll_interval;
+    let poll = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(poll_interval);
+        loop {
+            ticker.tick().await;
+            poll_engine.tick().await;
+        }
+    });
+
+    let mut term = signal(SignalKind::terminate()).map_err(|source| ServerError::Io {
+        what: "SIGTERM handler",
+        source,
+    })?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|source| ServerError::Io {
+        what: "SIGINT handler",
+        source,
+    })?;
+    let outcome = tokio::select! {
+        _ = term.recv() => { tracing::info!("SIGTERM: withdrawing everything"); Ok(()) }
+        _ = int.recv() => { tracing::info!("SIGINT: withdrawing everything"); Ok(()) }
+        Some(result) = servers.join_next() => match result {
+            Ok(Err(e)) => Err(ServerError::Serve(e)),
+            _ => Ok(()),
+        },
+    };
+    poll.abort();
+    engine.shutdown().await;
+    let _ = stop_tx.send(true);
+    while servers.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    outcome
+}
