@@ -166,3 +166,35 @@ fn changed_pools_keep_allocations_and_report_those_outside() {
         .expect("web stats");
     assert_eq!((web.size, web.used, web.free), (15, 2, 13));
 }
+
+#[test]
+fn adopted_dhcp_services_are_inside_their_dhcp_pool() {
+    let mut allocator = Allocator::new(pools(&[
+        ("cidr-lab", "0.0.0.0/32"),
+        ("cidr-web", "192.0.2.0/24"),
+    ]));
+    let conflicts = allocator.adopt(vec![
+        adoption("lab", "a", &["0.0.0.0"], 1),
+        adoption("lab", "b", &["0.0.0.0"], 2),
+        adoption("web", "c", &["0.0.0.0"], 3),
+    ]);
+    assert_eq!(conflicts, vec![]);
+    assert_eq!(allocator.outside_pools(), vec![key("web", "c")]);
+}
+
+#[test]
+fn a_service_whose_ports_go_away_stops_being_joinable() {
+    let mut allocator = Allocator::new(pools(&[
+        ("cidr-dns", "192.0.2.0/24"),
+        ("allow-share-dns", "true"),
+    ]));
+    let tcp = with_ports("dns", "a", &[(Protocol::Tcp, 53)]);
+    assert_eq!(addresses(&mut allocator, &tcp), ips(&["192.0.2.1"]));
+    // Same request without ports: the address stays, but nobody may join it any more.
+    assert_eq!(
+        addresses(&mut allocator, &req("dns", "a")),
+        ips(&["192.0.2.1"])
+    );
+    let udp = with_ports("dns", "b", &[(Protocol::Udp, 53)]);
+    assert_eq!(addresses(&mut allocator, &udp), ips(&["192.0.2.2"]));
+}
