@@ -12,7 +12,7 @@
 //! calls: rebuild the in-use set by parsing every existing Service's address list, then scan the
 //! pool from its first address, skipping `.0`/`.255`. That is quadratic, so at 100,000 Services
 //! it is measured on a sample: the last allocations on a state pre-filled with the others (the
-//! output says how many). Times are the thread's CPU time (from `/proc/thread-self/schedstat`,
+//! output says how many). Times are the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`;
 //! wall-clock time where that is missing), because on a shared machine wall-clock time mostly
 //! measures the other processes; wall-clock figures are printed on the second line. The
 //! allocator's time is the best of three runs. Peak memory is measured with a counting global allocator: bytes held
@@ -92,11 +92,13 @@ fn requests(count: usize) -> Vec<ServiceRequest> {
         .collect()
 }
 
-/// Time this thread spent on a CPU, in ns, from `/proc/thread-self/schedstat` (Linux). None
-/// where that file is missing.
+/// Time this thread spent on a CPU, in ns (`CLOCK_THREAD_CPUTIME_ID`). None where the platform
+/// does not offer that clock.
 fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
+    let time = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    let seconds = u64::try_from(time.tv_sec()).ok()?;
+    let nanos = u64::try_from(time.tv_nsec()).ok()?;
+    Some(seconds * 1_000_000_000 + nanos)
 }
 
 /// Measures CPU time of this thread (the machine is shared, so wall time mostly measures the
