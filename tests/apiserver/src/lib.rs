@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod hooks;

@@ -233,6 +233,7 @@ impl State {
             meta::set(&mut obj, "name", name);
         }
         let name = meta::name(&obj).to_owned();
+        crate::defaults::check_name(rt, &name)?;
         if !meta::resource_version(&obj).is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "{} \"{name}\": resourceVersion should not be set on objects to be created",
@@ -263,6 +264,14 @@ impl State {
                     for t in types {
                         self.registry.insert(t);
                     }
+                }
+            }
+            ("", "services") => {
+                if dry_run {
+                    let mut scratch = self.allocations.clone();
+                    crate::defaults::default_service(&mut obj, None, &mut scratch)?;
+                } else {
+                    crate::defaults::default_service(&mut obj, None, &mut self.allocations)?;
                 }
             }
             ("", "namespaces") => {
@@ -330,6 +339,18 @@ impl State {
                         Some(s) => map.insert("status".to_owned(), s.clone()),
                         None => map.remove("status"),
                     };
+                }
+                if rt.group.is_empty() && rt.plural == "services" {
+                    if dry_run {
+                        let mut scratch = self.allocations.clone();
+                        crate::defaults::default_service(&mut new, Some(&old), &mut scratch)?;
+                    } else {
+                        crate::defaults::default_service(
+                            &mut new,
+                            Some(&old),
+                            &mut self.allocations,
+                        )?;
+                    }
                 }
                 if meta::is_deleting(&old) {
                     let old_f = finalizers(&old);
@@ -466,6 +487,9 @@ impl State {
         if let Some(m) = self.objects.get_mut(&rt.key()) {
             m.remove(&(namespace.to_owned(), name.to_owned()));
         }
+        if rt.group.is_empty() && rt.plural == "services" {
+            self.allocations.release(&current);
+        }
         self.revision += 1;
         let mut gone = (*current).clone();
         meta::set(&mut gone, "resourceVersion", self.revision.to_string());
@@ -508,6 +532,9 @@ impl State {
         for (key, ns, name, obj) in doomed {
             if let Some(m) = self.objects.get_mut(&key) {
                 m.remove(&(ns, name));
+            }
+            if key.group.is_empty() && key.plural == "services" {
+                self.allocations.release(&obj);
             }
             self.revision += 1;
             let mut gone = (*obj).clone();
