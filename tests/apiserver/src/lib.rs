@@ -36,6 +36,7 @@ pub mod router;
 pub mod selector;
 pub mod service;
 pub mod store;
+pub mod table;
 pub mod time;
 pub mod watch;
 

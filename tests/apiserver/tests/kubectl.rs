@@ -153,6 +153,31 @@ async fn kubectl_drives_the_http_front_door() {
         .collect();
     assert_eq!(summary, vec![(Some("http"), Some(8080))], "{ports}");
 
+    // Human-readable get uses server-side Tables.
+    let table = k.ok(&["get", "svc", "web"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.contains("LoadBalancer") && table.contains("<pending>"),
+        "{table}"
+    );
+
     // get -o json
     let got: Value =
         serde_json::from_str(&k.ok(&["get", "svc", "web", "-o", "json"]).await).expect("json");
