@@ -247,12 +247,12 @@ fn resource_request(
             Ok(list_response(&rt, &page))
         }
         (Method::POST, None) => {
-            let obj = parse_json(body, &rt, "create")?;
+            let obj = parse_json(body, &rt, "create", headers)?;
             let created = store.create(&rt, ns, obj, dry_run)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_json(body, &rt, "update")?;
+            let obj = parse_json(body, &rt, "update", headers)?;
             let updated = store.update(&rt, ns, name, obj, mode, dry_run)?;
             Ok(json_response(StatusCode::OK, &updated))
         }
@@ -342,7 +342,25 @@ pub(crate) fn parse_number(query: &Query, key: &str) -> Result<Option<u64>, ApiE
     }
 }
 
-fn parse_json(body: &Bytes, rt: &ResourceType, verb: &str) -> Result<Value, ApiError> {
+fn parse_json(
+    body: &Bytes,
+    rt: &ResourceType,
+    verb: &str,
+    headers: &HeaderMap,
+) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/vnd.kubernetes.protobuf")
+        || content_type.starts_with("application/cbor")
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{verb} {}: this test API server speaks JSON only, not `{content_type}` \
+             (kubectl's `create <kind>` generators send protobuf; use `kubectl create -f` or `kubectl apply -f` with a manifest)",
+            rt.kind
+        )));
+    }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "{verb} {}: the request body is not valid JSON: {e}",

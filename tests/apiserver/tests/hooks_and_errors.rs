@@ -298,3 +298,23 @@ async fn leases_support_optimistic_renewal() {
         }
     }
 }
+
+#[tokio::test]
+async fn protobuf_bodies_get_415_naming_the_workaround() {
+    let server = TestApiServer::new();
+    let (code, _, body) = raw(
+        &server,
+        Method::POST,
+        "/api/v1/namespaces",
+        "application/vnd.kubernetes.protobuf",
+        "k8s\u{0}binary",
+    )
+    .await;
+    assert_eq!(code, 415);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("kubectl create -f")),
+        "{body}"
+    );
+}

@@ -227,3 +227,47 @@ async fn watch_sends_bookmarks_when_allowed() {
         other => panic!("expected a BOOKMARK, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_live_ones() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+            .await
+            .expect("initial events in time")
+            .expect("watch")
+            .expect("open");
+        match event {
+            watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap_or_default()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, ["a"]);
+    api.create(&PostParams::default(), &configmap("b", "1"))
+        .await
+        .expect("create b");
+    let next = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .expect("in time")
+        .expect("watch");
+    assert!(
+        matches!(next, Some(watcher::Event::Apply(cm)) if cm.metadata.name.as_deref() == Some("b"))
+    );
+    let log = server.request_log().entries();
+    assert!(
+        log.iter()
+            .any(|r| r.verb == "watch" && r.query.contains("sendInitialEvents=true")),
+        "used a streaming list"
+    );
+    assert!(
+        !log.iter().any(|r| r.verb == "list"),
+        "no LIST with streaming lists"
+    );
+}

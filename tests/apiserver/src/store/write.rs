@@ -364,7 +364,7 @@ impl State {
                 }
             }
         }
-        if spec_of(&new) != spec_of(&old) {
+        if spec_changed(&old, &new) {
             let generation = meta::metadata(&old)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -585,14 +585,19 @@ fn check_type(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Everything but `metadata` and `status`: what `generation` tracks.
-fn spec_of(obj: &Value) -> Option<serde_json::Map<String, Value>> {
-    obj.as_object().map(|m| {
-        m.iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    })
+/// Whether anything but `metadata` and `status` differs: what `generation` tracks.
+/// Compares in place; this runs on every write.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let tracked = |k: &String| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+    match (old.as_object(), new.as_object()) {
+        (Some(o), Some(n)) => {
+            o.iter()
+                .filter(|(k, _)| tracked(k))
+                .any(|(k, v)| n.get(k) != Some(v))
+                || n.keys().filter(|k| tracked(k)).any(|k| !o.contains_key(k))
+        }
+        _ => old != new,
+    }
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
