@@ -12,6 +12,7 @@
 //! cannot miss or duplicate an event. There is no HTTP in here: the router
 //! turns requests into these calls, and tests may call them directly.
 
+mod delete;
 mod write;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
