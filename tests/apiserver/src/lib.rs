@@ -30,6 +30,7 @@ pub mod http;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod representation;
 pub mod resources;
 pub mod route;
 pub mod router;

@@ -214,24 +214,20 @@ fn resource_request(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let as_table = crate::table::wants_table(accept);
+    let representation = crate::representation::Representation::from_accept(accept);
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match (method.clone(), rp.name.as_deref()) {
         (Method::GET, Some(name)) => {
             let obj = store.get(&rt, ns, name)?;
-            if as_table {
-                let metadata = json!({"resourceVersion": crate::meta::resource_version(&obj)});
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &crate::table::table(&rt, &[&obj], metadata),
-                ));
+            match representation.object(&rt, &obj) {
+                Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
+                None => Ok(json_response(StatusCode::OK, &obj)),
             }
-            Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::GET, None) => {
             let selectors = selectors(query)?;
             if is_true(query.get("watch")) {
-                return crate::watch::start(backend, &rt, ns, selectors, query, as_table);
+                return crate::watch::start(backend, &rt, ns, selectors, query, representation);
             }
             let opts = ListOptions {
                 selectors,
@@ -239,12 +235,11 @@ fn resource_request(
                 continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
             };
             let page = store.list(&rt, ns, &opts)?;
-            if as_table {
-                let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
-                let table = crate::table::table(&rt, &items, list_metadata(&page));
-                return Ok(json_response(StatusCode::OK, &table));
+            let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
+            match representation.list(&rt, &items, list_metadata(&page)) {
+                Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
+                None => Ok(list_response(&rt, &page)),
             }
-            Ok(list_response(&rt, &page))
         }
         (Method::POST, None) => {
             let obj = parse_json(body, &rt, "create", headers)?;

@@ -10,14 +10,6 @@ use serde_json::{Value, json};
 
 use crate::resources::ResourceType;
 
-/// Whether the request's `Accept` header asks for a Table.
-pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
-}
-
 struct Column {
     name: &'static str,
     kind: &'static str,
@@ -289,13 +281,5 @@ mod tests {
         assert_eq!(t["rows"][1]["cells"][3], "203.0.113.10,2001:db8::10");
         assert_eq!(t["rows"][1]["cells"][4], "<none>");
         assert_eq!(t["rows"][1]["cells"][5], "<unknown>");
-    }
-
-    #[test]
-    fn only_a_table_first_preference_counts() {
-        assert!(wants_table(
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-        ));
-        assert!(!wants_table("application/json"));
     }
 }

@@ -566,3 +566,56 @@ async fn invalid_names_are_422() {
         other => panic!("expected 422, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &configmap("a", &[("app", "web")]))
+        .await
+        .expect("create");
+    let one = api.get_metadata("a").await.expect("get_metadata");
+    assert_eq!(
+        one.metadata
+            .labels
+            .unwrap_or_default()
+            .get("app")
+            .map(String::as_str),
+        Some("web")
+    );
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.items.len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_objects() {
+    let server = TestApiServer::new();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(server.client());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let in_ns: Api<ConfigMap> = Api::namespaced(server.client(), "team-a");
+    in_ns
+        .create(&PostParams::default(), &configmap("a", &[]))
+        .await
+        .expect("create in namespace");
+    let elsewhere: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    elsewhere
+        .create(&PostParams::default(), &configmap("b", &[]))
+        .await
+        .expect("create in default");
+    namespaces
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    assert_eq!(api_code(in_ns.get("a").await), 404);
+    assert!(
+        elsewhere.get("b").await.is_ok(),
+        "other namespaces are untouched"
+    );
+}

@@ -315,3 +315,59 @@ async fn bounded_event_log_expires_old_resource_versions() {
         other => panic!("expected the replayed ADDED of b3, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn watch_ends_after_timeout_seconds() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = server.store().revision().to_string();
+    let params = kube::api::WatchParams::default()
+        .timeout(1)
+        .disable_bookmarks();
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.try_next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the watch stream ended after timeoutSeconds=1"
+    );
+}
+
+#[tokio::test]
+async fn metadata_watcher_sees_partial_objects() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let metadata_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(server.client(), "default");
+    let mut events = watcher(metadata_api, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    api.create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let first = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .expect("in time")
+        .expect("watch")
+        .expect("open");
+    assert_eq!(first.metadata.name.as_deref(), Some("a"));
+    // The next one arrives through the watch, not the initial list.
+    api.create(&PostParams::default(), &configmap("b", "1"))
+        .await
+        .expect("create b");
+    let second = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .expect("in time")
+        .expect("watch")
+        .expect("open");
+    assert_eq!(second.metadata.name.as_deref(), Some("b"));
+    assert!(
+        server
+            .request_log()
+            .entries()
+            .iter()
+            .any(|r| r.verb == "watch" && r.status == 200)
+    );
+}
