@@ -136,6 +136,7 @@ pub fn start(
     let initial_end_bookmark =
         (initial_events && bookmarks).then(|| bookmark_object(start.revision, true));
     let periodic_bookmark = bookmarks.then(|| bookmark_object(0, false));
+    // Subscribed before the task starts: any drop_watches() from now on ends this watch.
     let epoch = backend.store.watch_epoch();
     let interval = backend.bookmark_interval;
     tokio::spawn(async move {
@@ -194,8 +195,6 @@ impl WatchSession {
         {
             return;
         }
-        // Mark the current epoch seen so only a later drop_watches() ends this watch.
-        epoch.borrow_and_update();
         let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365)));
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(self.interval);
