@@ -159,10 +159,14 @@ fn dispatch(
             &group,
             &version,
         )),
-        Route::OpenApiV2 => Err(ApiError::UnknownResource(
-            "OpenAPI v2 is not served (it is protobuf-only for kubectl); use /openapi/v3"
-                .to_owned(),
-        )),
+        Route::OpenApiV2 => {
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let (content_type, body) = crate::openapi::v2_document(accept);
+            Ok(bytes_response(StatusCode::OK, content_type, body))
+        }
         Route::NotFound => Err(ApiError::UnknownResource(format!(
             "{method} on an unknown path"
         ))),
