@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod hooks;
@@ -29,12 +30,14 @@ pub mod http;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod representation;
 pub mod resources;
 pub mod route;
 pub mod router;
 pub mod selector;
 pub mod service;
 pub mod store;
+pub mod table;
 pub mod time;
 pub mod watch;
 

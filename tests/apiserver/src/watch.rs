@@ -24,16 +24,20 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
+use crate::representation::Representation;
 use crate::resources::{ResourceKey, ResourceType};
 use crate::router::{Backend, Query, ResponseBody, parse_number};
 use crate::selector::Selectors;
 use crate::store::{EventType, StoreEvent, watch_line};
 
-/// Which events one watch wants.
+/// Which events one watch wants, and how to print them.
 struct WatchFilter {
     resource: ResourceKey,
     namespace: Option<String>,
     selectors: Selectors,
+    /// The shape the client asked for (Table for kubectl get -w, metadata only, ...).
+    representation: Representation,
+    resource_type: ResourceType,
 }
 
 impl WatchFilter {
@@ -50,21 +54,33 @@ impl WatchFilter {
         {
             return None;
         }
-        if self.selectors == Selectors::default() {
-            return Some(event.line());
+        let event_type = if self.selectors == Selectors::default() {
+            event.event_type.as_str()
+        } else {
+            let now = self.selectors.matches(&event.object);
+            let before = event
+                .previous
+                .as_deref()
+                .is_some_and(|p| self.selectors.matches(p));
+            match (event.event_type, before, now) {
+                (EventType::Added, _, true) => "ADDED",
+                (EventType::Deleted, b, n) if b || n => "DELETED",
+                (EventType::Modified, true, true) => "MODIFIED",
+                (EventType::Modified, false, true) => "ADDED",
+                (EventType::Modified, true, false) => "DELETED",
+                _ => return None,
+            }
+        };
+        if let Some(shaped) = self
+            .representation
+            .object(&self.resource_type, &event.object)
+        {
+            return Some(watch_line(event_type, &shaped));
         }
-        let now = self.selectors.matches(&event.object);
-        let before = event
-            .previous
-            .as_deref()
-            .is_some_and(|p| self.selectors.matches(p));
-        match (event.event_type, before, now) {
-            (EventType::Added, _, true) => Some(event.line()),
-            (EventType::Deleted, b, n) if b || n => Some(event.line()),
-            (EventType::Modified, true, true) => Some(event.line()),
-            (EventType::Modified, false, true) => Some(watch_line("ADDED", &event.object)),
-            (EventType::Modified, true, false) => Some(watch_line("DELETED", &event.object)),
-            _ => None,
+        if event_type == event.event_type.as_str() {
+            Some(event.line())
+        } else {
+            Some(watch_line(event_type, &event.object))
         }
     }
 }
@@ -76,6 +92,7 @@ pub fn start(
     namespace: Option<&str>,
     selectors: Selectors,
     query: &Query,
+    representation: Representation,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let from = parse_number(query, "resourceVersion")?;
     let timeout = parse_number(query, "timeoutSeconds")?.map(Duration::from_secs);
@@ -91,6 +108,8 @@ pub fn start(
         resource: rt.key(),
         namespace: namespace.map(str::to_owned),
         selectors,
+        representation,
+        resource_type: rt.clone(),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let bookmark_object = |revision: u64, initial_end: bool| {
@@ -117,6 +136,7 @@ pub fn start(
     let initial_end_bookmark =
         (initial_events && bookmarks).then(|| bookmark_object(start.revision, true));
     let periodic_bookmark = bookmarks.then(|| bookmark_object(0, false));
+    // Subscribed before the task starts: any drop_watches() from now on ends this watch.
     let epoch = backend.store.watch_epoch();
     let interval = backend.bookmark_interval;
     tokio::spawn(async move {
@@ -175,8 +195,6 @@ impl WatchSession {
         {
             return;
         }
-        // Mark the current epoch seen so only a later drop_watches() ends this watch.
-        epoch.borrow_and_update();
         let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365)));
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(self.interval);

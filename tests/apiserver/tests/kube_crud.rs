@@ -514,3 +514,108 @@ async fn server_side_apply_creates_then_merges_and_records_manager() {
         .collect();
     assert_eq!(managers, vec!["ferrolb-test".to_owned()]);
 }
+
+#[tokio::test]
+async fn services_get_defaults_and_allocations_like_a_real_cluster() {
+    let server = TestApiServer::new();
+    let api: Api<Service> = Api::namespaced(server.client(), "default");
+    let created = api
+        .create(&PostParams::default(), &service("web"))
+        .await
+        .expect("create");
+    let spec = created.spec.unwrap_or_default();
+    assert_eq!(spec.ip_families, Some(vec!["IPv4".to_owned()]));
+    assert_eq!(spec.ip_family_policy.as_deref(), Some("SingleStack"));
+    assert!(
+        spec.cluster_ip
+            .as_deref()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{:?}",
+        spec.cluster_ip
+    );
+    let port = spec
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    assert_eq!(port.protocol.as_deref(), Some("TCP"));
+    assert!(
+        port.node_port
+            .is_some_and(|n| (30_000..=32_767).contains(&n)),
+        "LoadBalancer ports get node ports"
+    );
+}
+
+#[tokio::test]
+async fn invalid_names_are_422() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    match api
+        .create(&PostParams::default(), &configmap("Bad_Name", &[]))
+        .await
+    {
+        Err(Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(
+                s.message.contains("metadata.name") && s.message.contains("Bad_Name"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &configmap("a", &[("app", "web")]))
+        .await
+        .expect("create");
+    let one = api.get_metadata("a").await.expect("get_metadata");
+    assert_eq!(
+        one.metadata
+            .labels
+            .unwrap_or_default()
+            .get("app")
+            .map(String::as_str),
+        Some("web")
+    );
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.items.len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_objects() {
+    let server = TestApiServer::new();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(server.client());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let in_ns: Api<ConfigMap> = Api::namespaced(server.client(), "team-a");
+    in_ns
+        .create(&PostParams::default(), &configmap("a", &[]))
+        .await
+        .expect("create in namespace");
+    let elsewhere: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    elsewhere
+        .create(&PostParams::default(), &configmap("b", &[]))
+        .await
+        .expect("create in default");
+    namespaces
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    assert_eq!(api_code(in_ns.get("a").await), 404);
+    assert!(
+        elsewhere.get("b").await.is_ok(),
+        "other namespaces are untouched"
+    );
+}
