@@ -230,3 +230,67 @@ async fn two_replicas_on_one_api_server_never_duplicate() {
     assert_no_duplicates(&client).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn leader_that_cannot_renew_stops_writing_before_its_lease_expires() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    set_pools(&client, &[("range-global", "192.0.2.1-192.0.2.20")]).await;
+    let leader = start(
+        &server,
+        &[
+            "--leader-elect=true",
+            "--lease-duration=3s",
+            "--renew-deadline=1500ms",
+            "--retry-period=200ms",
+            "--identity=solo",
+        ],
+    );
+    create(&client, "default", &lb("before")).await;
+    wait_allocated(&client, "default", "before").await;
+    assert_eq!(leader.metrics.leader.get(), 1);
+    // The API server now refuses every Lease request: renewals fail.
+    server
+        .faults()
+        .inject(FaultRule::status(500).times(100_000).resource("leases"));
+    eventually("leader stops claiming", || async {
+        (leader.metrics.leader.get() == 0).then_some(())
+    })
+    .await;
+    let lease = server
+        .object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("kube-system"),
+            "ferrolb-provider",
+        )
+        .expect("the Lease exists");
+    let renewed: k8s_openapi::jiff::Timestamp = lease["spec"]["renewTime"]
+        .as_str()
+        .expect("renewTime")
+        .parse()
+        .expect("a timestamp");
+    let duration = lease["spec"]["leaseDurationSeconds"]
+        .as_i64()
+        .expect("duration");
+    let expires = renewed + k8s_openapi::jiff::SignedDuration::from_secs(duration);
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() < expires,
+        "stopped writing only after the lease had expired (expiry {expires})"
+    );
+    // Without the claim nothing is written.
+    create(&client, "default", &lb("during")).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let during = get(&client, "default", "during").await.expect("exists");
+    assert!(
+        ips(&during).is_none(),
+        "a replica without a current claim wrote"
+    );
+    // Renewals work again: a new term adopts and serves.
+    server.faults().clear();
+    assert_eq!(
+        wait_allocated(&client, "default", "during").await,
+        "192.0.2.2"
+    );
+    assert_no_duplicates(&client).await;
+}
