@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use super::errors::AllocationError;
 use super::family::{FamilyPolicy, IpFamily, family_order};
@@ -62,7 +63,8 @@ pub struct PoolStats {
 /// The address allocator. See the module doc.
 #[derive(Clone, Debug, Default)]
 pub struct Allocator {
-    pub(crate) pools: PoolSet,
+    /// Shared so an allocation can read its pool while it updates the space (no clone).
+    pub(crate) pools: Arc<PoolSet>,
     pub(crate) space: AddressSpace,
     pub(crate) held: BTreeMap<ServiceKey, Held>,
 }
@@ -71,7 +73,7 @@ impl Allocator {
     /// An allocator with no allocations.
     pub fn new(pools: PoolSet) -> Self {
         let mut allocator = Allocator {
-            pools,
+            pools: Arc::new(pools),
             ..Allocator::default()
         };
         allocator.space.rebuild(&allocator.pools);
@@ -86,7 +88,7 @@ impl Allocator {
     /// Replace the pools (ConfigMap changed). Existing allocations are kept, even when they no
     /// longer lie in any pool; `outside_pools()` lists those.
     pub fn set_pools(&mut self, pools: PoolSet) {
-        self.pools = pools;
+        self.pools = Arc::new(pools);
         self.space.rebuild(&self.pools);
     }
 
@@ -138,21 +140,21 @@ impl Allocator {
         req: &ServiceRequest,
         previous: &[IpAddr],
     ) -> Result<Allocation, AllocationError> {
-        let Some(pool) = self.pools.pool_for_namespace(&req.key.namespace) else {
+        let pools = Arc::clone(&self.pools);
+        let Some(pool) = pools.pool_for_namespace(&req.key.namespace) else {
             return Err(AllocationError::NoPool {
                 service: req.key.clone(),
             });
         };
-        let pool = pool.clone();
         if pool.dhcp {
-            return self.allocate_dhcp(req, &pool);
+            return self.allocate_dhcp(req, pool);
         }
         let shareable = pool.allow_share && !req.ports.is_empty();
-        let requested = requested_addresses(req, &pool)?;
+        let requested = requested_addresses(req, pool)?;
         let addresses = if requested.is_empty() {
-            self.pick_by_policy(req, &pool, shareable, previous)?
+            self.pick_by_policy(req, pool, shareable, previous)?
         } else {
-            self.reserve_requested(req, &pool, shareable, &requested)?
+            self.reserve_requested(req, pool, shareable, &requested)?
         };
         Ok(self.record(req, &pool.name, addresses, shareable))
     }
@@ -342,8 +344,8 @@ impl Allocator {
     ) -> Allocation {
         let mut shared = false;
         for &address in &addresses {
-            let holders: Vec<ServiceKey> = self.space.holders(address).to_vec();
-            if holders.len() > 1 {
+            if self.space.holders(address).len() > 1 {
+                let holders = self.space.holders(address).to_vec();
                 shared = true;
                 for other in holders.iter().filter(|h| **h != req.key) {
                     if let Some(o) = self.held.get_mut(other) {

@@ -76,11 +76,10 @@ impl AddressSpace {
         self.in_use.range(first..=last)
     }
 
-    /// Adds `key` as a holder of `address`; returns the holders it had before.
-    pub(crate) fn take(&mut self, address: IpAddr, key: &ServiceKey) -> Vec<ServiceKey> {
+    /// Adds `key` as a holder of `address`.
+    pub(crate) fn take(&mut self, address: IpAddr, key: &ServiceKey) {
         let holders = self.in_use.entry(address).or_default();
-        let before = holders.clone();
-        if before.is_empty() {
+        if holders.is_empty() {
             let (family, number) = to_number(address);
             for space in self.free.values_mut() {
                 space.family(family).remove(number);
@@ -90,7 +89,6 @@ impl AddressSpace {
             holders.push(key.clone());
             holders.sort();
         }
-        before
     }
 
     /// Removes `key` as a holder of `address`; a now unheld address goes back to the free space
