@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod hooks;
@@ -35,6 +36,7 @@ pub mod router;
 pub mod selector;
 pub mod service;
 pub mod store;
+pub mod table;
 pub mod time;
 pub mod watch;
 

@@ -56,26 +56,24 @@ fn parameter(name: &str, location: &str) -> Value {
 
 fn object_path(rt: &ResourceType) -> Value {
     let gvk = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
+    // kubectl looks for `fieldValidation` among the PATCH operation's own
+    // parameters (not the path item's), where the real document lists it.
+    let query_parameters: Vec<Value> = ["dryRun", "fieldManager", "fieldValidation", "force"]
+        .iter()
+        .map(|q| parameter(q, "query"))
+        .collect();
     let operation = |verb: &str| {
         json!({
             "operationId": format!("{verb}{}", rt.kind),
+            "parameters": query_parameters,
             "responses": {"200": {"description": "OK"}},
             "x-kubernetes-action": verb,
             "x-kubernetes-group-version-kind": gvk,
         })
     };
-    let mut parameters = vec![parameter("name", "path")];
+    let mut parameters = vec![parameter("name", "path"), parameter("pretty", "query")];
     if rt.namespaced {
         parameters.push(parameter("namespace", "path"));
-    }
-    for query in [
-        "dryRun",
-        "fieldManager",
-        "fieldValidation",
-        "force",
-        "pretty",
-    ] {
-        parameters.push(parameter(query, "query"));
     }
     json!({
         "get": operation("get"),

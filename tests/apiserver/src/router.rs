@@ -210,13 +210,28 @@ fn resource_request(
         }
     };
     let ns = rp.namespace.as_deref();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let as_table = crate::table::wants_table(accept);
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match (method.clone(), rp.name.as_deref()) {
-        (Method::GET, Some(name)) => Ok(json_response(StatusCode::OK, &*store.get(&rt, ns, name)?)),
+        (Method::GET, Some(name)) => {
+            let obj = store.get(&rt, ns, name)?;
+            if as_table {
+                let metadata = json!({"resourceVersion": crate::meta::resource_version(&obj)});
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &crate::table::table(&rt, &[&obj], metadata),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &obj))
+        }
         (Method::GET, None) => {
             let selectors = selectors(query)?;
             if is_true(query.get("watch")) {
-                return crate::watch::start(backend, &rt, ns, selectors, query);
+                return crate::watch::start(backend, &rt, ns, selectors, query, as_table);
             }
             let opts = ListOptions {
                 selectors,
@@ -224,15 +239,20 @@ fn resource_request(
                 continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
             };
             let page = store.list(&rt, ns, &opts)?;
+            if as_table {
+                let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
+                let table = crate::table::table(&rt, &items, list_metadata(&page));
+                return Ok(json_response(StatusCode::OK, &table));
+            }
             Ok(list_response(&rt, &page))
         }
         (Method::POST, None) => {
-            let obj = parse_json(body, &rt, "create")?;
+            let obj = parse_json(body, &rt, "create", headers)?;
             let created = store.create(&rt, ns, obj, dry_run)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_json(body, &rt, "update")?;
+            let obj = parse_json(body, &rt, "update", headers)?;
             let updated = store.update(&rt, ns, name, obj, mode, dry_run)?;
             Ok(json_response(StatusCode::OK, &updated))
         }
@@ -322,7 +342,25 @@ pub(crate) fn parse_number(query: &Query, key: &str) -> Result<Option<u64>, ApiE
     }
 }
 
-fn parse_json(body: &Bytes, rt: &ResourceType, verb: &str) -> Result<Value, ApiError> {
+fn parse_json(
+    body: &Bytes,
+    rt: &ResourceType,
+    verb: &str,
+    headers: &HeaderMap,
+) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/vnd.kubernetes.protobuf")
+        || content_type.starts_with("application/cbor")
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{verb} {}: this test API server speaks JSON only, not `{content_type}` \
+             (kubectl's `create <kind>` generators send protobuf; use `kubectl create -f` or `kubectl apply -f` with a manifest)",
+            rt.kind
+        )));
+    }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "{verb} {}: the request body is not valid JSON: {e}",
@@ -371,7 +409,7 @@ fn success_status(rt: &ResourceType, deleted: &Value) -> Value {
 }
 
 /// Writes a list document without copying the items into a new `Value`.
-fn list_response(rt: &ResourceType, page: &crate::store::ListPage) -> Response<ResponseBody> {
+fn list_metadata(page: &crate::store::ListPage) -> Value {
     let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
     if let Some(token) = &page.continue_token {
         metadata["continue"] = json!(token);
@@ -379,6 +417,11 @@ fn list_response(rt: &ResourceType, page: &crate::store::ListPage) -> Response<R
     if let Some(remaining) = page.remaining {
         metadata["remainingItemCount"] = json!(remaining);
     }
+    metadata
+}
+
+fn list_response(rt: &ResourceType, page: &crate::store::ListPage) -> Response<ResponseBody> {
+    let metadata = list_metadata(page);
     let mut buf = Vec::with_capacity(256 + page.items.len() * 512);
     buf.extend_from_slice(b"{\"kind\":");
     let _ = serde_json::to_writer(&mut buf, &rt.list_kind);

@@ -29,11 +29,13 @@ use crate::router::{Backend, Query, ResponseBody, parse_number};
 use crate::selector::Selectors;
 use crate::store::{EventType, StoreEvent, watch_line};
 
-/// Which events one watch wants.
+/// Which events one watch wants, and how to print them.
 struct WatchFilter {
     resource: ResourceKey,
     namespace: Option<String>,
     selectors: Selectors,
+    /// Set when the client asked for `Table` output (kubectl get -w).
+    table_of: Option<ResourceType>,
 }
 
 impl WatchFilter {
@@ -50,21 +52,34 @@ impl WatchFilter {
         {
             return None;
         }
-        if self.selectors == Selectors::default() {
-            return Some(event.line());
+        let event_type = if self.selectors == Selectors::default() {
+            event.event_type.as_str()
+        } else {
+            let now = self.selectors.matches(&event.object);
+            let before = event
+                .previous
+                .as_deref()
+                .is_some_and(|p| self.selectors.matches(p));
+            match (event.event_type, before, now) {
+                (EventType::Added, _, true) => "ADDED",
+                (EventType::Deleted, b, n) if b || n => "DELETED",
+                (EventType::Modified, true, true) => "MODIFIED",
+                (EventType::Modified, false, true) => "ADDED",
+                (EventType::Modified, true, false) => "DELETED",
+                _ => return None,
+            }
+        };
+        if let Some(rt) = &self.table_of {
+            let metadata = json!({"resourceVersion": event.revision.to_string()});
+            return Some(watch_line(
+                event_type,
+                &crate::table::table(rt, &[&event.object], metadata),
+            ));
         }
-        let now = self.selectors.matches(&event.object);
-        let before = event
-            .previous
-            .as_deref()
-            .is_some_and(|p| self.selectors.matches(p));
-        match (event.event_type, before, now) {
-            (EventType::Added, _, true) => Some(event.line()),
-            (EventType::Deleted, b, n) if b || n => Some(event.line()),
-            (EventType::Modified, true, true) => Some(event.line()),
-            (EventType::Modified, false, true) => Some(watch_line("ADDED", &event.object)),
-            (EventType::Modified, true, false) => Some(watch_line("DELETED", &event.object)),
-            _ => None,
+        if event_type == event.event_type.as_str() {
+            Some(event.line())
+        } else {
+            Some(watch_line(event_type, &event.object))
         }
     }
 }
@@ -76,6 +91,7 @@ pub fn start(
     namespace: Option<&str>,
     selectors: Selectors,
     query: &Query,
+    as_table: bool,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let from = parse_number(query, "resourceVersion")?;
     let timeout = parse_number(query, "timeoutSeconds")?.map(Duration::from_secs);
@@ -91,6 +107,7 @@ pub fn start(
         resource: rt.key(),
         namespace: namespace.map(str::to_owned),
         selectors,
+        table_of: as_table.then(|| rt.clone()),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let bookmark_object = |revision: u64, initial_end: bool| {

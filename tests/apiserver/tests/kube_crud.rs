@@ -514,3 +514,55 @@ async fn server_side_apply_creates_then_merges_and_records_manager() {
         .collect();
     assert_eq!(managers, vec!["ferrolb-test".to_owned()]);
 }
+
+#[tokio::test]
+async fn services_get_defaults_and_allocations_like_a_real_cluster() {
+    let server = TestApiServer::new();
+    let api: Api<Service> = Api::namespaced(server.client(), "default");
+    let created = api
+        .create(&PostParams::default(), &service("web"))
+        .await
+        .expect("create");
+    let spec = created.spec.unwrap_or_default();
+    assert_eq!(spec.ip_families, Some(vec!["IPv4".to_owned()]));
+    assert_eq!(spec.ip_family_policy.as_deref(), Some("SingleStack"));
+    assert!(
+        spec.cluster_ip
+            .as_deref()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{:?}",
+        spec.cluster_ip
+    );
+    let port = spec
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    assert_eq!(port.protocol.as_deref(), Some("TCP"));
+    assert!(
+        port.node_port
+            .is_some_and(|n| (30_000..=32_767).contains(&n)),
+        "LoadBalancer ports get node ports"
+    );
+}
+
+#[tokio::test]
+async fn invalid_names_are_422() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    match api
+        .create(&PostParams::default(), &configmap("Bad_Name", &[]))
+        .await
+    {
+        Err(Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(
+                s.message.contains("metadata.name") && s.message.contains("Bad_Name"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+}

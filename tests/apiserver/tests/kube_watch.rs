@@ -227,3 +227,90 @@ async fn watch_sends_bookmarks_when_allowed() {
         other => panic!("expected a BOOKMARK, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_then_live_ones() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+            .await
+            .expect("initial events in time")
+            .expect("watch")
+            .expect("open");
+        match event {
+            watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap_or_default()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, ["a"]);
+    api.create(&PostParams::default(), &configmap("b", "1"))
+        .await
+        .expect("create b");
+    let next = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .expect("in time")
+        .expect("watch");
+    assert!(
+        matches!(next, Some(watcher::Event::Apply(cm)) if cm.metadata.name.as_deref() == Some("b"))
+    );
+    let log = server.request_log().entries();
+    assert!(
+        log.iter()
+            .any(|r| r.verb == "watch" && r.query.contains("sendInitialEvents=true")),
+        "used a streaming list"
+    );
+    assert!(
+        !log.iter().any(|r| r.verb == "list"),
+        "no LIST with streaming lists"
+    );
+}
+
+#[tokio::test]
+async fn bounded_event_log_expires_old_resource_versions() {
+    let server = TestApiServer::with_options(test_apiserver::ServerOptions {
+        event_log_capacity: 3,
+        ..test_apiserver::ServerOptions::default()
+    });
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let first = api
+        .create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let first_rv = first.metadata.resource_version.unwrap_or_default();
+    for i in 0..3 {
+        api.create(&PostParams::default(), &configmap(&format!("b{i}"), "1"))
+            .await
+            .expect("create");
+    }
+    let mut old = api
+        .watch(&kube::api::WatchParams::default(), &first_rv)
+        .await
+        .expect("watch")
+        .boxed();
+    match old.try_next().await {
+        Ok(Some(kube::api::WatchEvent::Error(e))) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"))
+        }
+        other => panic!("expected 410 for a resourceVersion older than the log, got {other:?}"),
+    }
+    // The newest events are still resumable.
+    let recent = (server.store().revision() - 1).to_string();
+    let mut fresh = api
+        .watch(&kube::api::WatchParams::default(), &recent)
+        .await
+        .expect("watch")
+        .boxed();
+    match tokio::time::timeout(Duration::from_secs(5), fresh.try_next()).await {
+        Ok(Ok(Some(kube::api::WatchEvent::Added(cm)))) => {
+            assert_eq!(cm.metadata.name.as_deref(), Some("b2"))
+        }
+        other => panic!("expected the replayed ADDED of b2, got {other:?}"),
+    }
+}

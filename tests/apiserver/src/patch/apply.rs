@@ -55,6 +55,18 @@ pub fn record_manager(
         *list = Value::Array(Vec::new());
     }
     if let Value::Array(entries) = list {
+        let same = |e: &Value| {
+            e.get("manager").and_then(Value::as_str) == Some(manager)
+                && e.get("operation").and_then(Value::as_str) == Some(operation)
+        };
+        // Re-applying the same fields keeps the entry (and its time), so a
+        // no-op apply stays a no-op write, as on a real server.
+        if entries
+            .iter()
+            .any(|e| same(e) && e.get("fieldsV1") == entry.get("fieldsV1"))
+        {
+            return;
+        }
         entries.retain(|e| {
             !(e.get("manager").and_then(Value::as_str) == Some(manager)
                 && e.get("operation").and_then(Value::as_str) == Some(operation))
@@ -140,5 +152,21 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0]["time"], "t2");
+        record_manager(
+            &mut obj,
+            "other",
+            "Apply",
+            "v1",
+            &json!({"data": {"c": "2"}}),
+            "t4",
+        );
+        let entries = obj["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            entries[1]["time"], "t3",
+            "same fields: entry and time unchanged"
+        );
     }
 }

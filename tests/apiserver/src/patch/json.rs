@@ -10,13 +10,24 @@ pub fn apply(current: &Value, patch: &Value) -> Result<Value, ApiError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
         ApiError::BadRequest(format!("invalid JSON Patch (RFC 6902) document: {e}"))
     })?;
+    // Work on a copy: a failing operation leaves the stored object untouched.
     let mut doc = current.clone();
-    json_patch::patch(&mut doc, &ops).map_err(|e| {
-        ApiError::Invalid(format!(
-            "the server rejected our request due to an error in our request: JSON Patch operation {} on `{}` failed: {}",
-            e.operation, e.path, e.kind
-        ))
-    })?;
+    for (index, op) in ops.0.iter().enumerate() {
+        if let json_patch::PatchOperation::Test(test) = op {
+            // Like the apiserver's JSON Patch library, testing a missing path
+            // against `null` passes; kube-runtime's finalizer() relies on it
+            // when it adds the first finalizer.
+            if test.value.is_null() && doc.pointer(test.path.as_str()).is_none() {
+                continue;
+            }
+        }
+        json_patch::patch(&mut doc, std::slice::from_ref(op)).map_err(|e| {
+            ApiError::Invalid(format!(
+                "the server rejected our request due to an error in our request: JSON Patch operation {index} on `{}` failed: {}",
+                e.path, e.kind
+            ))
+        })?;
+    }
     Ok(doc)
 }
 
@@ -48,6 +59,19 @@ mod tests {
         assert_eq!(
             apply(&obj, &patch),
             Ok(json!({"metadata": {"finalizers": ["a", "b"]}}))
+        );
+    }
+
+    #[test]
+    fn test_of_null_on_a_missing_path_passes() {
+        let obj = json!({"metadata": {}});
+        let patch = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["a"]}
+        ]);
+        assert_eq!(
+            apply(&obj, &patch),
+            Ok(json!({"metadata": {"finalizers": ["a"]}}))
         );
     }
 

@@ -12,6 +12,7 @@
 //! cannot miss or duplicate an event. There is no HTTP in here: the router
 //! turns requests into these calls, and tests may call them directly.
 
+mod delete;
 mod write;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -139,6 +140,8 @@ pub(crate) struct State {
     /// A watch may resume from revision N only if N >= this (all later events are in the log).
     oldest_resumable: u64,
     ids: IdSource,
+    /// Service cluster IPs and node ports in use.
+    allocations: crate::defaults::Allocations,
 }
 
 /// The shared object store. Cheap to share behind an `Arc`.
@@ -177,6 +180,7 @@ impl Store {
                 log_capacity: log_capacity.max(1),
                 oldest_resumable: 0,
                 ids: IdSource::default(),
+                allocations: crate::defaults::Allocations::default(),
             }),
             events,
             watch_epoch: watch::channel(0).0,

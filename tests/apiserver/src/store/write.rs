@@ -151,27 +151,6 @@ impl Store {
         }
         state.commit(&self.events, rt, Some(current), patched, mode, dry_run)
     }
-
-    /// DELETE: removes the object, or, if it has finalizers, marks it with a
-    /// `deletionTimestamp` and leaves it until the last finalizer is removed.
-    pub fn delete(
-        &self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        preconditions: &DeletePreconditions,
-        dry_run: bool,
-    ) -> Result<Arc<Value>, ApiError> {
-        let mut state = self.lock();
-        state.delete(
-            &self.events,
-            rt,
-            namespace.unwrap_or(""),
-            name,
-            preconditions,
-            dry_run,
-        )
-    }
 }
 
 impl State {
@@ -233,6 +212,7 @@ impl State {
             meta::set(&mut obj, "name", name);
         }
         let name = meta::name(&obj).to_owned();
+        crate::defaults::check_name(rt, &name)?;
         if !meta::resource_version(&obj).is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "{} \"{name}\": resourceVersion should not be set on objects to be created",
@@ -263,6 +243,14 @@ impl State {
                     for t in types {
                         self.registry.insert(t);
                     }
+                }
+            }
+            ("", "services") => {
+                if dry_run {
+                    let mut scratch = self.allocations.clone();
+                    crate::defaults::default_service(&mut obj, None, &mut scratch)?;
+                } else {
+                    crate::defaults::default_service(&mut obj, None, &mut self.allocations)?;
                 }
             }
             ("", "namespaces") => {
@@ -331,6 +319,18 @@ impl State {
                         None => map.remove("status"),
                     };
                 }
+                if rt.group.is_empty() && rt.plural == "services" {
+                    if dry_run {
+                        let mut scratch = self.allocations.clone();
+                        crate::defaults::default_service(&mut new, Some(&old), &mut scratch)?;
+                    } else {
+                        crate::defaults::default_service(
+                            &mut new,
+                            Some(&old),
+                            &mut self.allocations,
+                        )?;
+                    }
+                }
                 if meta::is_deleting(&old) {
                     let old_f = finalizers(&old);
                     if let Some(added) = finalizers(&new).into_iter().find(|f| !old_f.contains(f)) {
@@ -343,7 +343,7 @@ impl State {
                 }
             }
         }
-        if spec_of(&new) != spec_of(&old) {
+        if spec_changed(&old, &new) {
             let generation = meta::metadata(&old)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -394,134 +394,6 @@ impl State {
         self.record(events, event);
         Ok(new)
     }
-
-    fn delete(
-        &mut self,
-        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
-        rt: &ResourceType,
-        namespace: &str,
-        name: &str,
-        preconditions: &DeletePreconditions,
-        dry_run: bool,
-    ) -> Result<Arc<Value>, ApiError> {
-        let current = self.get(rt, namespace, name)?;
-        let precondition_failed = |what: &str, wanted: &str, actual: &str| ApiError::Conflict {
-            resource: rt.qualified_plural(),
-            name: name.to_owned(),
-            detail: format!(
-                "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}"
-            ),
-        };
-        if let Some(uid) = &preconditions.uid {
-            let actual = meta::str_field(&current, "uid");
-            if uid != actual {
-                return Err(precondition_failed("UID", uid, actual));
-            }
-        }
-        if let Some(rv) = &preconditions.resource_version {
-            let actual = meta::resource_version(&current);
-            if rv != actual {
-                return Err(precondition_failed("ResourceVersion", rv, actual));
-            }
-        }
-        if meta::has_finalizers(&current) {
-            if meta::is_deleting(&current) || dry_run {
-                return Ok(current);
-            }
-            let mut marked = (*current).clone();
-            meta::set(&mut marked, "deletionTimestamp", crate::time::now_rfc3339());
-            meta::set(&mut marked, "deletionGracePeriodSeconds", 0);
-            self.revision += 1;
-            meta::set(&mut marked, "resourceVersion", self.revision.to_string());
-            let marked = Arc::new(marked);
-            self.objects
-                .entry(rt.key())
-                .or_default()
-                .insert((namespace.to_owned(), name.to_owned()), marked.clone());
-            let event = StoreEvent::new(
-                self.revision,
-                rt.key(),
-                EventType::Modified,
-                marked.clone(),
-                Some(current),
-            );
-            self.record(events, event);
-            return Ok(marked);
-        }
-        if dry_run {
-            return Ok(current);
-        }
-        self.remove(events, rt, namespace, name, current)
-    }
-
-    /// Removes an object for good, emitting DELETED (and cleaning up what it owned).
-    fn remove(
-        &mut self,
-        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
-        rt: &ResourceType,
-        namespace: &str,
-        name: &str,
-        current: Arc<Value>,
-    ) -> Result<Arc<Value>, ApiError> {
-        if let Some(m) = self.objects.get_mut(&rt.key()) {
-            m.remove(&(namespace.to_owned(), name.to_owned()));
-        }
-        self.revision += 1;
-        let mut gone = (*current).clone();
-        meta::set(&mut gone, "resourceVersion", self.revision.to_string());
-        let gone = Arc::new(gone);
-        let event = StoreEvent::new(
-            self.revision,
-            rt.key(),
-            EventType::Deleted,
-            gone.clone(),
-            Some(current),
-        );
-        self.record(events, event);
-        match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "namespaces") => self.remove_all(events, |rt_key, ns| {
-                !ns.is_empty() && ns == name && rt_key.plural != "namespaces"
-            }),
-            ("apiextensions.k8s.io", "customresourcedefinitions") => {
-                let keys = self.registry.remove_crd(name);
-                self.remove_all(events, |rt_key, _| keys.contains(rt_key));
-            }
-            _ => {}
-        }
-        Ok(gone)
-    }
-
-    /// Removes (finalizers notwithstanding) every object whose (type, namespace) matches.
-    fn remove_all(
-        &mut self,
-        events: &tokio::sync::broadcast::Sender<Arc<StoreEvent>>,
-        select: impl Fn(&crate::resources::ResourceKey, &str) -> bool,
-    ) {
-        let mut doomed = Vec::new();
-        for (key, objects) in &self.objects {
-            for ((ns, name), obj) in objects {
-                if select(key, ns) {
-                    doomed.push((key.clone(), ns.clone(), name.clone(), obj.clone()));
-                }
-            }
-        }
-        for (key, ns, name, obj) in doomed {
-            if let Some(m) = self.objects.get_mut(&key) {
-                m.remove(&(ns, name));
-            }
-            self.revision += 1;
-            let mut gone = (*obj).clone();
-            meta::set(&mut gone, "resourceVersion", self.revision.to_string());
-            let event = StoreEvent::new(
-                self.revision,
-                key,
-                EventType::Deleted,
-                Arc::new(gone),
-                Some(obj),
-            );
-            self.record(events, event);
-        }
-    }
 }
 
 /// Sets `apiVersion`/`kind` from the URL's type, rejecting a body that names another type.
@@ -558,14 +430,19 @@ fn check_type(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Everything but `metadata` and `status`: what `generation` tracks.
-fn spec_of(obj: &Value) -> Option<serde_json::Map<String, Value>> {
-    obj.as_object().map(|m| {
-        m.iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    })
+/// Whether anything but `metadata` and `status` differs: what `generation` tracks.
+/// Compares in place; this runs on every write.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let tracked = |k: &String| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+    match (old.as_object(), new.as_object()) {
+        (Some(o), Some(n)) => {
+            o.iter()
+                .filter(|(k, _)| tracked(k))
+                .any(|(k, v)| n.get(k) != Some(v))
+                || n.keys().filter(|k| tracked(k)).any(|k| !o.contains_key(k))
+        }
+        _ => old != new,
+    }
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
