@@ -74,7 +74,7 @@ impl Context {
             client,
             settings: IndexSettings {
                 classes: ClassFilter {
-                    class: args.load_balancer_class.clone(),
+                    class: args.effective_class(),
                     also_classless: args.also_classless,
                 },
                 write_load_balancer_ip: args.write_load_balancer_ip,
