@@ -42,6 +42,9 @@ use crate::{
     nodes::test_resource_version,
 };
 
+/// Longest time one Service write (metadata + status patch) may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A write plus the moment the index asked for it.
 #[derive(Debug)]
 pub struct Job {
@@ -146,7 +149,14 @@ impl Writer {
     async fn apply(&self, job: Job) {
         let key = job.write.key.clone();
         let action = format!("patch Service {}/{}", key.namespace, key.name);
-        match self.patch(&job.write, &action).await {
+        // A hung request must not hold a write slot forever; the re-read below recovers.
+        let attempt = tokio::time::timeout(WRITE_TIMEOUT, self.patch(&job.write, &action));
+        let result = attempt.await.unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                action: action.clone(),
+            })
+        });
+        match result {
             Ok(()) => {
                 if job.write.allocates {
                     self.metrics
