@@ -25,6 +25,19 @@ pub struct Args {
     #[arg(long, env = "FERROLB_LOAD_BALANCER_CLASS")]
     pub load_balancer_class: Option<String>,
 
+    /// kube-vip-cloud-provider's class mode: without --load-balancer-class, serve only
+    /// Services of class --kube-vip-class-name (as KVCP does when this variable is true).
+    #[arg(long, env = "KUBEVIP_ENABLE_LOADBALANCERCLASS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub kube_vip_class_mode: bool,
+
+    /// The class served in kube-vip-cloud-provider's class mode.
+    #[arg(
+        long,
+        env = "KUBEVIP_CUSTOM_LOADBALANCERCLASS_NAME",
+        default_value = "kube-vip.io/kube-vip-class"
+    )]
+    pub kube_vip_class_name: String,
+
     /// With --load-balancer-class: also serve Services that have no class.
     #[arg(long, env = "FERROLB_ALSO_CLASSLESS", default_value_t = false)]
     pub also_classless: bool,
@@ -147,13 +160,22 @@ impl Args {
                 self.retry_period, self.renew_deadline
             ));
         }
-        if self.also_classless && self.load_balancer_class.is_none() {
+        if self.also_classless && self.effective_class().is_none() {
             return Err("--also-classless needs --load-balancer-class".to_string());
         }
         if self.write_concurrency == 0 {
             return Err("--write-concurrency must be at least 1".to_string());
         }
         Ok(())
+    }
+
+    /// The class to serve: `--load-balancer-class`, else KVCP's class-mode name when
+    /// `KUBEVIP_ENABLE_LOADBALANCERCLASS` is true, else none (class-less Services).
+    pub fn effective_class(&self) -> Option<String> {
+        self.load_balancer_class.clone().or_else(|| {
+            self.kube_vip_class_mode
+                .then(|| self.kube_vip_class_name.clone())
+        })
     }
 
     /// The Lease holder identity.
@@ -216,6 +238,23 @@ mod tests {
         ])
         .expect("flags parse");
         assert!(args.validate().unwrap_err().contains("--renew-deadline"));
+    }
+
+    #[test]
+    fn kube_vip_class_mode_serves_its_class_unless_a_class_is_given() {
+        let kvcp = Args::try_parse_from(["ferrolb-provider", "--kube-vip-class-mode=true"])
+            .expect("flags parse");
+        assert_eq!(
+            kvcp.effective_class().as_deref(),
+            Some("kube-vip.io/kube-vip-class")
+        );
+        let explicit = Args::try_parse_from([
+            "ferrolb-provider",
+            "--kube-vip-class-mode=true",
+            "--load-balancer-class=x.io/lb",
+        ])
+        .expect("flags parse");
+        assert_eq!(explicit.effective_class().as_deref(), Some("x.io/lb"));
     }
 
     #[test]

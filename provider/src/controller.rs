@@ -38,7 +38,7 @@ use crate::{
     metrics::Metrics,
     nodes,
     service_view::ClassFilter,
-    writer::{Job, Reread, Writer},
+    writer::{Job, Reread, Writer, publish_events},
 };
 
 /// Everything a term needs.
@@ -74,7 +74,7 @@ impl Context {
             client,
             settings: IndexSettings {
                 classes: ClassFilter {
-                    class: args.load_balancer_class.clone(),
+                    class: args.effective_class(),
                     also_classless: args.also_classless,
                 },
                 write_load_balancer_ip: args.write_load_balancer_ip,
@@ -172,23 +172,32 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut inputs = futures::stream::select_all([services, configs, rereads]);
 
     let (job_tx, job_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let recorder = Recorder::new(
+        ctx.client.clone(),
+        Reporter {
+            controller: "ferrolb-provider".into(),
+            instance: Some(ctx.identity.clone()),
+        },
+    );
     let writer = Writer {
         client: ctx.client.clone(),
-        recorder: Recorder::new(
-            ctx.client.clone(),
-            Reporter {
-                controller: "ferrolb-provider".into(),
-                instance: Some(ctx.identity.clone()),
-            },
-        ),
-        claims,
+        events: event_tx,
+        claims: claims.clone(),
         metrics: ctx.metrics.clone(),
         rereads: reread_tx,
         concurrency: ctx.write_concurrency,
     };
-    // Dropping the JoinSet (end of term) aborts the writer.
+    // Dropping the JoinSet (end of term) aborts the writer and the Event publisher.
     let mut writer_task = JoinSet::new();
     writer_task.spawn(writer.run(job_rx));
+    writer_task.spawn(publish_events(
+        recorder,
+        event_rx,
+        claims,
+        ctx.metrics.clone(),
+        ctx.write_concurrency,
+    ));
 
     let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
     let mut service_buffer: Option<Vec<Service>> = None;

@@ -108,3 +108,39 @@ pub async fn serve(
     });
     Ok((bound, task))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn status_of(app: Router, path: &str) -> StatusCode {
+        let request = axum::http::Request::get(path)
+            .body(Body::empty())
+            .expect("request");
+        app.oneshot(request).await.expect("response").status()
+    }
+
+    #[tokio::test]
+    async fn readyz_is_ready_only_when_standing_by_or_serving() {
+        let health = Arc::new(Health::default());
+        let app = router(Arc::new(Registry::default()), health.clone());
+        assert_eq!(
+            status_of(app.clone(), "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set(Phase::Adopting);
+        assert_eq!(
+            status_of(app.clone(), "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set(Phase::StandingBy);
+        assert_eq!(status_of(app.clone(), "/readyz").await, StatusCode::OK);
+        health.set(Phase::Serving);
+        assert_eq!(status_of(app.clone(), "/readyz").await, StatusCode::OK);
+        assert_eq!(status_of(app.clone(), "/healthz").await, StatusCode::OK);
+        assert_eq!(status_of(app, "/metrics").await, StatusCode::OK);
+    }
+}

@@ -1,5 +1,61 @@
-use clap::Parser;
+//! `ferrolb-provider` entry point: parse flags, connect, serve health/metrics, run.
+use std::sync::Arc;
 
-fn main() {
-    let _args = provider::args::Args::parse();
+use anyhow::Context as _;
+use clap::Parser;
+use prometheus_client::registry::Registry;
+use provider::{args::Args, controller, http, metrics::Metrics, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.validate().map_err(anyhow::Error::msg)?;
+    telemetry::init(args.log_format);
+    let client = connect(&args).await?;
+    let metrics = Arc::new(Metrics::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let health = Arc::new(http::Health::default());
+    let (bound, _server) = http::serve(args.metrics_addr, Arc::new(registry), health.clone())
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
+    tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+    let ctx = controller::Context::from_args(client, &args, metrics, health);
+    tokio::select! {
+        () = controller::run(ctx, &args) => {}
+        signal = shutdown_signal() => {
+            signal.context("cannot listen for SIGINT/SIGTERM")?;
+            tracing::info!("terminating");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (what the kubelet sends on Pod deletion).
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+/// A client from `--kubeconfig`, else the in-cluster configuration (or $KUBECONFIG).
+async fn connect(args: &Args) -> anyhow::Result<kube::Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster configuration and no kubeconfig")?,
+    };
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
 }

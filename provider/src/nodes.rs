@@ -74,9 +74,26 @@ pub fn pointer(segments: &[&str]) -> json_patch::jsonptr::PointerBuf {
     json_patch::jsonptr::PointerBuf::from_tokens(segments.iter().copied())
 }
 
-/// Watches Nodes and initializes them while `claims` is current. Conflicts are left to the
-/// next watch event of the same Node, which carries the newer version.
-pub async fn run(client: Client, claims: watch::Receiver<Claim>, metrics: Arc<Metrics>) {
+/// Initializes Nodes while `claims` is current. Each leadership term starts a fresh watch,
+/// whose initial list brings every Node again, so Nodes that joined while this replica stood
+/// by are not missed. Conflicts are left to the next watch event of the same Node, which
+/// carries the newer version.
+pub async fn run(client: Client, mut claims: watch::Receiver<Claim>, metrics: Arc<Metrics>) {
+    loop {
+        crate::lease::wait_for_claim(&mut claims).await;
+        let mut lost = claims.clone();
+        tokio::select! {
+            () = initialize_while_leading(client.clone(), claims.clone(), metrics.clone()) => {}
+            () = crate::lease::claim_lost(&mut lost) => {}
+        }
+    }
+}
+
+async fn initialize_while_leading(
+    client: Client,
+    claims: watch::Receiver<Claim>,
+    metrics: Arc<Metrics>,
+) {
     let api: Api<Node> = Api::all(client);
     let mut events = watcher(api.clone(), watcher::Config::default())
         .default_backoff()

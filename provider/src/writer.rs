@@ -19,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use futures::StreamExt;
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::{
@@ -40,6 +41,9 @@ use crate::{
     metrics::Metrics,
     nodes::test_resource_version,
 };
+
+/// Longest time one Service write (metadata + status patch) may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A write plus the moment the index asked for it.
 #[derive(Debug)]
@@ -64,8 +68,9 @@ pub enum Reread {
 pub struct Writer {
     /// API client.
     pub client: Client,
-    /// Publishes Events (events.k8s.io/v1).
-    pub recorder: Recorder,
+    /// Where Events go (published by [`publish_events`], so slow Event writes never hold up
+    /// the address writes).
+    pub events: mpsc::UnboundedSender<EventBatch>,
     /// Our right to write.
     pub claims: watch::Receiver<Claim>,
     /// Metrics.
@@ -144,7 +149,14 @@ impl Writer {
     async fn apply(&self, job: Job) {
         let key = job.write.key.clone();
         let action = format!("patch Service {}/{}", key.namespace, key.name);
-        match self.patch(&job.write, &action).await {
+        // A hung request must not hold a write slot forever; the re-read below recovers.
+        let attempt = tokio::time::timeout(WRITE_TIMEOUT, self.patch(&job.write, &action));
+        let result = attempt.await.unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                action: action.clone(),
+            })
+        });
+        match result {
             Ok(()) => {
                 if job.write.allocates {
                     self.metrics
@@ -163,7 +175,14 @@ impl Writer {
                 self.reread(&key).await;
             }
         }
-        self.publish_events(&job.write).await;
+        if !job.write.events.is_empty() && self.claims.borrow().is_current() {
+            // The publisher may be gone (term ended); then the Events are moot.
+            let _ = self.events.send(EventBatch {
+                key: job.write.key.clone(),
+                uid: job.write.uid.clone(),
+                notes: job.write.events,
+            });
+        }
     }
 
     fn ensure_leading(&self, action: &str) -> Result<()> {
@@ -232,36 +251,65 @@ impl Writer {
         // The index task may be gone (term ended); then nobody needs the answer.
         let _ = self.rereads.send(reread);
     }
+}
 
-    async fn publish_events(&self, write: &ServiceWrite) {
-        if write.events.is_empty() || !self.claims.borrow().is_current() {
-            return;
-        }
-        let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Service".into()),
-            namespace: Some(write.key.namespace.clone()),
-            name: Some(write.key.name.clone()),
-            uid: write.uid.clone(),
-            ..ObjectReference::default()
-        };
-        for note in &write.events {
-            let event = Event {
-                type_: if note.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: note.reason.to_string(),
-                note: Some(note.note.clone()),
-                action: "Allocate".to_string(),
-                secondary: None,
-            };
-            if let Err(source) = self.recorder.publish(&event, &reference).await {
-                let error = Error::from_kube("publish Event", source);
-                self.metrics.reconcile_error(error.metric_label());
-                tracing::debug!(%error, "could not publish Event");
+/// Events for one Service.
+#[derive(Debug)]
+pub struct EventBatch {
+    /// The Service.
+    pub key: ServiceKey,
+    /// Its uid.
+    pub uid: Option<String>,
+    /// What to publish.
+    pub notes: Vec<crate::outcome::EventNote>,
+}
+
+/// Publishes Event batches with up to `concurrency` in flight, while the claim is current.
+pub async fn publish_events(
+    recorder: Recorder,
+    batches: mpsc::UnboundedReceiver<EventBatch>,
+    claims: watch::Receiver<Claim>,
+    metrics: Arc<Metrics>,
+    concurrency: usize,
+) {
+    let mut batches = batches;
+    let stream = futures::stream::poll_fn(move |cx| batches.poll_recv(cx));
+    stream
+        .for_each_concurrent(concurrency, |batch| {
+            let recorder = recorder.clone();
+            let claims = claims.clone();
+            let metrics = metrics.clone();
+            async move {
+                let reference = ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Service".into()),
+                    namespace: Some(batch.key.namespace.clone()),
+                    name: Some(batch.key.name.clone()),
+                    uid: batch.uid.clone(),
+                    ..ObjectReference::default()
+                };
+                for note in &batch.notes {
+                    if !claims.borrow().is_current() {
+                        return;
+                    }
+                    let event = Event {
+                        type_: if note.warning {
+                            EventType::Warning
+                        } else {
+                            EventType::Normal
+                        },
+                        reason: note.reason.to_string(),
+                        note: Some(note.note.clone()),
+                        action: "Allocate".to_string(),
+                        secondary: None,
+                    };
+                    if let Err(source) = recorder.publish(&event, &reference).await {
+                        let error = Error::from_kube("publish Event", source);
+                        metrics.reconcile_error(error.metric_label());
+                        tracing::debug!(%error, "could not publish Event");
+                    }
+                }
             }
-        }
-    }
+        })
+        .await;
 }

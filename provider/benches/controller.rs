@@ -1,0 +1,259 @@
+//! Controller benchmark: Services created in a burst (and at a steady rate) against the
+//! in-process test API server, timed from the create request to the moment a watcher sees
+//! the `kube-vip.io/loadbalancerIPs` annotation.
+//!
+//! `cargo bench -p provider --bench controller` prints one line per case:
+//! `controller <case> services_per_s=<x> p50_ms=<x> p99_ms=<x> rss_mb=<x>`
+//! rss_mb is the resident set of the whole bench process: the controller *and* the in-process
+//! API server holding every Service; `controller_rss_mb` is the built binary alone, run as a
+//! child process against the same server's HTTP front door with the same Services.
+
+use std::{
+    collections::HashMap,
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api, Client,
+    api::PostParams,
+    runtime::{WatchStreamExt, watcher},
+};
+use provider::{args::Args, controller, http::Health, metrics::Metrics};
+use test_apiserver::TestApiServer;
+
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn service(name: &str) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn set_pool(client: &Client) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("kubevip".into()),
+            ..Default::default()
+        },
+        data: Some([("cidr-global".to_string(), "10.64.0.0/16".to_string())].into()),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("create ConfigMap");
+}
+
+/// Records when each Service is first seen annotated.
+fn spawn_observer(client: Client, seen: Seen) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<Service> = Api::all(client);
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        let mut stream = std::pin::pin!(stream);
+        while let Ok(Some(svc)) = stream.try_next().await {
+            let annotated = svc
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("kube-vip.io/loadbalancerIPs"));
+            if annotated && let Some(name) = svc.metadata.name {
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(name)
+                    .or_insert_with(Instant::now);
+            }
+        }
+    })
+}
+
+fn rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+/// Creates `n` Services (at `rate` per second, or as fast as possible) and waits until all
+/// are annotated. Returns (services per second, latencies in ms).
+async fn run_case(client: &Client, n: usize, rate: Option<f64>) -> (f64, Vec<f64>) {
+    let seen: Seen = Arc::default();
+    let observer = spawn_observer(client.clone(), seen.clone());
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let start = Instant::now();
+    let names: Vec<String> = (0..n).map(|i| format!("svc-{i}")).collect();
+    match rate {
+        None => {
+            futures::stream::iter(names.clone())
+                .for_each_concurrent(64, |name| {
+                    let api = api.clone();
+                    let created = created.clone();
+                    async move {
+                        created
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.clone(), Instant::now());
+                        api.create(&PostParams::default(), &service(&name))
+                            .await
+                            .expect("create");
+                    }
+                })
+                .await;
+        }
+        Some(per_second) => {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+            for name in &names {
+                tick.tick().await;
+                created
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.clone(), Instant::now());
+                api.create(&PostParams::default(), &service(name))
+                    .await
+                    .expect("create");
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if seen.lock().unwrap_or_else(|e| e.into_inner()).len() >= n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every Service was annotated within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    observer.abort();
+    let created = created.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut latencies: Vec<f64> = names
+        .iter()
+        .filter_map(|name| {
+            Some(
+                seen.get(name)?
+                    .saturating_duration_since(*created.get(name)?)
+                    .as_secs_f64()
+                    * 1000.0,
+            )
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    (n as f64 / elapsed, latencies)
+}
+
+async fn in_process(case: &str, n: usize, rate: Option<f64>) {
+    let server = TestApiServer::new();
+    let client = server.client();
+    set_pool(&client).await;
+    let args = Args::try_parse_from([
+        "ferrolb-provider",
+        "--leader-elect=false",
+        "--initialize-nodes=false",
+    ])
+    .expect("flags");
+    let ctx = controller::Context::from_args(
+        client.clone(),
+        &args,
+        Arc::new(Metrics::default()),
+        Arc::new(Health::default()),
+    );
+    let task = tokio::spawn(async move { controller::run(ctx, &args).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (per_second, latencies) = run_case(&client, n, rate).await;
+    println!(
+        "controller {case} services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} rss_mb={:.1}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        rss_mb("self")
+    );
+    task.abort();
+}
+
+/// The built binary alone, against the HTTP front door, for its own resident set.
+async fn binary_rss(n: usize) {
+    let server = TestApiServer::new();
+    let client = server.client();
+    set_pool(&client).await;
+    let (address, _serving) = server.serve_http(0).await.expect("HTTP front door");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    TestApiServer::write_kubeconfig(&kubeconfig, address).expect("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb-provider"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--leader-elect=false",
+            "--initialize-nodes=false",
+            "--metrics-addr=127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("provider binary starts");
+    let (per_second, latencies) = run_case(&client, n, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = rss_mb(&child.id().to_string());
+    println!(
+        "controller {n}-binary-over-http services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} controller_rss_mb={rss:.1}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    if quick {
+        in_process("100", 100, None).await;
+        return;
+    }
+    in_process("1000", 1_000, None).await;
+    in_process("10000", 10_000, None).await;
+    in_process("steady100", 1_000, Some(100.0)).await;
+    binary_rss(10_000).await;
+}
