@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use ipnet::IpNet;
 use nix::net::if_::InterfaceFlags;
@@ -25,16 +25,6 @@ pub struct Interface {
     pub loopback: bool,
     /// Addresses with their prefix length.
     pub addresses: Vec<IpNet>,
-}
-
-impl Interface {
-    /// The first IPv6 link-local address, used as source of Neighbor Advertisements.
-    pub fn link_local(&self) -> Option<Ipv6Addr> {
-        self.addresses.iter().find_map(|net| match net.addr() {
-            IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
-            _ => None,
-        })
-    }
 }
 
 /// Lists all interfaces of the node (of the current network namespace).

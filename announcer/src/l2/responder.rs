@@ -1,11 +1,12 @@
 //! The responder's decision, with no I/O: given the addresses owned on one interface and a
 //! parsed frame, what to send back and whether the frame reveals a conflict.
 //!
-//! Source address of Neighbor Advertisements: RFC 4861 §7.2.4 wants "an address assigned to
-//! the interface". In layer-2 mode the announced address is on no interface, so the
-//! interface's link-local address is used; only when the interface has none (IPv6 disabled
-//! for link-locals) does the target itself serve as source, which Linux and common routers
-//! accept too.
+//! Source address of Neighbor Advertisements: the target address itself. RFC 4861 §7.2.4 asks
+//! for "an address assigned to the interface"; the announced address is logically this
+//! node's, and it is what the Linux kernel uses for addresses it owns. The interface's
+//! link-local address was tried first and measured: `ndisc6` (and hosts that check the same
+//! way) discard an NA whose source is not the target, while the kernel accepts both (MetalLB
+//! #2685 is this bug).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -29,13 +30,12 @@ pub enum Ownership {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceIdentity {
     pub mac: Mac,
-    pub link_local: Option<Ipv6Addr>,
 }
 
 impl InterfaceIdentity {
     /// The source address for NAs about `target` (see the module doc).
     pub fn ndp_source(&self, target: Ipv6Addr) -> Ipv6Addr {
-        self.link_local.unwrap_or(target)
+        target
     }
 }
 
