@@ -260,28 +260,44 @@ pub struct Announcer {
 impl Announcer {
     /// Starts the announcer in `host`'s namespace with fast gratuitous bursts and `extra` flags.
     pub fn start(host: &Host, extra: &[&str]) -> Announcer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("announcer.sock");
-        let log = dir.path().join("announcer.log");
-        let listen = format!("unix:{}", socket.display());
         let mut args = vec![
             "netns",
             "exec",
             &host.ns,
             BIN,
-            "--listen",
-            &listen,
             "--metrics-listen",
             "127.0.0.1:7472",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn("ip", &args, true)
+    }
+
+    /// Starts the announcer in the test's own namespace (no packet sockets are opened until a
+    /// layer-2 or vip announcement arrives), without a metrics server.
+    pub fn start_here(extra: &[&str], with_unix_socket: bool) -> Announcer {
+        let mut args = vec!["--metrics-listen", ""];
+        args.extend_from_slice(extra);
+        Self::spawn(BIN, &args, with_unix_socket)
+    }
+
+    fn spawn(program: &str, args: &[&str], with_unix_socket: bool) -> Announcer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("announcer.sock");
+        let log = dir.path().join("announcer.log");
+        let listen = format!("unix:{}", socket.display());
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend_from_slice(&[
             "--garp-count",
             "3",
             "--garp-interval",
             "300ms",
             "--link-poll-interval",
             "500ms",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new("ip")
+        ]);
+        if with_unix_socket {
+            args.extend_from_slice(&["--listen", &listen]);
+        }
+        let child = Command::new(program)
             .args(&args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -293,8 +309,17 @@ impl Announcer {
             log,
             _dir: dir,
         };
-        announcer.wait_ready();
+        if with_unix_socket {
+            announcer.wait_ready();
+        }
         announcer
+    }
+
+    /// Writes `contents` to a file in this announcer's temporary directory.
+    pub fn write_file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self._dir.path().join(name);
+        std::fs::write(&path, contents).expect("write file");
+        path
     }
 
     fn wait_ready(&self) {
