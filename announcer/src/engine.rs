@@ -286,7 +286,10 @@ impl Engine {
                     .get(&d.key)
                     .is_none_or(|o| match (&o.interface, o.phase) {
                         (_, pb::Phase::Failed) => true,
-                        (Some((_, index)), pb::Phase::Pending) => came_up.contains(index),
+                        // Pending on a link that is up now, even if no poll saw it down.
+                        (Some((_, index)), pb::Phase::Pending) => {
+                            interfaces.iter().any(|i| i.index == *index && i.up)
+                        }
                         _ => false,
                     })
             })
