@@ -14,5 +14,11 @@
 //! `updates.rs` turns the set of announced routes into packed UPDATE messages; it is pure too.
 
 pub mod codec;
+pub mod config;
 pub mod fsm;
+pub mod metrics;
+pub mod next_hop;
+pub mod session;
+pub mod speaker;
 pub mod timers;
+pub mod updates;
