@@ -309,3 +309,22 @@ pub async fn established(speaker: &Speaker, peer: IpAddr) -> PeerSnapshot {
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write config");
 }
+
+/// [`eventually`] for plain threads (after the speaker's runtime is gone).
+pub fn eventually_blocking<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
