@@ -410,7 +410,7 @@ impl Engine {
         let link = Link {
             name: iface.name.clone(),
             index: iface.index,
-            identity: identity_of(mac, iface.link_local()),
+            identity: identity_of(mac),
         };
         let ownership = if desired.key.mode == Mode::Vip {
             if let Err(e) = self.vip.add(iface.index, address).await {

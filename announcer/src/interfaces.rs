@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use ipnet::IpNet;
 use nix::net::if_::InterfaceFlags;
@@ -25,16 +25,6 @@ pub struct Interface {
     pub loopback: bool,
     /// Addresses with their prefix length.
     pub addresses: Vec<IpNet>,
-}
-
-impl Interface {
-    /// The first IPv6 link-local address, used as source of Neighbor Advertisements.
-    pub fn link_local(&self) -> Option<Ipv6Addr> {
-        self.addresses.iter().find_map(|net| match net.addr() {
-            IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(a),
-            _ => None,
-        })
-    }
 }
 
 /// Lists all interfaces of the node (of the current network namespace).
@@ -155,4 +145,68 @@ pub fn owner_of(address: IpAddr, interfaces: &[Interface]) -> Option<&Interface>
     interfaces
         .iter()
         .find(|i| i.addresses.iter().any(|n| n.addr() == address))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(name: &str, index: u32, nets: &[&str], loopback: bool) -> Interface {
+        Interface {
+            name: name.into(),
+            index,
+            mac: (!loopback).then_some([2, 0, 0, 0, 0, index as u8]),
+            up: true,
+            loopback,
+            addresses: nets.iter().map(|n| n.parse().expect("net")).collect(),
+        }
+    }
+
+    fn node() -> Vec<Interface> {
+        vec![
+            iface("lo", 1, &["127.0.0.1/8", "192.0.2.77/32"], true),
+            iface(
+                "eth0",
+                2,
+                &["192.0.2.1/24", "2001:db8::1/64", "192.0.2.20/32"],
+                false,
+            ),
+            iface("eth1", 3, &["198.51.100.1/24", "192.0.2.129/25"], false),
+        ]
+    }
+
+    #[test]
+    fn automatic_picks_the_longest_subnet_holding_the_address_ignoring_host_routes() {
+        let node = node();
+        let pick = |a: &str| {
+            resolve(&Selector::Automatic, a.parse().expect("ip"), &node).map(|i| i.name.clone())
+        };
+        assert_eq!(pick("192.0.2.10"), Ok("eth0".into()));
+        assert_eq!(pick("192.0.2.200"), Ok("eth1".into()), "/25 beats /24");
+        assert_eq!(pick("2001:db8::10"), Ok("eth0".into()));
+        assert_eq!(
+            pick("203.0.113.5"),
+            Err(ResolveError::NoSubnet("203.0.113.5".parse().expect("ip")))
+        );
+    }
+
+    #[test]
+    fn names_must_exist_and_have_a_mac() {
+        let node = node();
+        let address = "192.0.2.10".parse().expect("ip");
+        assert_eq!(
+            resolve(&Selector::Name("eth1".into()), address, &node).map(|i| i.index),
+            Ok(3)
+        );
+        assert_eq!(
+            resolve(&Selector::Name("eth9".into()), address, &node)
+                .expect_err("missing")
+                .to_string(),
+            "no interface named \"eth9\""
+        );
+        assert_eq!(
+            resolve(&Selector::Name("lo".into()), address, &node).expect_err("no mac"),
+            ResolveError::NoMac("lo".into())
+        );
+    }
 }

@@ -31,10 +31,11 @@ impl PerFamily {
     fn register(registry: &mut Registry, name: &str, help: &str) -> Self {
         let family = Family::<Labels, Counter>::default();
         registry.register(name, help, family.clone());
-        Self {
-            ipv4: family.get_or_create(&[("family", "ipv4")]).clone(),
-            ipv6: family.get_or_create(&[("family", "ipv6")]).clone(),
-        }
+        // One statement per series: the guard returned by get_or_create holds the family's
+        // lock until the end of the statement.
+        let ipv4 = family.get_or_create(&[("family", "ipv4")]).clone();
+        let ipv6 = family.get_or_create(&[("family", "ipv6")]).clone();
+        Self { ipv4, ipv6 }
     }
 
     /// The series for `address`'s family.

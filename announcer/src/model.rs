@@ -221,3 +221,102 @@ pub fn validate(field: &str, wire: &pb::Announcement) -> Result<Desired, Invalid
         wire,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(address: &str, mode: pb::Mode) -> pb::Announcement {
+        pb::Announcement {
+            address: address.into(),
+            mode: mode.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn invalid_announcements_name_the_field_and_value() {
+        let cases: Vec<(pb::Announcement, &str)> = vec![
+            (
+                wire("10.0.0.300", pb::Mode::Layer2),
+                r#"announcements[2].address: "10.0.0.300" is not an IP address"#,
+            ),
+            (
+                wire("192.0.2.0/24", pb::Mode::Layer2),
+                r#"announcements[2].address: "192.0.2.0/24" is not an IP address"#,
+            ),
+            (
+                wire("0.0.0.0", pb::Mode::Layer2),
+                r#"announcements[2].address: "0.0.0.0" is the unspecified address"#,
+            ),
+            (
+                wire("127.0.0.5", pb::Mode::Vip),
+                r#"announcements[2].address: "127.0.0.5" is a loopback address"#,
+            ),
+            (
+                wire("ff02::1", pb::Mode::Layer2),
+                r#"announcements[2].address: "ff02::1" is a multicast address"#,
+            ),
+            (
+                wire("fe80::1", pb::Mode::Layer2),
+                r#"announcements[2].address: "fe80::1" is a link-local address"#,
+            ),
+            (
+                wire("192.0.2.1", pb::Mode::Unspecified),
+                "announcements[2].mode: is required (layer2, vip or bgp)",
+            ),
+            (
+                pb::Announcement {
+                    mode: 9,
+                    ..wire("192.0.2.1", pb::Mode::Layer2)
+                },
+                "announcements[2].mode: 9 is not a known mode",
+            ),
+            (
+                pb::Announcement {
+                    interface: Some(
+                        Selector::CanReach("192.0.2.1".parse().expect("ip")).to_proto(),
+                    )
+                    .map(|mut s| {
+                        s.selector =
+                            Some(pb::interface_selector::Selector::CanReach("router".into()));
+                        s
+                    }),
+                    ..wire("192.0.2.1", pb::Mode::Layer2)
+                },
+                r#"announcements[2].interface.can_reach: "router" is not an IP address"#,
+            ),
+            (
+                pb::Announcement {
+                    interface: Some(Selector::Name("a-very-long-interface-name".into()).to_proto()),
+                    ..wire("192.0.2.1", pb::Mode::Layer2)
+                },
+                r#"announcements[2].interface.name: "a-very-long-interface-name" is not a valid interface name (1-15 characters, no '/')"#,
+            ),
+            (
+                pb::Announcement {
+                    bgp: Some(pb::BgpAttributes::default()),
+                    ..wire("192.0.2.1", pb::Mode::Layer2)
+                },
+                "announcements[2].bgp: is only allowed with mode bgp, not layer2",
+            ),
+        ];
+        for (announcement, expected) in cases {
+            let error = validate("announcements[2]", &announcement).expect_err(expected);
+            assert_eq!(error.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn addresses_are_normalised_and_selectors_default_to_automatic() {
+        let desired = validate("a", &wire(" 2001:DB8:0::10 ", pb::Mode::Layer2)).expect("valid");
+        assert_eq!(desired.wire.address, "2001:db8::10");
+        assert_eq!(desired.selector, Selector::Automatic);
+        assert_eq!(
+            Selector::parse("can_reach:192.0.2.254"),
+            Ok(Selector::CanReach("192.0.2.254".parse().expect("ip")))
+        );
+        assert_eq!(Selector::parse("eth1"), Ok(Selector::Name("eth1".into())));
+        assert!(Selector::parse("can_reach:gateway").is_err());
+    }
+}

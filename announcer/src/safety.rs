@@ -71,3 +71,79 @@ impl Policy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Vec<Interface> {
+        vec![Interface {
+            name: "eth0".into(),
+            index: 2,
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            up: true,
+            loopback: false,
+            addresses: vec![
+                "192.0.2.1/24".parse().expect("net"),
+                "2001:db8::1/64".parse().expect("net"),
+            ],
+        }]
+    }
+
+    #[test]
+    fn node_addresses_are_refused_unless_they_are_our_own_vips() {
+        let policy = Policy::default();
+        let own = "192.0.2.1".parse().expect("ip");
+        assert_eq!(
+            policy
+                .check(own, &node(), |_| false)
+                .expect_err("refused")
+                .to_string(),
+            "192.0.2.1 is an address of this node (interface eth0)"
+        );
+        assert!(
+            policy.check(own, &node(), |a| a == own).is_ok(),
+            "a VIP we added is ours to keep"
+        );
+        assert!(
+            policy
+                .check("192.0.2.10".parse().expect("ip"), &node(), |_| false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn deny_wins_and_allow_limits() {
+        let policy = Policy {
+            deny: vec!["192.0.2.128/25".parse().expect("net")],
+            allow: vec![
+                "192.0.2.0/24".parse().expect("net"),
+                "2001:db8:1::/48".parse().expect("net"),
+            ],
+        };
+        assert_eq!(
+            policy
+                .check_prefixes("192.0.2.200".parse().expect("ip"))
+                .expect_err("denied")
+                .to_string(),
+            "192.0.2.200 lies in --deny-prefixes entry 192.0.2.128/25"
+        );
+        assert_eq!(
+            policy
+                .check_prefixes("198.51.100.1".parse().expect("ip"))
+                .expect_err("not allowed")
+                .to_string(),
+            "198.51.100.1 lies outside --allow-prefixes (192.0.2.0/24, 2001:db8:1::/48)"
+        );
+        assert!(
+            policy
+                .check_prefixes("192.0.2.10".parse().expect("ip"))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check_prefixes("2001:db8:1::10".parse().expect("ip"))
+                .is_ok()
+        );
+    }
+}

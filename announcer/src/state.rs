@@ -139,3 +139,127 @@ impl DesiredState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proto::announcer::v1 as pb;
+
+    use super::*;
+    use crate::model::validate;
+
+    fn desired(address: &str, mode: pb::Mode, label: &str) -> Desired {
+        let wire = pb::Announcement {
+            address: address.into(),
+            mode: mode.into(),
+            labels: [("service".to_string(), label.to_string())].into(),
+            ..Default::default()
+        };
+        validate("a", &wire).expect("valid")
+    }
+
+    #[test]
+    fn sync_reports_added_removed_changed_and_unchanged() {
+        let mut state = DesiredState::default();
+        let first = vec![
+            desired("192.0.2.10", pb::Mode::Layer2, "web"),
+            desired("192.0.2.11", pb::Mode::Vip, "db"),
+        ];
+        let diff = state.sync(1, first).expect("accepted");
+        assert_eq!(
+            (diff.added.len(), diff.removed.len(), diff.unchanged),
+            (2, 0, 0)
+        );
+
+        let second = vec![
+            desired("192.0.2.10", pb::Mode::Layer2, "web2"),
+            desired("192.0.2.12", pb::Mode::Bgp, "x"),
+        ];
+        let diff = state.sync(2, second).expect("accepted");
+        assert_eq!(diff.added.len(), 1);
+        assert_eq!(diff.removed[0].key.address.to_string(), "192.0.2.11");
+        assert_eq!(diff.changed.len(), 1, "labels changed");
+        assert_eq!(state.generation(), 2);
+    }
+
+    #[test]
+    fn sync_with_an_older_generation_is_refused_and_changes_nothing() {
+        let mut state = DesiredState::default();
+        state
+            .sync(5, vec![desired("192.0.2.10", pb::Mode::Layer2, "web")])
+            .expect("accepted");
+        let error = state.sync(4, vec![]).expect_err("stale");
+        assert_eq!(
+            error,
+            SyncError::StaleGeneration {
+                requested: 4,
+                current: 5
+            }
+        );
+        assert_eq!(state.entries().count(), 1);
+    }
+
+    #[test]
+    fn same_generation_is_idempotent_for_the_same_set_only() {
+        let mut state = DesiredState::default();
+        let set = vec![desired("192.0.2.10", pb::Mode::Layer2, "web")];
+        state.sync(3, set.clone()).expect("accepted");
+        let diff = state.sync(3, set).expect("retry accepted");
+        assert!(diff.is_empty());
+        assert_eq!(diff.unchanged, 1);
+        assert_eq!(state.sync(3, vec![]), Err(SyncError::GenerationReused(3)));
+    }
+
+    #[test]
+    fn duplicates_in_one_sync_are_named_by_index() {
+        let mut state = DesiredState::default();
+        let set = vec![
+            desired("192.0.2.10", pb::Mode::Layer2, "a"),
+            desired("192.0.2.11", pb::Mode::Layer2, "b"),
+            desired("192.0.2.10", pb::Mode::Layer2, "c"),
+        ];
+        let Err(SyncError::Duplicate(field)) = state.sync(1, set) else {
+            panic!("duplicate accepted")
+        };
+        assert_eq!(
+            field.to_string(),
+            "announcements[2]: duplicates announcements[0] (192.0.2.10 (layer2))"
+        );
+    }
+
+    #[test]
+    fn withdraw_without_mode_removes_every_mode_of_the_address() {
+        let mut state = DesiredState::default();
+        state.announce(desired("192.0.2.10", pb::Mode::Layer2, "a"));
+        state.announce(desired("192.0.2.10", pb::Mode::Bgp, "a"));
+        state.announce(desired("192.0.2.11", pb::Mode::Bgp, "b"));
+        let only_bgp = state.withdraw("192.0.2.11".parse().expect("ip"), Some(Mode::Layer2));
+        assert!(only_bgp.removed.is_empty());
+        let all = state.withdraw("192.0.2.10".parse().expect("ip"), None);
+        assert_eq!(all.removed.len(), 2);
+        assert_eq!(state.entries().count(), 1);
+    }
+
+    #[test]
+    fn announcing_the_same_thing_twice_changes_nothing() {
+        let mut state = DesiredState::default();
+        assert_eq!(
+            state
+                .announce(desired("192.0.2.10", pb::Mode::Layer2, "a"))
+                .added
+                .len(),
+            1
+        );
+        assert!(
+            state
+                .announce(desired("192.0.2.10", pb::Mode::Layer2, "a"))
+                .is_empty()
+        );
+        assert_eq!(
+            state
+                .announce(desired("192.0.2.10", pb::Mode::Layer2, "b"))
+                .changed
+                .len(),
+            1
+        );
+    }
+}

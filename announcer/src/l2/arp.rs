@@ -101,3 +101,79 @@ pub fn build_gratuitous_reply(mac: Mac, address: Ipv4Addr) -> Vec<u8> {
     };
     frame(BROADCAST_MAC, mac, &packet)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l2::frame::{Frame, parse as parse_frame};
+
+    const ASKER: Mac = [0x02, 0, 0, 0, 0, 0x01];
+    const US: Mac = [0x02, 0, 0, 0, 0, 0x02];
+
+    /// `who-has 192.0.2.10 tell 192.0.2.1` from ASKER, as on the wire (RFC 826 layout).
+    fn request_bytes() -> Vec<u8> {
+        let mut frame = vec![
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06,
+        ];
+        frame.extend_from_slice(&[0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01]);
+        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 192, 0, 2, 1]);
+        frame.extend_from_slice(&[0, 0, 0, 0, 0, 0, 192, 0, 2, 10]);
+        frame
+    }
+
+    fn parsed_request() -> ArpMessage {
+        match parse_frame(&request_bytes()) {
+            Ok(Some(Frame::Arp(m))) => m,
+            other => panic!("not an ARP request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_bytes_parse_to_who_has() {
+        let m = parsed_request();
+        assert_eq!(m.op, ArpOp::Request);
+        assert_eq!(m.sender_mac, ASKER);
+        assert_eq!(m.sender_ip, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(m.target_ip, Ipv4Addr::new(192, 0, 2, 10));
+        assert!(!m.is_gratuitous());
+    }
+
+    #[test]
+    fn reply_is_unicast_to_the_asker_with_our_mac_and_the_exact_bytes() {
+        let reply = build_reply(US, &parsed_request());
+        let mut expected = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x06];
+        expected.extend_from_slice(&[0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02]);
+        expected.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 192, 0, 2, 10]);
+        expected.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 192, 0, 2, 1]);
+        expected.resize(60, 0);
+        assert_eq!(reply, expected);
+    }
+
+    #[test]
+    fn gratuitous_forms_announce_the_address_from_and_to_itself() {
+        let address = Ipv4Addr::new(192, 0, 2, 10);
+        for (frame, op) in [
+            (build_gratuitous_request(US, address), ArpOp::Request),
+            (build_gratuitous_reply(US, address), ArpOp::Reply),
+        ] {
+            assert_eq!(&frame[..6], &BROADCAST_MAC, "broadcast");
+            let Ok(Some(Frame::Arp(m))) = parse_frame(&frame) else {
+                panic!("unparsable")
+            };
+            assert_eq!(m.op, op);
+            assert_eq!(
+                (m.sender_ip, m.target_ip, m.sender_mac),
+                (address, address, US)
+            );
+            assert!(m.is_gratuitous());
+        }
+    }
+
+    #[test]
+    fn truncated_arp_is_malformed_not_a_panic() {
+        let bytes = request_bytes();
+        for len in 14..bytes.len() {
+            assert!(parse_frame(&bytes[..len]).is_err(), "length {len}");
+        }
+    }
+}

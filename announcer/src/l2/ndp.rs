@@ -255,3 +255,194 @@ pub fn build_unsolicited_advertisement(
         false,
     )
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::l2::frame::{Frame, parse as parse_frame};
+
+    pub const ASKER: Mac = [0x02, 0, 0, 0, 0, 0x01];
+    pub const US: Mac = [0x02, 0, 0, 0, 0, 0x02];
+
+    /// A Neighbor Solicitation built independently of the code under test.
+    pub fn ns_frame(
+        source: Ipv6Addr,
+        destination: Ipv6Addr,
+        target: Ipv6Addr,
+        hop_limit: u8,
+        slla: bool,
+    ) -> Vec<u8> {
+        let mut payload = target.octets().to_vec();
+        if slla {
+            payload.extend_from_slice(&[1, 1]);
+            payload.extend_from_slice(&ASKER);
+        }
+        let builder = PacketBuilder::ethernet2(ASKER, multicast_mac(destination))
+            .ipv6(source.octets(), destination.octets(), hop_limit)
+            .icmpv6(Icmpv6Type::NeighborSolicitation);
+        let mut out = Vec::new();
+        builder.write(&mut out, &payload).expect("write");
+        out
+    }
+
+    fn addr(text: &str) -> Ipv6Addr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn solicited_node_group_and_its_mac_follow_rfc_4291_and_2464() {
+        let group = solicited_node_group(addr("2001:db8::12:3456"));
+        assert_eq!(group, addr("ff02::1:ff12:3456"));
+        assert_eq!(multicast_mac(group), [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]);
+        assert_eq!(multicast_mac(ALL_NODES), [0x33, 0x33, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn solicitation_to_the_group_parses_with_its_source_link_layer_address() {
+        let target = addr("2001:db8::10");
+        let frame = ns_frame(
+            addr("2001:db8::1"),
+            solicited_node_group(target),
+            target,
+            255,
+            true,
+        );
+        let Ok(Some(Frame::Ndp(NdpMessage::Solicitation(ns)))) = parse_frame(&frame) else {
+            panic!("not an NS")
+        };
+        assert_eq!(
+            (ns.target, ns.source_lla, ns.is_dad()),
+            (target, Some(ASKER), false)
+        );
+    }
+
+    #[test]
+    fn solicitation_with_a_hop_limit_below_255_is_refused() {
+        let target = addr("2001:db8::10");
+        let frame = ns_frame(
+            addr("2001:db8::1"),
+            solicited_node_group(target),
+            target,
+            64,
+            true,
+        );
+        let error = parse_frame(&frame).expect_err("must be refused");
+        assert!(error.0.contains("hop limit 64"), "{error}");
+    }
+
+    #[test]
+    fn solicitation_with_a_bad_checksum_is_refused() {
+        let target = addr("2001:db8::10");
+        let mut frame = ns_frame(
+            addr("2001:db8::1"),
+            solicited_node_group(target),
+            target,
+            255,
+            true,
+        );
+        let last = frame.len() - 1;
+        frame[last] ^= 0xff;
+        assert!(
+            parse_frame(&frame)
+                .expect_err("refused")
+                .0
+                .contains("checksum")
+        );
+    }
+
+    #[test]
+    fn dad_probe_must_go_to_the_solicited_node_group_without_link_layer_option() {
+        let target = addr("2001:db8::10");
+        let ok = ns_frame(
+            Ipv6Addr::UNSPECIFIED,
+            solicited_node_group(target),
+            target,
+            255,
+            false,
+        );
+        assert!(
+            matches!(parse_frame(&ok), Ok(Some(Frame::Ndp(NdpMessage::Solicitation(ns)))) if ns.is_dad())
+        );
+        let with_option = ns_frame(
+            Ipv6Addr::UNSPECIFIED,
+            solicited_node_group(target),
+            target,
+            255,
+            true,
+        );
+        assert!(parse_frame(&with_option).is_err());
+        let wrong_destination = ns_frame(Ipv6Addr::UNSPECIFIED, ALL_NODES, target, 255, false);
+        assert!(parse_frame(&wrong_destination).is_err());
+    }
+
+    #[test]
+    fn solicited_advertisement_goes_back_to_the_asker_with_s_and_o_flags() {
+        let target = addr("2001:db8::10");
+        let frame = ns_frame(
+            addr("2001:db8::1"),
+            solicited_node_group(target),
+            target,
+            255,
+            true,
+        );
+        let Ok(Some(Frame::Ndp(NdpMessage::Solicitation(ns)))) = parse_frame(&frame) else {
+            panic!("not an NS")
+        };
+        let reply = build_solicited_advertisement(US, target, &ns);
+        assert_eq!(&reply[..6], &ASKER, "unicast to the asker's MAC");
+        let (ip, _) = Ipv6Header::from_slice(&reply[14..]).expect("IPv6");
+        assert_eq!(
+            (ip.hop_limit, ip.destination_addr(), ip.source_addr()),
+            (255, addr("2001:db8::1"), target)
+        );
+        let Ok(Some(Frame::Ndp(NdpMessage::Advertisement(na)))) = parse_frame(&reply) else {
+            panic!("not an NA")
+        };
+        assert!(na.solicited && na.override_flag);
+        assert_eq!((na.target, na.target_lla), (target, Some(US)));
+    }
+
+    #[test]
+    fn dad_probe_is_answered_to_all_nodes_without_the_solicited_flag() {
+        let target = addr("2001:db8::10");
+        let frame = ns_frame(
+            Ipv6Addr::UNSPECIFIED,
+            solicited_node_group(target),
+            target,
+            255,
+            false,
+        );
+        let Ok(Some(Frame::Ndp(NdpMessage::Solicitation(ns)))) = parse_frame(&frame) else {
+            panic!("not an NS")
+        };
+        let reply = build_solicited_advertisement(US, target, &ns);
+        assert_eq!(&reply[..6], &multicast_mac(ALL_NODES));
+        let Ok(Some(Frame::Ndp(NdpMessage::Advertisement(na)))) = parse_frame(&reply) else {
+            panic!("not an NA")
+        };
+        assert!(!na.solicited && na.override_flag);
+    }
+
+    #[test]
+    fn unsolicited_advertisement_is_an_override_to_all_nodes_with_hop_limit_255() {
+        let target = addr("2001:db8::10");
+        let frame = build_unsolicited_advertisement(US, target, target);
+        let (ip, _) = Ipv6Header::from_slice(&frame[14..]).expect("IPv6");
+        assert_eq!((ip.hop_limit, ip.destination_addr()), (255, ALL_NODES));
+        let Ok(Some(Frame::Ndp(NdpMessage::Advertisement(na)))) = parse_frame(&frame) else {
+            panic!("not an NA")
+        };
+        assert!(na.override_flag && !na.solicited);
+        assert_eq!(na.target_lla, Some(US));
+    }
+
+    #[test]
+    fn options_with_zero_length_are_refused() {
+        assert!(parse_options(&[1, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(
+            parse_options(&[1, 2, 0, 0, 0, 0, 0, 0]).is_err(),
+            "claims 16 octets, has 8"
+        );
+        assert!(parse_options(&[]).is_ok());
+    }
+}

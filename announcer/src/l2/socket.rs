@@ -343,6 +343,6 @@ fn handle_frame(ctx: &ReadContext, bytes: &[u8], last_conflict: &mut HashMap<IpA
 }
 
 /// Identity of an interface for the responder.
-pub fn identity_of(mac: Mac, link_local: Option<std::net::Ipv6Addr>) -> InterfaceIdentity {
-    InterfaceIdentity { mac, link_local }
+pub fn identity_of(mac: Mac) -> InterfaceIdentity {
+    InterfaceIdentity { mac }
 }
