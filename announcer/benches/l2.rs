@@ -36,11 +36,26 @@ fn addresses(count: usize) -> Vec<IpAddr> {
     let v4 = (count / 2).min(500);
     let mut out: Vec<IpAddr> = Vec::with_capacity(count);
     for i in 0..v4 {
-        let (net, host) = if i < 250 { ([198, 51, 100], i + 1) } else { ([203, 0, 113], i - 249) };
-        out.push(IpAddr::V4(Ipv4Addr::new(net[0], net[1], net[2], host as u8)));
+        let (net, host) = if i < 250 {
+            ([198, 51, 100], i + 1)
+        } else {
+            ([203, 0, 113], i - 249)
+        };
+        out.push(IpAddr::V4(Ipv4Addr::new(
+            net[0], net[1], net[2], host as u8,
+        )));
     }
     for i in 0..count - v4 {
-        out.push(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, (i >> 16) as u16, i as u16 + 1)));
+        out.push(IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            1,
+            0,
+            0,
+            0,
+            (i >> 16) as u16,
+            i as u16 + 1,
+        )));
     }
     out
 }
@@ -61,7 +76,12 @@ fn parse_mac(text: &str) -> Mac {
     mac
 }
 
-fn request_frame(client_mac: Mac, client_v4: Ipv4Addr, client_v6: Ipv6Addr, target: IpAddr) -> Vec<u8> {
+fn request_frame(
+    client_mac: Mac,
+    client_v4: Ipv4Addr,
+    client_v6: Ipv6Addr,
+    target: IpAddr,
+) -> Vec<u8> {
     match target {
         IpAddr::V4(v4) => {
             let request = arp::ArpMessage {
@@ -115,12 +135,20 @@ fn generator(args: &[String]) {
     let client_mac = parse_mac(client_mac);
     let client_v4: Ipv4Addr = client_v4.parse().expect("client IPv4");
     let client_v6: Ipv6Addr = client_v6.parse().expect("client IPv6");
-    let targets: Vec<IpAddr> =
-        std::fs::read_to_string(file).expect("targets").lines().filter_map(|l| l.parse().ok()).collect();
-    let frames: Vec<Vec<u8>> =
-        targets.iter().map(|t| request_frame(client_mac, client_v4, client_v6, *t)).collect();
+    let targets: Vec<IpAddr> = std::fs::read_to_string(file)
+        .expect("targets")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let frames: Vec<Vec<u8>> = targets
+        .iter()
+        .map(|t| request_frame(client_mac, client_v4, client_v6, *t))
+        .collect();
     let ifindex = nix::net::if_::if_nametoindex("eth0").expect("eth0");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let _entered = runtime.enter();
     let socket = Arc::new(PacketSocket::open_async(ifindex).expect("packet socket (root?)"));
     let in_flight: Arc<Mutex<HashMap<IpAddr, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
@@ -128,7 +156,11 @@ fn generator(args: &[String]) {
 
     // The sender paces requests on its own thread; the receiver runs on this one.
     let sender = {
-        let (socket, in_flight, done) = (Arc::clone(&socket), Arc::clone(&in_flight), Arc::clone(&done));
+        let (socket, in_flight, done) = (
+            Arc::clone(&socket),
+            Arc::clone(&in_flight),
+            Arc::clone(&done),
+        );
         std::thread::spawn(move || {
             let interval = Duration::from_nanos(1_000_000_000 / RATE_PER_SECOND);
             let start = Instant::now();
@@ -157,7 +189,9 @@ fn generator(args: &[String]) {
     runtime.block_on(async {
         let mut buf = [0u8; 2048];
         while !done.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok(Ok(mut guard)) = tokio::time::timeout(Duration::from_millis(50), socket.readable()).await else {
+            let Ok(Ok(mut guard)) =
+                tokio::time::timeout(Duration::from_millis(50), socket.readable()).await
+            else {
                 continue;
             };
             loop {
@@ -165,7 +199,9 @@ fn generator(args: &[String]) {
                     Ok((len, _)) => {
                         let now = Instant::now();
                         let answered = match parse(&buf[..len]) {
-                            Ok(Some(Frame::Arp(m))) if m.op == arp::ArpOp::Reply && m.target_ip == client_v4 => {
+                            Ok(Some(Frame::Arp(m)))
+                                if m.op == arp::ArpOp::Reply && m.target_ip == client_v4 =>
+                            {
                                 Some(IpAddr::V4(m.sender_ip))
                             }
                             Ok(Some(Frame::Ndp(NdpMessage::Advertisement(na)))) if na.solicited => {
@@ -174,7 +210,8 @@ fn generator(args: &[String]) {
                             _ => None,
                         };
                         if let Some(address) = answered
-                            && let Some(sent) = in_flight.lock().ok().and_then(|mut m| m.remove(&address))
+                            && let Some(sent) =
+                                in_flight.lock().ok().and_then(|mut m| m.remove(&address))
                         {
                             latencies.push(now.duration_since(sent).as_micros() as u64);
                         }
@@ -203,7 +240,10 @@ fn vm_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -226,20 +266,45 @@ fn main() {
     let targets = addresses(1_000);
     let file = on_a.write_file("1000.json", &sync_file(&targets));
     on_a.ctl_ok(&["sync", "--generation", "1", "--file", common::path(&file)]);
-    let list = on_a.write_file("targets.txt", targets.iter().map(|t| format!("{t}\n")).collect::<String>().as_bytes());
+    let list = on_a.write_file(
+        "targets.txt",
+        targets
+            .iter()
+            .map(|t| format!("{t}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let exe = std::env::current_exe().expect("current exe");
     let out = run(&[
-        "ip", "netns", "exec", &client.ns, common::path(&exe), "--generator", &client.mac(), &client.ipv4, &client.ipv6,
+        "ip",
+        "netns",
+        "exec",
+        &client.ns,
+        common::path(&exe),
+        "--generator",
+        &client.mac(),
+        &client.ipv4,
+        &client.ipv6,
         common::path(&list),
     ]);
-    let figures: Vec<f64> = out.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-    let [p50, p99, sent, answered, rate] = figures[..] else { panic!("generator printed {out:?}") };
+    let figures: Vec<f64> = out
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [p50, p99, sent, answered, rate] = figures[..] else {
+        panic!("generator printed {out:?}")
+    };
 
     // 2. Takeover A -> B -> A ..., from the Announce call returning to the client's entry.
     let vip = "192.0.2.50";
     on_a.ctl_ok(&["announce", vip]);
-    assert!(client.wait_neighbour(vip, &a.mac(), Duration::from_secs(5)).is_some(), "client never learned {vip}");
+    assert!(
+        client
+            .wait_neighbour(vip, &a.mac(), Duration::from_secs(5))
+            .is_some(),
+        "client never learned {vip}"
+    );
     let mut takeovers = Vec::new();
     let hosts = [(&on_a, a), (&on_b, b)];
     for round in 0..6 {
@@ -248,7 +313,10 @@ fn main() {
         from.ctl_ok(&["withdraw", vip]);
         to.ctl_ok(&["announce", vip]);
         let took = client.wait_neighbour(vip, &to_host.mac(), Duration::from_secs(5));
-        takeovers.push(took.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::INFINITY));
+        takeovers.push(
+            took.map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(f64::INFINITY),
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let mut sorted = takeovers.clone();
@@ -264,7 +332,9 @@ fn main() {
     std::thread::sleep(Duration::from_secs(7));
     let rss_mb = vm_rss_kib(on_a.child.id()) as f64 / 1024.0;
 
-    println!("l2 reply_p50_us={p50} reply_p99_us={p99} takeover_ms={takeover_ms:.1} rss_mb={rss_mb:.1}");
+    println!(
+        "l2 reply_p50_us={p50} reply_p99_us={p99} takeover_ms={takeover_ms:.1} rss_mb={rss_mb:.1}"
+    );
     println!(
         "l2 details: requests_sent={sent} replies_timed={answered} rate_per_s={rate} takeovers_ms={takeovers:.1?} sync_10000_ms={sync_ms}"
     );

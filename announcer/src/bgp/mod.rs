@@ -13,8 +13,11 @@
 //!
 //! `updates.rs` turns the set of announced routes into packed UPDATE messages; it is pure too.
 
+pub mod args;
+pub mod backend;
 pub mod codec;
 pub mod config;
+pub mod ctl;
 pub mod fsm;
 pub mod metrics;
 pub mod next_hop;

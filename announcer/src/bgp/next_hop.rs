@@ -60,7 +60,12 @@ pub fn choose_from(config: &PeerConfig, local: IpAddr, interfaces: &[Interface])
     let directly_connected = config.ebgp_multihop_ttl == 0;
     if directly_connected
         && !ipv6.is_empty()
-        && let Some(link_local) = session_interface.and_then(Interface::link_local)
+        && let Some(link_local) = session_interface.and_then(|i| {
+            i.addresses.iter().find_map(|net| match net.addr() {
+                IpAddr::V6(v6) if is_link_local(&v6) => Some(v6),
+                _ => None,
+            })
+        })
     {
         ipv6.push(link_local);
     }

@@ -21,6 +21,7 @@ use announcer::bgp::fsm::State;
 use announcer::bgp::metrics::BgpMetrics;
 use announcer::bgp::session::PeerSnapshot;
 use announcer::bgp::speaker::Speaker;
+use serde_json::Value;
 
 pub const SPEAKER_V4: &str = "192.0.2.1";
 pub const ROUTER_V4: &str = "192.0.2.2";
@@ -327,4 +328,94 @@ pub fn eventually_blocking<T>(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A passive GoBGP router (`gobgpd`) in the router namespace, API on its loopback.
+pub struct GoBgp {
+    /// Killed by PID when the test ends.
+    pub daemon: Daemon,
+    pub router_ns: String,
+}
+
+impl GoBgp {
+    pub fn start(topology: &Topology, peer_as: u32, password: Option<&str>) -> GoBgp {
+        let auth = password
+            .map(|p| format!("    auth-password = \"{p}\"\n"))
+            .unwrap_or_default();
+        let config = format!(
+            r#"[global.config]
+  as = {ROUTER_AS}
+  router-id = "{ROUTER_V4}"
+  port = {ROUTER_PORT}
+  local-address-list = ["{ROUTER_V4}"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{SPEAKER_V4}"
+    peer-as = {peer_as}
+{auth}  [neighbors.transport.config]
+    passive-mode = true
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#
+        );
+        let path = topology.path("gobgpd.toml");
+        write(&path, &config);
+        let path = path.to_string_lossy().into_owned();
+        let daemon = topology.spawn_router(
+            &[
+                "gobgpd",
+                "-f",
+                &path,
+                "-p",
+                "--api-hosts",
+                "127.0.0.1:50051",
+                "--pprof-disable",
+            ],
+            "gobgpd.log",
+            &[],
+        );
+        GoBgp {
+            daemon,
+            router_ns: topology.router_ns.clone(),
+        }
+    }
+
+    /// `gobgp global rib -a <family> -j` as JSON (empty object when unreachable).
+    pub fn rib(&self, family: &str) -> Value {
+        let text = try_run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.router_ns,
+            "gobgp",
+            "-p",
+            "50051",
+            "global",
+            "rib",
+            "-a",
+            family,
+            "-j",
+        ]);
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The attributes of the best path for `prefix`, if present.
+    pub fn path_attrs(&self, prefix: &str) -> Option<Vec<Value>> {
+        let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
+        let rib = self.rib(family);
+        let paths = rib.get(prefix)?.as_array()?;
+        let best = paths.iter().find(|p| p["best"] == Value::Bool(true))?;
+        best["attrs"].as_array().cloned()
+    }
+}
+
+pub fn attr(attrs: &[Value], type_code: u64) -> Option<&Value> {
+    attrs.iter().find(|a| a["type"] == type_code)
 }
