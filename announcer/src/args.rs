@@ -115,6 +115,9 @@ pub struct ServerArgs {
     /// announcements.
     #[arg(long, env = "FERROLB_LINK_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub link_poll_interval: Duration,
+    /// BGP speaker: standalone peers.
+    #[command(flatten)]
+    pub bgp: crate::bgp::args::BgpArgs,
     /// Log format: `text` or `json` (filter with RUST_LOG, default info).
     #[arg(long, env = "FERROLB_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

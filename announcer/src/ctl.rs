@@ -78,6 +78,9 @@ pub enum CtlCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// BGP peers: list, add, delete.
+    #[command(subcommand)]
+    Peers(crate::bgp::ctl::PeersCommand),
     /// Stream events as JSON lines.
     Watch {
         /// Stop after this many events (default: run until interrupted).
@@ -283,6 +286,7 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 json!({"generation": r.generation, "added": r.added, "removed": r.removed, "unchanged": r.unchanged})
             );
         }
+        CtlCommand::Peers(command) => crate::bgp::ctl::run(&mut client, command).await?,
         CtlCommand::Watch { count } => {
             let mut stream = client
                 .watch_events(pb::WatchEventsRequest {})

@@ -1,5 +1,7 @@
 //! `ferrolb-announcer` entry point: parse flags, set up logging, run the server or `ctl`.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -20,8 +22,24 @@ async fn main() -> anyhow::Result<()> {
     }
     match args.command {
         Some(Command::Ctl(ctl)) => announcer::ctl::run(ctl).await.context("ctl"),
-        None => announcer::server::run(args.server)
+        None => {
+            // Standalone BGP peers are validated before anything starts.
+            let peers = announcer::bgp::args::standalone_peers(&args.server.bgp)?;
+            announcer::server::run_with(args.server, move |events, registry| {
+                let service = announcer::bgp::backend::BgpService::new(Some(events), registry);
+                let speaker = service.speaker().clone();
+                tokio::spawn(async move {
+                    for peer in peers {
+                        let address = peer.address;
+                        if let Err(e) = speaker.add_peer(peer).await {
+                            tracing::error!(%address, "BGP peer: {e}");
+                        }
+                    }
+                });
+                Some(Arc::new(service))
+            })
             .await
-            .context("ferrolb-announcer"),
+            .context("ferrolb-announcer")
+        }
     }
 }

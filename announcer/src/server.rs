@@ -33,14 +33,14 @@ pub enum ServerError {
 
 /// Runs the announcer without a BGP speaker.
 pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
-    run_with(args, |_| None).await
+    run_with(args, |_, _| None).await
 }
 
 /// Runs the announcer; `make_backend` may build a BGP speaker that emits events through the
 /// given sender.
 pub async fn run_with(
     args: ServerArgs,
-    make_backend: impl FnOnce(EventSender) -> Option<Arc<dyn BgpBackend>>,
+    make_backend: impl FnOnce(EventSender, &mut Registry) -> Option<Arc<dyn BgpBackend>>,
 ) -> Result<(), ServerError> {
     let tls_files = match (&args.tls_cert, &args.tls_key, &args.client_ca) {
         (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
@@ -58,7 +58,7 @@ pub async fn run_with(
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    let backend = make_backend(events.clone());
+    let backend = make_backend(events.clone(), &mut registry);
     let garp = GarpConfig {
         count: args.garp_count,
         interval: args.garp_interval,

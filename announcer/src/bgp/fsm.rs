@@ -192,6 +192,11 @@ impl Fsm {
         self.state
     }
 
+    /// Sets our BGP identifier once the connection's local address is known (before OPEN).
+    pub fn set_router_id(&mut self, router_id: Ipv4Addr) {
+        self.config.router_id = router_id;
+    }
+
     pub fn config(&self) -> &FsmConfig {
         &self.config
     }

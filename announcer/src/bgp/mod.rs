@@ -13,6 +13,15 @@
 //!
 //! `updates.rs` turns the set of announced routes into packed UPDATE messages; it is pure too.
 
+pub mod args;
+pub mod backend;
 pub mod codec;
+pub mod config;
+pub mod ctl;
 pub mod fsm;
+pub mod metrics;
+pub mod next_hop;
+pub mod session;
+pub mod speaker;
 pub mod timers;
+pub mod updates;

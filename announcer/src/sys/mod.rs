@@ -3,3 +3,4 @@
 //! Each submodule exposes a safe API and documents why each `unsafe` block is sound.
 
 pub mod packet;
+pub mod tcp_md5;

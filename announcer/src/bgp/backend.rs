@@ -1,0 +1,162 @@
+//! The speaker behind the announcer's gRPC API: implements [`BgpBackend`] (announcements of
+//! mode BGP, AddPeer/DeletePeer/ListPeers, shutdown) and turns peer status into
+//! `PeerStatus` messages and `PeerChanged` events.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+use prometheus_client::registry::Registry;
+use proto::announcer::v1::{self as pb, event::Kind};
+
+use crate::backend::{BgpBackend, EventSender};
+use crate::events;
+
+use super::config::{PeerConfig, RouteAttributes};
+use super::fsm::State;
+use super::metrics::BgpMetrics;
+use super::session::{PeerSnapshot, RouteSet};
+use super::speaker::Speaker;
+
+/// The BGP speaker as the gRPC server's backend.
+#[derive(Clone)]
+pub struct BgpService {
+    speaker: Speaker,
+    events: Option<EventSender>,
+}
+
+fn session_state(state: State) -> pb::SessionState {
+    match state {
+        State::Idle => pb::SessionState::Idle,
+        State::Connect => pb::SessionState::Connect,
+        State::Active => pb::SessionState::Active,
+        State::OpenSent => pb::SessionState::OpenSent,
+        State::OpenConfirm => pb::SessionState::OpenConfirm,
+        State::Established => pb::SessionState::Established,
+    }
+}
+
+/// The gRPC form of a peer's status.
+pub fn peer_status(snapshot: &PeerSnapshot) -> pb::PeerStatus {
+    pb::PeerStatus {
+        peer: Some(snapshot.config.to_proto()),
+        state: session_state(snapshot.state).into(),
+        uptime_seconds: snapshot.uptime_seconds,
+        last_error: snapshot.last_error.clone(),
+        prefixes_sent: snapshot.prefixes_sent,
+        updates_sent: snapshot.updates_sent,
+        capabilities: snapshot.capabilities.clone(),
+    }
+}
+
+/// A host route for an announced address.
+fn host_route(address: IpAddr) -> IpNet {
+    IpNet::from(address)
+}
+
+impl BgpService {
+    /// A speaker whose metrics live in `registry` and whose session changes (state or last
+    /// error) are sent as `PeerChanged` events.
+    pub fn new(events: Option<EventSender>, registry: &mut Registry) -> Self {
+        let metrics = BgpMetrics::new(registry);
+        let last_seen: Mutex<HashMap<IpAddr, (State, String)>> = Mutex::new(HashMap::new());
+        let sender = events.clone();
+        let reporter = Arc::new(move |snapshot: &PeerSnapshot| {
+            let Some(sender) = &sender else { return };
+            let key = (snapshot.state, snapshot.last_error.clone());
+            let mut seen = last_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.get(&snapshot.config.address) == Some(&key) {
+                return; // counters alone do not make an event
+            }
+            seen.insert(snapshot.config.address, key);
+            let event = events::event(Kind::PeerChanged(pb::PeerChanged {
+                status: Some(peer_status(snapshot)),
+            }));
+            // No subscriber is not an error.
+            let _ = sender.send(event);
+        });
+        BgpService {
+            speaker: Speaker::new(metrics, reporter),
+            events,
+        }
+    }
+
+    /// The speaker itself (for standalone peers from flags and for tests).
+    pub fn speaker(&self) -> &Speaker {
+        &self.speaker
+    }
+}
+
+#[tonic::async_trait]
+impl BgpBackend for BgpService {
+    async fn set_announcements(&self, announcements: Vec<pb::Announcement>) {
+        let mut routes = RouteSet::new();
+        for (i, announcement) in announcements.iter().enumerate() {
+            let Ok(address) = announcement.address.parse::<IpAddr>() else {
+                self.report_error(
+                    &announcement.address,
+                    format!("announcements[{i}].address: not an IP address"),
+                );
+                continue;
+            };
+            let attributes = match &announcement.bgp {
+                None => RouteAttributes::default(),
+                Some(bgp) => {
+                    match RouteAttributes::from_proto(bgp, &format!("announcements[{i}].bgp")) {
+                        Ok(attributes) => attributes,
+                        Err(error) => {
+                            // One bad entry never stops the rest.
+                            self.report_error(&announcement.address, error.to_string());
+                            continue;
+                        }
+                    }
+                }
+            };
+            routes.insert(host_route(address), attributes);
+        }
+        self.speaker.set_routes(routes);
+    }
+
+    async fn add_peer(&self, peer: pb::Peer) -> Result<pb::PeerStatus, tonic::Status> {
+        let config = PeerConfig::from_proto(&peer)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let snapshot = self
+            .speaker
+            .add_peer(config)
+            .await
+            .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
+        Ok(peer_status(&snapshot))
+    }
+
+    async fn delete_peer(&self, address: &str) -> bool {
+        match address.parse::<IpAddr>() {
+            Ok(address) => self.speaker.delete_peer(address).await,
+            Err(_) => false,
+        }
+    }
+
+    fn peers(&self) -> Vec<pb::PeerStatus> {
+        self.speaker.peers().iter().map(peer_status).collect()
+    }
+
+    fn is_advertised(&self, address: &str) -> Option<bool> {
+        let address: IpAddr = address.parse().ok()?;
+        Some(self.speaker.is_advertised(&host_route(address)))
+    }
+
+    async fn shutdown(&self) {
+        self.speaker.shutdown().await;
+    }
+}
+
+impl BgpService {
+    fn report_error(&self, subject: &str, message: String) {
+        tracing::warn!(subject, "BGP announcement refused: {message}");
+        if let Some(sender) = &self.events {
+            let _ = sender.send(events::error(subject, message));
+        }
+    }
+}

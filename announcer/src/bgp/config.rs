@@ -1,0 +1,352 @@
+//! Peer configuration and route attributes, and their validation from the gRPC `Peer` and
+//! `BgpAttributes` messages. Every error names the field and the value, e.g.
+//! `peer.hold_time_seconds: 2 must be 0 or at least 3`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proto::announcer::v1 as pb;
+
+use super::codec::LargeCommunity;
+
+/// Attributes sent with a route (per peer, overridden per announcement).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteAttributes {
+    /// RFC 1997 communities, `asn << 16 | value`.
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<LargeCommunity>,
+    /// LOCAL_PREF, iBGP only (default 100 there).
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+}
+
+impl RouteAttributes {
+    /// `self` with every field set in `over` replacing ours (announcement over peer).
+    pub fn overridden_by(&self, over: &RouteAttributes) -> RouteAttributes {
+        RouteAttributes {
+            communities: if over.communities.is_empty() {
+                self.communities.clone()
+            } else {
+                over.communities.clone()
+            },
+            large_communities: if over.large_communities.is_empty() {
+                self.large_communities.clone()
+            } else {
+                over.large_communities.clone()
+            },
+            local_pref: over.local_pref.or(self.local_pref),
+            med: over.med.or(self.med),
+        }
+    }
+
+    /// Parses the gRPC form; `field` prefixes error messages (e.g. `announcements[0].bgp`).
+    pub fn from_proto(attrs: &pb::BgpAttributes, field: &str) -> Result<Self, ConfigError> {
+        let mut communities = Vec::new();
+        for (i, text) in attrs.communities.iter().enumerate() {
+            communities.push(
+                parse_community(text).map_err(|why| {
+                    ConfigError(format!("{field}.communities[{i}]: {text:?} {why}"))
+                })?,
+            );
+        }
+        let mut large_communities = Vec::new();
+        for (i, text) in attrs.large_communities.iter().enumerate() {
+            large_communities.push(parse_large_community(text).map_err(|why| {
+                ConfigError(format!("{field}.large_communities[{i}]: {text:?} {why}"))
+            })?);
+        }
+        Ok(RouteAttributes {
+            communities,
+            large_communities,
+            local_pref: attrs.local_pref,
+            med: attrs.med,
+        })
+    }
+
+    /// The gRPC form.
+    pub fn to_proto(&self) -> pb::BgpAttributes {
+        pb::BgpAttributes {
+            communities: self
+                .communities
+                .iter()
+                .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                .collect(),
+            large_communities: self
+                .large_communities
+                .iter()
+                .map(|c| format!("{}:{}:{}", c.global_admin, c.local_data_1, c.local_data_2))
+                .collect(),
+            local_pref: self.local_pref,
+            med: self.med,
+        }
+    }
+}
+
+/// `ASN:VALUE`, both 16 bit (RFC 1997).
+pub fn parse_community(text: &str) -> Result<u32, &'static str> {
+    let (asn, value) = text.split_once(':').ok_or("is not ASN:VALUE")?;
+    let asn: u16 = asn
+        .trim()
+        .parse()
+        .map_err(|_| "has an ASN that is not a 16-bit number")?;
+    let value: u16 = value
+        .trim()
+        .parse()
+        .map_err(|_| "has a VALUE that is not a 16-bit number")?;
+    Ok(u32::from(asn) << 16 | u32::from(value))
+}
+
+/// `GLOBAL:LOCAL1:LOCAL2`, 32 bit each (RFC 8092).
+pub fn parse_large_community(text: &str) -> Result<LargeCommunity, &'static str> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [global, local1, local2] = parts.as_slice() else {
+        return Err("is not GLOBAL:LOCAL1:LOCAL2");
+    };
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| "has a part that is not a 32-bit number")
+    };
+    Ok(LargeCommunity {
+        global_admin: number(global)?,
+        local_data_1: number(local1)?,
+        local_data_2: number(local2)?,
+    })
+}
+
+/// A configuration error, naming the field and value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// One BGP peer, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub address: IpAddr,
+    pub port: u16,
+    pub peer_asn: u32,
+    pub local_asn: u32,
+    /// Our BGP identifier; `None` = the session's IPv4 source address.
+    pub router_id: Option<Ipv4Addr>,
+    pub source_address: Option<IpAddr>,
+    pub hold_time: u16,
+    pub keepalive: Option<u16>,
+    pub connect_retry: Duration,
+    pub passive: bool,
+    /// 0: directly connected (TTL 1 for eBGP, 64 for iBGP); else the IP TTL to use.
+    pub ebgp_multihop_ttl: u8,
+    pub password_file: Option<PathBuf>,
+    /// The password read from `password_file` when the peer was added.
+    pub password: Option<Vec<u8>>,
+    pub ipv4_next_hop: Option<Ipv4Addr>,
+    pub ipv6_next_hop: Option<Ipv6Addr>,
+    pub attributes: RouteAttributes,
+    /// Restart time advertised with graceful restart (RFC 4724), if enabled.
+    pub graceful_restart: Option<u16>,
+}
+
+impl PeerConfig {
+    /// A peer with defaults: port 179, hold 90 s, connect-retry 5 s, active, no MD5.
+    pub fn new(address: IpAddr, local_asn: u32, peer_asn: u32) -> Self {
+        PeerConfig {
+            address,
+            port: 179,
+            peer_asn,
+            local_asn,
+            router_id: None,
+            source_address: None,
+            hold_time: 90,
+            keepalive: None,
+            connect_retry: Duration::from_secs(5),
+            passive: false,
+            ebgp_multihop_ttl: 0,
+            password_file: None,
+            password: None,
+            ipv4_next_hop: None,
+            ipv6_next_hop: None,
+            attributes: RouteAttributes::default(),
+            graceful_restart: None,
+        }
+    }
+
+    pub fn is_ebgp(&self) -> bool {
+        self.local_asn != self.peer_asn
+    }
+
+    /// The IP TTL of the session (RFC 4271 leaves it to the implementation; directly
+    /// connected eBGP uses 1 as every router does).
+    pub fn ttl(&self) -> u32 {
+        match (self.ebgp_multihop_ttl, self.is_ebgp()) {
+            (0, true) => 1,
+            (0, false) => 64,
+            (ttl, _) => u32::from(ttl),
+        }
+    }
+
+    /// Validates a gRPC `Peer`; reads the password file.
+    pub fn from_proto(peer: &pb::Peer) -> Result<Self, ConfigError> {
+        let err = |field: &str, why: String| ConfigError(format!("peer.{field}: {why}"));
+        let address: IpAddr = peer.address.parse().map_err(|_| {
+            err(
+                "address",
+                format!("{:?} is not an IP address", peer.address),
+            )
+        })?;
+        if peer.peer_asn == 0 {
+            return Err(err("peer_asn", "0 is not a valid AS number".into()));
+        }
+        if peer.local_asn == 0 {
+            return Err(err("local_asn", "0 is not a valid AS number".into()));
+        }
+        let mut config = PeerConfig::new(address, peer.local_asn, peer.peer_asn);
+        if peer.port != 0 {
+            config.port = u16::try_from(peer.port)
+                .map_err(|_| err("port", format!("{} is not a TCP port", peer.port)))?;
+        }
+        let optional_addr = |field: &str, text: &str| -> Result<Option<IpAddr>, ConfigError> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse()
+                .map(Some)
+                .map_err(|_| err(field, format!("{text:?} is not an IP address")))
+        };
+        config.router_id = match optional_addr("router_id", &peer.router_id)? {
+            None => None,
+            Some(IpAddr::V4(id)) if !id.is_unspecified() => Some(id),
+            Some(other) => {
+                return Err(err(
+                    "router_id",
+                    format!("{other} is not a non-zero IPv4 address"),
+                ));
+            }
+        };
+        config.source_address = optional_addr("source_address", &peer.source_address)?;
+        if let Some(source) = config.source_address
+            && source.is_ipv4() != address.is_ipv4()
+        {
+            return Err(err(
+                "source_address",
+                format!("{source} is not of the family of {address}"),
+            ));
+        }
+        if let Some(hold) = peer.hold_time_seconds {
+            if hold == 1 || hold == 2 || hold > u32::from(u16::MAX) {
+                return Err(err(
+                    "hold_time_seconds",
+                    format!("{hold} must be 0 or 3..=65535"),
+                ));
+            }
+            config.hold_time = u16::try_from(hold).unwrap_or(u16::MAX);
+        }
+        if let Some(keepalive) = peer.keepalive_seconds {
+            let value = u16::try_from(keepalive)
+                .ok()
+                .filter(|k| *k > 0)
+                .ok_or_else(|| {
+                    err(
+                        "keepalive_seconds",
+                        format!("{keepalive} must be 1..=65535"),
+                    )
+                })?;
+            config.keepalive = Some(value);
+        }
+        if let Some(retry) = peer.connect_retry_seconds {
+            if retry == 0 {
+                return Err(err("connect_retry_seconds", "0 must be at least 1".into()));
+            }
+            config.connect_retry = Duration::from_secs(u64::from(retry));
+        }
+        config.passive = peer.passive;
+        config.ebgp_multihop_ttl = u8::try_from(peer.ebgp_multihop_ttl).map_err(|_| {
+            err(
+                "ebgp_multihop_ttl",
+                format!("{} exceeds 255", peer.ebgp_multihop_ttl),
+            )
+        })?;
+        if !peer.password_file.is_empty() {
+            let path = PathBuf::from(&peer.password_file);
+            let text = std::fs::read(&path)
+                .map_err(|e| err("password_file", format!("{:?}: {e}", peer.password_file)))?;
+            // A trailing newline is not part of the password (files written with echo).
+            let password = text.strip_suffix(b"\n").unwrap_or(&text).to_vec();
+            if password.is_empty() || password.len() > crate::sys::tcp_md5::MAX_KEY_LEN {
+                return Err(err(
+                    "password_file",
+                    format!(
+                        "{:?} holds {} bytes, need 1..=80",
+                        peer.password_file,
+                        password.len()
+                    ),
+                ));
+            }
+            config.password_file = Some(path);
+            config.password = Some(password);
+        }
+        config.ipv4_next_hop = match optional_addr("ipv4_next_hop", &peer.ipv4_next_hop)? {
+            None => None,
+            Some(IpAddr::V4(v4)) => Some(v4),
+            Some(other) => {
+                return Err(err(
+                    "ipv4_next_hop",
+                    format!("{other} is not an IPv4 address"),
+                ));
+            }
+        };
+        config.ipv6_next_hop = match optional_addr("ipv6_next_hop", &peer.ipv6_next_hop)? {
+            None => None,
+            Some(IpAddr::V6(v6)) if !v6.is_unspecified() && !v6.is_loopback() => Some(v6),
+            Some(other) => {
+                return Err(err(
+                    "ipv6_next_hop",
+                    format!("{other} is not a usable global IPv6 address"),
+                ));
+            }
+        };
+        if let Some(attrs) = &peer.attributes {
+            config.attributes = RouteAttributes::from_proto(attrs, "peer.attributes")?;
+        }
+        if peer.graceful_restart {
+            let seconds = peer.graceful_restart_seconds.unwrap_or(120);
+            if seconds > 4095 {
+                return Err(err(
+                    "graceful_restart_seconds",
+                    format!("{seconds} exceeds 4095 (12 bits, RFC 4724)"),
+                ));
+            }
+            config.graceful_restart = Some(u16::try_from(seconds).unwrap_or(4095));
+        }
+        Ok(config)
+    }
+
+    /// The gRPC form (the password itself is never reported).
+    pub fn to_proto(&self) -> pb::Peer {
+        let text = |addr: Option<IpAddr>| addr.map(|a| a.to_string()).unwrap_or_default();
+        pb::Peer {
+            address: self.address.to_string(),
+            port: u32::from(self.port),
+            peer_asn: self.peer_asn,
+            local_asn: self.local_asn,
+            router_id: text(self.router_id.map(IpAddr::V4)),
+            source_address: text(self.source_address),
+            hold_time_seconds: Some(u32::from(self.hold_time)),
+            keepalive_seconds: self.keepalive.map(u32::from),
+            connect_retry_seconds: Some(
+                u32::try_from(self.connect_retry.as_secs()).unwrap_or(u32::MAX),
+            ),
+            passive: self.passive,
+            ebgp_multihop_ttl: u32::from(self.ebgp_multihop_ttl),
+            password_file: self
+                .password_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            ipv4_next_hop: text(self.ipv4_next_hop.map(IpAddr::V4)),
+            ipv6_next_hop: text(self.ipv6_next_hop.map(IpAddr::V6)),
+            attributes: Some(self.attributes.to_proto()),
+            graceful_restart: self.graceful_restart.is_some(),
+            graceful_restart_seconds: self.graceful_restart.map(u32::from),
+        }
+    }
+}

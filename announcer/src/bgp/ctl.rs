@@ -1,0 +1,91 @@
+//! `ferrolb-announcer ctl peers list|add|delete`: BGP peers through the announcer API. Prints
+//! JSON like the other `ctl` commands.
+
+use clap::Subcommand;
+use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use super::args::PeerSpec;
+
+/// `ctl peers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// List the configured peers and their sessions.
+    List,
+    /// Add or replace a peer (keyed by --address).
+    Add(Box<PeerSpec>),
+    /// Delete a peer: its session ends with a Cease NOTIFICATION.
+    Delete {
+        /// The peer's IP address.
+        address: String,
+    },
+}
+
+fn state_name(value: i32) -> &'static str {
+    match pb::SessionState::try_from(value) {
+        Ok(pb::SessionState::Idle) => "idle",
+        Ok(pb::SessionState::Connect) => "connect",
+        Ok(pb::SessionState::Active) => "active",
+        Ok(pb::SessionState::OpenSent) => "open-sent",
+        Ok(pb::SessionState::OpenConfirm) => "open-confirm",
+        Ok(pb::SessionState::Established) => "established",
+        _ => "unspecified",
+    }
+}
+
+/// JSON form of a peer status.
+pub fn peer_json(status: &pb::PeerStatus) -> Value {
+    let peer = status.peer.clone().unwrap_or_default();
+    json!({
+        "address": peer.address,
+        "port": peer.port,
+        "peer_asn": peer.peer_asn,
+        "local_asn": peer.local_asn,
+        "passive": peer.passive,
+        "state": state_name(status.state),
+        "uptime_seconds": status.uptime_seconds,
+        "last_error": status.last_error,
+        "prefixes_sent": status.prefixes_sent,
+        "updates_sent": status.updates_sent,
+        "capabilities": status.capabilities,
+    })
+}
+
+/// Runs one `ctl peers` command.
+pub async fn run(
+    client: &mut AnnouncerClient<Channel>,
+    command: PeersCommand,
+) -> Result<(), tonic::Status> {
+    match command {
+        PeersCommand::List => {
+            let peers = client
+                .list_peers(pb::ListPeersRequest {})
+                .await?
+                .into_inner()
+                .peers;
+            println!("{}", Value::Array(peers.iter().map(peer_json).collect()));
+        }
+        PeersCommand::Add(spec) => {
+            let request = pb::AddPeerRequest {
+                peer: Some(spec.to_proto()),
+            };
+            let status = client
+                .add_peer(request)
+                .await?
+                .into_inner()
+                .status
+                .unwrap_or_default();
+            println!("{}", peer_json(&status));
+        }
+        PeersCommand::Delete { address } => {
+            let deleted = client
+                .delete_peer(pb::DeletePeerRequest { address })
+                .await?
+                .into_inner()
+                .deleted;
+            println!("{}", json!({ "deleted": deleted }));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The BGP speaker: the set of announced routes, the peers, one session task per peer, and the
+//! listeners that accept connections for passive peers.
+//!
+//! ```text
+//!  set_routes / announce / withdraw ──► watch<RouteSet> ──► every session (diff + UPDATEs)
+//!  add_peer / delete_peer ──► SessionHandle (task) ── status ──► Reporter (events), metrics
+//!  listener (passive peers) ── accepted socket, by remote address ──► that peer's session
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::net::TcpSocket;
+use tokio::sync::{oneshot, watch};
+
+use super::codec::Notification;
+use super::config::{PeerConfig, RouteAttributes};
+use super::fsm::State;
+use super::metrics::BgpMetrics;
+use super::session::{Command, PeerSnapshot, Reporter, RouteSet, SessionHandle};
+
+/// How long a stopping session may take to send its withdrawals and Cease.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Errors of the speaker's API.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("peer {peer}: cannot listen on {local} for the passive session: {source}")]
+    Listen {
+        peer: IpAddr,
+        local: SocketAddr,
+        source: io::Error,
+    },
+}
+
+/// The announce-only BGP speaker. Cheap to clone; all clones drive the same speaker.
+#[derive(Clone)]
+pub struct Speaker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: watch::Sender<Arc<RouteSet>>,
+    peers: Mutex<BTreeMap<IpAddr, SessionHandle>>,
+    listeners: Mutex<HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
+    metrics: BgpMetrics,
+    reporter: Reporter,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Speaker {
+    /// A speaker with no peers and no routes; `reporter` hears every peer status change.
+    pub fn new(metrics: BgpMetrics, reporter: Reporter) -> Self {
+        let (routes, _) = watch::channel(Arc::new(RouteSet::new()));
+        Speaker {
+            inner: Arc::new(Inner {
+                routes,
+                peers: Mutex::new(BTreeMap::new()),
+                listeners: Mutex::new(HashMap::new()),
+                metrics,
+                reporter,
+            }),
+        }
+    }
+
+    /// Replaces the whole set of announced routes; sessions send only the difference.
+    pub fn set_routes(&self, routes: RouteSet) {
+        self.inner.routes.send_if_modified(|current| {
+            if **current == routes {
+                return false;
+            }
+            *current = Arc::new(routes);
+            true
+        });
+    }
+
+    /// Announces (or changes the attributes of) one route.
+    pub fn announce(&self, prefix: IpNet, attributes: RouteAttributes) {
+        self.inner.routes.send_if_modified(|current| {
+            if current.get(&prefix) == Some(&attributes) {
+                return false;
+            }
+            Arc::make_mut(current).insert(prefix, attributes);
+            true
+        });
+    }
+
+    /// Withdraws one route; false when it was not announced.
+    pub fn withdraw(&self, prefix: &IpNet) -> bool {
+        self.inner.routes.send_if_modified(|current| {
+            if !current.contains_key(prefix) {
+                return false;
+            }
+            Arc::make_mut(current).remove(prefix);
+            true
+        })
+    }
+
+    /// The announced routes.
+    pub fn routes(&self) -> Arc<RouteSet> {
+        Arc::clone(&self.inner.routes.borrow())
+    }
+
+    /// Adds a peer, or replaces the one with the same address (its session restarts).
+    pub async fn add_peer(&self, config: PeerConfig) -> Result<PeerSnapshot, SpeakerError> {
+        self.delete_peer_with(config.address, Notification::new(Notification::CEASE, 6))
+            .await;
+        if config.passive {
+            self.ensure_listener(&config)?;
+        }
+        let handle = SessionHandle::spawn(
+            config.clone(),
+            self.inner.routes.subscribe(),
+            self.inner.metrics.clone(),
+            Arc::clone(&self.inner.reporter),
+        );
+        let snapshot = handle.snapshot();
+        locked(&self.inner.peers).insert(config.address, handle);
+        Ok(snapshot)
+    }
+
+    /// Removes a peer: its routes are withdrawn and a Cease (Peer De-configured) is sent.
+    pub async fn delete_peer(&self, address: IpAddr) -> bool {
+        let deleted = self
+            .delete_peer_with(address, Notification::peer_deconfigured())
+            .await;
+        if deleted {
+            self.inner.metrics.remove(&address.to_string());
+        }
+        deleted
+    }
+
+    async fn delete_peer_with(&self, address: IpAddr, notification: Notification) -> bool {
+        let handle = locked(&self.inner.peers).remove(&address);
+        match handle {
+            Some(handle) => {
+                stop(handle, notification, true).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every peer's status, ordered by address.
+    pub fn peers(&self) -> Vec<PeerSnapshot> {
+        locked(&self.inner.peers)
+            .values()
+            .map(SessionHandle::snapshot)
+            .collect()
+    }
+
+    /// One peer's status.
+    pub fn peer(&self, address: IpAddr) -> Option<PeerSnapshot> {
+        locked(&self.inner.peers)
+            .get(&address)
+            .map(SessionHandle::snapshot)
+    }
+
+    /// Whether `prefix` is announced and at least one session is Established.
+    pub fn is_advertised(&self, prefix: &IpNet) -> bool {
+        self.routes().contains_key(prefix)
+            && locked(&self.inner.peers)
+                .values()
+                .any(|h| h.snapshot().state == State::Established)
+    }
+
+    /// Stops every session: routes withdrawn, then Cease / Administrative Shutdown.
+    pub async fn shutdown(&self) {
+        let handles: Vec<SessionHandle> = std::mem::take(&mut *locked(&self.inner.peers))
+            .into_values()
+            .collect();
+        let stops = handles
+            .into_iter()
+            .map(|h| stop(h, Notification::admin_shutdown(), true));
+        futures::future::join_all(stops).await;
+        for (_, listener) in locked(&self.inner.listeners).drain() {
+            listener.abort();
+        }
+    }
+
+    /// Makes sure a listener accepts connections for a passive peer on its port, with the
+    /// peer's MD5 key installed on the listening socket.
+    fn ensure_listener(&self, config: &PeerConfig) -> Result<(), SpeakerError> {
+        let local_ip = config.source_address.unwrap_or(match config.address {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        });
+        let local = SocketAddr::new(local_ip, config.port);
+        let listen_error = |source| SpeakerError::Listen {
+            peer: config.address,
+            local,
+            source,
+        };
+        let mut listeners = locked(&self.inner.listeners);
+        if let Some(existing) = listeners.get(&local)
+            && !existing.is_finished()
+        {
+            // MD5 keys of later peers cannot be added without the socket; rebind instead.
+            if config.password.is_none() {
+                return Ok(());
+            }
+            existing.abort();
+        }
+        let socket = if local.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(listen_error)?;
+        socket.set_reuseaddr(true).map_err(listen_error)?;
+        socket.bind(local).map_err(listen_error)?;
+        // Keys of every passive peer on this address, including the new one.
+        let peers = locked(&self.inner.peers);
+        let keyed = peers
+            .values()
+            .map(|h| &h.config)
+            .filter(|c| c.passive && c.port == config.port)
+            .chain(std::iter::once(config));
+        for peer in keyed {
+            if let Some(password) = &peer.password {
+                crate::sys::tcp_md5::set_md5_key(&socket, peer.address, password)
+                    .map_err(listen_error)?;
+            }
+        }
+        drop(peers);
+        let listener = socket.listen(64).map_err(listen_error)?;
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, remote)) = listener.accept().await else {
+                    continue;
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                let peers = locked(&inner.peers);
+                match peers.get(&remote.ip()).filter(|h| h.config.passive) {
+                    Some(handle) => {
+                        let _ = handle.commands.send(Command::Accepted(stream));
+                    }
+                    None => tracing::info!(%remote, "BGP connection from an unknown peer refused"),
+                }
+            }
+        });
+        listeners.insert(local, task);
+        Ok(())
+    }
+}
+
+/// Asks a session to stop and waits a little for it; then it is aborted.
+async fn stop(handle: SessionHandle, notification: Notification, withdraw: bool) {
+    let (done, finished) = oneshot::channel();
+    if handle
+        .commands
+        .send(Command::Stop {
+            notification,
+            withdraw,
+            done,
+        })
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(STOP_TIMEOUT, finished).await;
+    }
+    handle.task.abort();
+}

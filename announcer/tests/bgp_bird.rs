@@ -1,0 +1,180 @@
+//! The speaker against a real BIRD 2 router in a network namespace: session up, the /32 and
+//! the /128 (IPv6 routes over the IPv4 session, with a real IPv6 next hop) installed with our
+//! next hops, withdraw, routes dropped when the speaker dies — or kept when graceful restart
+//! (RFC 4724) was negotiated.
+
+mod bgp_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bgp_support::*;
+
+struct Bird {
+    _daemon: Daemon,
+    socket: PathBuf,
+}
+
+impl Bird {
+    fn start(topology: &Topology, graceful_restart: bool) -> Bird {
+        let gr = if graceful_restart { "on" } else { "off" };
+        let config = format!(
+            r#"router id {ROUTER_V4};
+log stderr all;
+protocol device {{ scan time 1; }}
+protocol bgp lb {{
+  local {ROUTER_V4} port {ROUTER_PORT} as {ROUTER_AS};
+  neighbor {SPEAKER_V4} as {SPEAKER_AS};
+  passive on;
+  hold time 9; keepalive time 3;
+  graceful restart {gr};
+  ipv4 {{ import all; export none; }};
+  ipv6 {{ import all; export none; }};
+}}
+"#
+        );
+        let path = topology.path("bird.conf");
+        write(&path, &config);
+        let socket = topology.path("bird.ctl");
+        let daemon = topology.spawn_router(
+            &[
+                "bird",
+                "-f",
+                "-c",
+                &path.to_string_lossy(),
+                "-s",
+                &socket.to_string_lossy(),
+                "-P",
+                &topology.path("bird.pid").to_string_lossy(),
+            ],
+            "bird.log",
+            &[],
+        );
+        Bird {
+            _daemon: daemon,
+            socket,
+        }
+    }
+
+    fn birdc(&self, command: &str) -> String {
+        let mut args = vec!["birdc", "-s"];
+        let socket = self.socket.to_string_lossy().into_owned();
+        args.push(&socket);
+        args.extend(command.split(' '));
+        try_run(&args)
+    }
+
+    /// `show route all` for one prefix: the lines after the prefix, or None when absent.
+    fn route(&self, prefix: &str) -> Option<String> {
+        let table = if prefix.contains(':') {
+            "master6"
+        } else {
+            "master4"
+        };
+        let text = self.birdc(&format!("show route all table {table} for {prefix}"));
+        let base = prefix.split('/').next().unwrap_or(prefix);
+        text.lines()
+            .any(|l| l.starts_with(base) && l.contains("[lb "))
+            .then_some(text)
+    }
+}
+
+#[test]
+fn bird_installs_our_host_routes_with_real_next_hops_including_ipv6_over_ipv4() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start(&topology, false);
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        speaker.add_peer(router_peer()).await.expect("peer added");
+        established(&speaker, ROUTER_V4.parse().expect("ip")).await;
+        announce_vips(&speaker);
+        let v4 = eventually("the /32 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V4)
+        })
+        .await;
+        assert!(
+            v4.contains("unicast") && v4.contains(&format!("via {SPEAKER_V4}")),
+            "{v4}"
+        );
+        assert!(v4.contains(&format!("BGP.as_path: {SPEAKER_AS}")), "{v4}");
+        let v6 = eventually("the /128 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V6)
+        })
+        .await;
+        // Accepted over the IPv4 session: a real IPv6 next hop, not an IPv4-mapped one.
+        assert!(
+            v6.contains("unicast") && v6.contains(&format!("via {SPEAKER_V6}")),
+            "{v6}"
+        );
+        assert!(
+            v6.contains(&format!("BGP.next_hop: {SPEAKER_V6} fe80:")),
+            "{v6}"
+        );
+
+        withdraw_vips(&speaker);
+        eventually(
+            "routes withdrawn from BIRD",
+            Duration::from_secs(10),
+            || (router.route(VIP_V4).is_none() && router.route(VIP_V6).is_none()).then_some(()),
+        )
+        .await;
+        announce_vips(&speaker);
+        eventually("routes back in BIRD", Duration::from_secs(10), || {
+            (router.route(VIP_V4).is_some() && router.route(VIP_V6).is_some()).then_some(())
+        })
+        .await;
+    });
+    // The speaker died without graceful restart: BIRD drops the routes at once.
+    let start = std::time::Instant::now();
+    while router.route(VIP_V4).is_some() || router.route(VIP_V6).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "routes stayed after the speaker died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bird_keeps_our_routes_across_a_speaker_crash_when_graceful_restart_is_negotiated() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start(&topology, true);
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let mut peer = router_peer();
+        peer.graceful_restart = Some(60);
+        speaker.add_peer(peer).await.expect("peer added");
+        let status = established(&speaker, ROUTER_V4.parse().expect("ip")).await;
+        assert!(
+            status
+                .capabilities
+                .contains(&"graceful-restart".to_string()),
+            "{:?}",
+            status.capabilities
+        );
+        announce_vips(&speaker);
+        eventually("routes in BIRD", Duration::from_secs(10), || {
+            (router.route(VIP_V4).is_some() && router.route(VIP_V6).is_some()).then_some(())
+        })
+        .await;
+    });
+    // Killed without NOTIFICATION: BIRD, as graceful-restart helper, keeps the routes (stale)
+    // for the restart time.
+    std::thread::sleep(Duration::from_secs(3));
+    let v4 = router
+        .route(VIP_V4)
+        .expect("the /32 kept during graceful restart");
+    assert!(
+        router.route(VIP_V6).is_some(),
+        "the /128 kept during graceful restart"
+    );
+    assert!(v4.contains(&format!("via {SPEAKER_V4}")), "{v4}");
+    let protocols = router.birdc("show protocols all lb");
+    assert!(protocols.to_lowercase().contains("restart"), "{protocols}");
+}

@@ -1,0 +1,115 @@
+//! The BGP speaker wired into the real `ferrolb-announcer` binary: peers added with
+//! `ctl peers add`, an address announced with `ctl announce --mode bgp` reaches a gobgpd
+//! router, `ctl peers list` and `/metrics` report the session, and SIGTERM withdraws the route
+//! and sends Cease before the process exits.
+
+mod bgp_support;
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use bgp_support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-announcer");
+
+fn ctl(socket: &str, args: &[&str]) -> String {
+    let server = format!("unix:{socket}");
+    let mut all = vec![BIN, "ctl", "--server", &server];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+#[test]
+fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
+    if !prerequisites(&["gobgpd", "gobgp"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = GoBgp::start(&topology, SPEAKER_AS, None);
+    let socket = topology
+        .path("announcer.sock")
+        .to_string_lossy()
+        .into_owned();
+    let log = std::fs::File::create(topology.path("announcer.log")).expect("log");
+    let mut announcer = Command::new("ip")
+        .args(["netns", "exec", &topology.speaker_ns, BIN])
+        .args([
+            "--listen",
+            &format!("unix:{socket}"),
+            "--metrics-listen",
+            "127.0.0.1:7472",
+        ])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("announcer starts");
+    eventually_blocking("the gRPC socket", Duration::from_secs(10), || {
+        std::path::Path::new(&socket).exists().then_some(())
+    });
+
+    let added = ctl(
+        &socket,
+        &[
+            "peers",
+            "add",
+            "--address",
+            ROUTER_V4,
+            "--peer-asn",
+            "64512",
+            "--local-asn",
+            "64513",
+            "--port",
+            "10179",
+            "--hold-time-seconds",
+            "9",
+            "--connect-retry-seconds",
+            "1",
+        ],
+    );
+    assert!(added.contains("\"address\":\"192.0.2.2\""), "{added}");
+    ctl(&socket, &["announce", "198.51.100.10", "--mode", "bgp"]);
+    eventually_blocking("the /32 at gobgpd", Duration::from_secs(15), || {
+        router.path_attrs(VIP_V4)
+    });
+
+    let peers: serde_json::Value =
+        serde_json::from_str(&ctl(&socket, &["peers", "list"])).expect("JSON");
+    assert_eq!(peers[0]["state"], "established", "{peers}");
+    assert_eq!(peers[0]["prefixes_sent"], 1, "{peers}");
+
+    let metrics = topology.in_speaker_ns(|| async {
+        let mut stream = std::net::TcpStream::connect("127.0.0.1:7472").expect("metrics port");
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("response");
+        text
+    });
+    assert!(
+        metrics.contains("bgp_session_up{peer=\"192.0.2.2\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bgp_announced_prefixes{peer=\"192.0.2.2\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bgp_updates_sent_total{peer=\"192.0.2.2\"}"),
+        "{metrics}"
+    );
+
+    let pid = announcer.id().to_string();
+    run(&["kill", "-TERM", &pid]);
+    let status = announcer.wait().expect("announcer exits");
+    assert!(status.success(), "announcer exit status {status}");
+    eventually_blocking("the /32 withdrawn", Duration::from_secs(10), || {
+        router.path_attrs(VIP_V4).is_none().then_some(())
+    });
+    let log = router.daemon.log();
+    assert!(
+        log.contains("code 6(cease) subcode 2(administrative shutdown)"),
+        "gobgpd log:\n{log}"
+    );
+}
