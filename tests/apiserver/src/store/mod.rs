@@ -27,7 +27,7 @@ use crate::meta::IdSource;
 use crate::resources::{Registry, ResourceKey, ResourceType};
 use crate::selector::Selectors;
 
-pub use write::{DeletePreconditions, WriteMode};
+pub use write::{DeletePreconditions, PatchRequest, WriteMode};
 
 /// Events kept for watch resumption unless configured otherwise.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 10_000;

@@ -26,6 +26,18 @@ pub enum WriteMode {
     Status,
 }
 
+/// One PATCH request, as the router decoded it.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchRequest<'a> {
+    pub kind: PatchKind,
+    /// The parsed patch document.
+    pub body: &'a Value,
+    pub mode: WriteMode,
+    /// The `fieldManager` query parameter (required for apply patches).
+    pub field_manager: Option<&'a str>,
+    pub dry_run: bool,
+}
+
 /// `DeleteOptions.preconditions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeletePreconditions {
@@ -83,18 +95,20 @@ impl Store {
 
     /// PATCH with any of the four patch kinds. An apply patch creates the
     /// object when it does not exist yet.
-    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &self,
         rt: &ResourceType,
         namespace: Option<&str>,
         name: &str,
-        kind: PatchKind,
-        body: &Value,
-        mode: WriteMode,
-        field_manager: Option<&str>,
-        dry_run: bool,
+        request: &PatchRequest<'_>,
     ) -> Result<Arc<Value>, ApiError> {
+        let PatchRequest {
+            kind,
+            body,
+            mode,
+            field_manager,
+            dry_run,
+        } = *request;
         let mut state = self.lock();
         let current = match state.get(rt, namespace.unwrap_or(""), name) {
             Ok(current) => current,
