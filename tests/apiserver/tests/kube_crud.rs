@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Error};
-use serde_json::json;
+use serde_json::{Value, json};
 use test_apiserver::TestApiServer;
 
 fn configmap(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
@@ -482,37 +482,48 @@ async fn delete_waits_for_finalizers() {
 }
 
 #[tokio::test]
-async fn server_side_apply_creates_then_merges_and_records_manager() {
+async fn server_side_apply_creates_merges_managers_and_drops_unapplied_fields() {
     let server = TestApiServer::new();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let pp = PatchParams::apply("ferrolb-test");
-    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}});
+    let mine = PatchParams::apply("ferrolb-test");
+    let theirs = PatchParams::apply("someone-else");
+    let cm = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": data});
     let created = api
-        .patch("a", &pp, &Patch::Apply(&applied))
+        .patch("a", &mine, &Patch::Apply(&cm(json!({"x": "1"}))))
         .await
         .expect("apply creates");
     assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
-    let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"y": "2"}});
-    let merged = api
-        .patch("a", &pp, &Patch::Apply(&second))
+    api.patch("a", &theirs, &Patch::Apply(&cm(json!({"z": "9"}))))
         .await
-        .expect("apply merges");
-    let data = merged.data.unwrap_or_default();
+        .expect("second manager merges");
+    let merged = api
+        .patch("a", &mine, &Patch::Apply(&cm(json!({"y": "2"}))))
+        .await
+        .expect("apply again");
+    let data = merged.data.clone().unwrap_or_default();
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
     assert_eq!(
-        (
-            data.get("x").map(String::as_str),
-            data.get("y").map(String::as_str)
-        ),
-        (Some("1"), Some("2"))
+        keys,
+        ["y", "z"],
+        "x was dropped by its manager; z belongs to someone else"
     );
-    let managers: Vec<String> = merged
+    let mut managers: Vec<String> = merged
         .metadata
         .managed_fields
         .unwrap_or_default()
         .into_iter()
         .filter_map(|m| m.manager)
         .collect();
-    assert_eq!(managers, vec!["ferrolb-test".to_owned()]);
+    managers.sort();
+    assert_eq!(managers, ["ferrolb-test", "someone-else"]);
+    let again = api
+        .patch("a", &mine, &Patch::Apply(&cm(json!({"y": "2"}))))
+        .await
+        .expect("same apply");
+    assert_eq!(
+        again.metadata.resource_version, merged.metadata.resource_version,
+        "re-applying is a no-op"
+    );
 }
 
 #[tokio::test]

@@ -3,9 +3,10 @@
 //! `finalizers` is a set), and the field manager is recorded in
 //! `metadata.managedFields` with the fields it set.
 //!
-//! Not modelled (documented in docs/test-apiserver.md): conflicts between
-//! managers (`force` is accepted and ignored) and removal of fields a manager
-//! stops applying.
+//! A field a manager applied before but leaves out of its next apply is
+//! removed, unless another apply manager also set it. Not modelled (documented
+//! in docs/test-apiserver.md): conflicts between managers (`force` is accepted
+//! and ignored) and ownership by non-apply writers (PUT, other patches).
 
 use serde_json::{Map, Value, json};
 
@@ -28,17 +29,7 @@ pub fn record_manager(
     applied: &Value,
     time: &str,
 ) {
-    let mut fields = fields_v1(applied);
-    if let Value::Object(f) = &mut fields {
-        // apiVersion/kind are identity, not owned fields.
-        f.remove("f:apiVersion");
-        f.remove("f:kind");
-        if let Some(Value::Object(meta)) = f.get_mut("f:metadata") {
-            meta.remove("f:name");
-            meta.remove("f:namespace");
-            meta.remove("f:resourceVersion");
-        }
-    }
+    let fields = owned_fields(applied);
     let entry = json!({
         "manager": manager,
         "operation": operation,
@@ -72,6 +63,109 @@ pub fn record_manager(
                 && e.get("operation").and_then(Value::as_str) == Some(operation))
         });
         entries.push(entry);
+    }
+}
+
+/// The fields an apply configuration claims, as a `FieldsV1` set.
+fn owned_fields(applied: &Value) -> Value {
+    let mut fields = fields_v1(applied);
+    if let Value::Object(f) = &mut fields {
+        // apiVersion/kind and the object's identity are not owned fields.
+        f.remove("f:apiVersion");
+        f.remove("f:kind");
+        if let Some(Value::Object(meta)) = f.get_mut("f:metadata") {
+            meta.remove("f:name");
+            meta.remove("f:namespace");
+            meta.remove("f:resourceVersion");
+        }
+        // A metadata block that held only identity owns nothing (and must never
+        // look like a claim on all of metadata).
+        if f.get("f:metadata")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            f.remove("f:metadata");
+        }
+    }
+    fields
+}
+
+/// Every leaf path of a `FieldsV1` set, as key lists without the `f:` prefix.
+fn leaf_paths(fields: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match fields.as_object() {
+        Some(map) if !map.is_empty() => {
+            for (k, child) in map {
+                prefix.push(k.strip_prefix("f:").unwrap_or(k).to_owned());
+                leaf_paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {
+            if !prefix.is_empty() {
+                out.push(prefix.clone());
+            }
+        }
+    }
+}
+
+fn paths_of(fields: Option<&Value>) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some(f) = fields {
+        leaf_paths(f, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+/// Removes from `obj` the fields `manager` applied last time but not in
+/// `applied`, keeping any another apply manager also claims. Call before
+/// [`record_manager`] replaces the manager's entry.
+pub fn prune_unapplied(obj: &mut Value, manager: &str, applied: &Value) {
+    let entries: Vec<Value> = crate::meta::metadata(obj)
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let is_apply = |e: &Value| e.get("operation").and_then(Value::as_str) == Some("Apply");
+    let is_mine = |e: &Value| e.get("manager").and_then(Value::as_str) == Some(manager);
+    let before = paths_of(
+        entries
+            .iter()
+            .find(|e| is_apply(e) && is_mine(e))
+            .and_then(|e| e.get("fieldsV1")),
+    );
+    let now = paths_of(Some(&owned_fields(applied)));
+    let others: Vec<Vec<String>> = entries
+        .iter()
+        .filter(|e| is_apply(e) && !is_mine(e))
+        .flat_map(|e| paths_of(e.get("fieldsV1")))
+        .collect();
+    // Two paths overlap when one is a prefix of the other.
+    let overlaps = |a: &[String], b: &[String]| a.iter().zip(b).all(|(x, y)| x == y);
+    for path in before {
+        // Whole top-level sections are never pruned, only fields inside them.
+        if path.len() < 2 {
+            continue;
+        }
+        if now.iter().chain(&others).any(|p| overlaps(p, &path)) {
+            continue;
+        }
+        remove_path(obj, &path);
+    }
+}
+
+fn remove_path(obj: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for key in parents {
+        match cur.get_mut(key) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Some(map) = cur.as_object_mut() {
+        map.remove(last);
     }
 }
 
@@ -115,7 +209,36 @@ mod tests {
         assert_eq!(mf["manager"], "ferrolb");
         assert_eq!(
             mf["fieldsV1"],
-            json!({"f:data": {"f:b": {}}, "f:metadata": {}})
+            json!({"f:data": {"f:b": {}}}),
+            "metadata with only the name owns nothing"
+        );
+    }
+
+    #[test]
+    fn fields_a_manager_stops_applying_are_removed_unless_shared() {
+        let mut obj = json!({"metadata": {"labels": {"x": "1", "y": "1"}}, "data": {"a": "1", "b": "2", "c": "3"}});
+        let first =
+            json!({"metadata": {"labels": {"x": "1", "y": "1"}}, "data": {"a": "1", "b": "2"}});
+        record_manager(&mut obj, "m1", "Apply", "v1", &first, "t1");
+        record_manager(
+            &mut obj,
+            "m2",
+            "Apply",
+            "v1",
+            &json!({"metadata": {"labels": {"y": "1"}}}),
+            "t1",
+        );
+        let second = json!({"metadata": {"labels": {"x": "1"}}, "data": {"a": "1"}});
+        prune_unapplied(&mut obj, "m1", &second);
+        assert_eq!(
+            obj["data"],
+            json!({"a": "1", "c": "3"}),
+            "b dropped; c was never m1's"
+        );
+        assert_eq!(
+            obj["metadata"]["labels"],
+            json!({"x": "1", "y": "1"}),
+            "y is still m2's"
         );
     }
 

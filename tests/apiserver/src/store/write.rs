@@ -154,6 +154,7 @@ impl Store {
         }
         if let (PatchKind::Apply, Some(manager)) = (kind, field_manager) {
             let now = crate::time::now_rfc3339();
+            patch::apply::prune_unapplied(&mut patched, manager, body);
             patch::apply::record_manager(
                 &mut patched,
                 manager,
