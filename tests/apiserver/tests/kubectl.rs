@@ -1,6 +1,7 @@
 //! Drives the HTTP front door with the real `kubectl` (the one on PATH):
 //! apply, get -o json, annotate, label, patch (merge, json, strategic),
-//! get -w, delete waiting on a finalizer, replace with a stale resourceVersion.
+//! get -w, delete waiting on a finalizer, replace with a stale resourceVersion,
+//! apply --server-side.
 //!
 //! Without kubectl the test prints a message and returns, except under
 //! `CI=true`, where it fails.
@@ -352,6 +353,32 @@ async fn kubectl_drives_the_http_front_door() {
         out.stderr.contains("Conflict") && out.stderr.contains("the object has been modified"),
         "{}",
         out.stderr
+    );
+
+    // Server-side apply, twice: the second is a no-op.
+    let ssa = write(
+        dir.path(),
+        "ssa.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa-config\ndata:\n  a: \"1\"\n",
+    );
+    let out = k
+        .ok(&["apply", "--server-side", "-f", &ssa.to_string_lossy()])
+        .await;
+    assert!(
+        out.contains("configmap/ssa-config serverside-applied"),
+        "{out}"
+    );
+    let first_rv = server
+        .object("v1", "ConfigMap", Some("default"), "ssa-config")
+        .map(|o| o["metadata"]["resourceVersion"].clone());
+    k.ok(&["apply", "--server-side", "-f", &ssa.to_string_lossy()])
+        .await;
+    let second_rv = server
+        .object("v1", "ConfigMap", Some("default"), "ssa-config")
+        .map(|o| o["metadata"]["resourceVersion"].clone());
+    assert_eq!(
+        first_rv, second_rv,
+        "re-applying the same manifest writes nothing"
     );
 
     serve_task.abort();

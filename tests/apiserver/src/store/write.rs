@@ -1,11 +1,13 @@
-//! The write paths of the store: create, update, patch, delete.
+//! The write paths of the store: create, update, patch (deletes are in
+//! `delete.rs`).
 //!
 //! All writes funnel into [`State::commit`], which applies the rules every
 //! kind shares: server-owned metadata cannot be changed by clients, status
 //! lives behind `/status` for kinds that have that subresource, `generation`
 //! moves only when something outside metadata and status changed, a write
 //! that changes nothing does not bump `resourceVersion`, and an object being
-//! deleted disappears once its last finalizer is removed.
+//! deleted disappears once its last finalizer is removed. Services also get
+//! the defaults and allocations of [`crate::defaults`].
 
 use std::sync::Arc;
 
