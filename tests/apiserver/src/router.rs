@@ -268,6 +268,7 @@ fn resource_request(
                 body: &patch,
                 mode,
                 field_manager: manager,
+                force: is_true(query.get("force")),
                 dry_run,
             };
             let patched = store.patch(&rt, ns, name, &request)?;

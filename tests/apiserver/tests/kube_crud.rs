@@ -630,3 +630,39 @@ async fn deleting_a_namespace_deletes_its_objects() {
         "other namespaces are untouched"
     );
 }
+
+#[tokio::test]
+async fn server_side_apply_conflicts_between_managers_unless_forced() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let cm = |x: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": x}});
+    api.patch("a", &PatchParams::apply("first"), &Patch::Apply(&cm("1")))
+        .await
+        .expect("first applies");
+    match api
+        .patch("a", &PatchParams::apply("second"), &Patch::Apply(&cm("2")))
+        .await
+    {
+        Err(Error::Api(s)) => {
+            assert_eq!(s.code, 409);
+            assert!(
+                s.message.contains("conflict with \"first\": .data.x"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("expected an apply conflict, got {other:?}"),
+    }
+    let forced = api
+        .patch(
+            "a",
+            &PatchParams::apply("second").force(),
+            &Patch::Apply(&cm("2")),
+        )
+        .await
+        .expect("forced apply");
+    assert_eq!(
+        forced.data.unwrap_or_default().get("x").map(String::as_str),
+        Some("2")
+    );
+}

@@ -4,9 +4,11 @@
 //! `metadata.managedFields` with the fields it set.
 //!
 //! A field a manager applied before but leaves out of its next apply is
-//! removed, unless another apply manager also set it. Not modelled (documented
-//! in docs/test-apiserver.md): conflicts between managers (`force` is accepted
-//! and ignored) and ownership by non-apply writers (PUT, other patches).
+//! removed, unless another apply manager also set it. Applying a value other
+//! than the live one to a field another apply manager owns is a 409 conflict,
+//! unless `force=true`, which moves the field to the applying manager. Lists are
+//! owned as a whole and never conflict. Not modelled (documented in
+//! docs/test-apiserver.md): ownership by non-apply writers (PUT, other patches).
 
 use serde_json::{Map, Value, json};
 
@@ -153,6 +155,77 @@ pub fn prune_unapplied(obj: &mut Value, manager: &str, applied: &Value) {
     }
 }
 
+fn value_at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, key| cur.get(key))
+}
+
+/// Checks `applied` against fields other apply managers own in `live`. A field
+/// conflicts when another manager owns it, it is live, and the applied value
+/// differs. Without `force` that is an error naming each conflict; with it the
+/// fields are taken from their owners' entries in `patched`.
+pub fn resolve_conflicts(
+    live: &Value,
+    patched: &mut Value,
+    manager: &str,
+    applied: &Value,
+    force: bool,
+) -> Result<(), String> {
+    let entries: Vec<Value> = crate::meta::metadata(live)
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut conflicts: Vec<(String, Vec<String>)> = Vec::new();
+    for entry in &entries {
+        let owner = entry.get("manager").and_then(Value::as_str).unwrap_or("");
+        if owner == manager || entry.get("operation").and_then(Value::as_str) != Some("Apply") {
+            continue;
+        }
+        let owned = paths_of(entry.get("fieldsV1"));
+        for path in paths_of(Some(&owned_fields(applied))) {
+            let (Some(live_value), Some(new_value)) =
+                (value_at(live, &path), value_at(applied, &path))
+            else {
+                continue;
+            };
+            if owned.contains(&path) && !live_value.is_array() && live_value != new_value {
+                conflicts.push((owner.to_owned(), path));
+            }
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(owner, path)| format!("conflict with \"{owner}\": .{}", path.join(".")))
+            .collect();
+        let plural = if conflicts.len() == 1 { "" } else { "s" };
+        return Err(format!(
+            "Apply failed with {} conflict{plural}: {}",
+            conflicts.len(),
+            list.join("; ")
+        ));
+    }
+    // Forced: the fields leave their previous owners' sets.
+    if let Some(Value::Array(entries)) = crate::meta::metadata_mut(patched).get_mut("managedFields")
+    {
+        for (owner, path) in &conflicts {
+            for entry in entries
+                .iter_mut()
+                .filter(|e| e.get("manager").and_then(Value::as_str) == Some(owner.as_str()))
+            {
+                let fields_path: Vec<String> = path.iter().map(|k| format!("f:{k}")).collect();
+                if let Some(fields) = entry.get_mut("fieldsV1") {
+                    remove_path(fields, &fields_path);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn remove_path(obj: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
@@ -239,6 +312,39 @@ mod tests {
             obj["metadata"]["labels"],
             json!({"x": "1", "y": "1"}),
             "y is still m2's"
+        );
+    }
+
+    #[test]
+    fn applying_another_managers_field_conflicts_unless_forced() {
+        let mut live = json!({"data": {"x": "1", "y": "1"}});
+        record_manager(
+            &mut live,
+            "a",
+            "Apply",
+            "v1",
+            &json!({"data": {"x": "1", "y": "1"}}),
+            "t",
+        );
+        let same = json!({"data": {"x": "1"}});
+        let mut patched = live.clone();
+        assert_eq!(
+            resolve_conflicts(&live, &mut patched, "b", &same, false),
+            Ok(()),
+            "same value: shared"
+        );
+        let other = json!({"data": {"x": "2", "y": "2"}});
+        let err = resolve_conflicts(&live, &mut patched, "b", &other, false).expect_err("conflict");
+        assert_eq!(
+            err,
+            "Apply failed with 2 conflicts: conflict with \"a\": .data.x; conflict with \"a\": .data.y"
+        );
+        resolve_conflicts(&live, &mut patched, "b", &json!({"data": {"x": "2"}}), true)
+            .expect("forced");
+        assert_eq!(
+            patched["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:data": {"f:y": {}}}),
+            "x moved away from a"
         );
     }
 

@@ -37,6 +37,8 @@ pub struct PatchRequest<'a> {
     pub mode: WriteMode,
     /// The `fieldManager` query parameter (required for apply patches).
     pub field_manager: Option<&'a str>,
+    /// `force=true`: an apply takes fields other managers own instead of failing.
+    pub force: bool,
     pub dry_run: bool,
 }
 
@@ -109,6 +111,7 @@ impl Store {
             body,
             mode,
             field_manager,
+            force,
             dry_run,
         } = *request;
         let mut state = self.lock();
@@ -156,6 +159,13 @@ impl Store {
         }
         if let (PatchKind::Apply, Some(manager)) = (kind, field_manager) {
             let now = crate::time::now_rfc3339();
+            patch::apply::resolve_conflicts(&current, &mut patched, manager, body, force).map_err(
+                |detail| ApiError::Conflict {
+                    resource: rt.qualified_plural(),
+                    name: name.to_owned(),
+                    detail,
+                },
+            )?;
             patch::apply::prune_unapplied(&mut patched, manager, body);
             patch::apply::record_manager(
                 &mut patched,
