@@ -31,8 +31,9 @@ pub use write::{DeletePreconditions, PatchRequest, WriteMode};
 
 /// Events kept for watch resumption unless configured otherwise.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 10_000;
-/// Events a slow watcher may fall behind before it is closed with 410 Gone.
-const BROADCAST_CAPACITY: usize = 65_536;
+/// Events a slow watcher may fall behind, unless configured otherwise, before
+/// it is closed with 410 Gone.
+pub const DEFAULT_WATCH_LAG_LIMIT: usize = 65_536;
 
 /// The kind of change a watch event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +171,12 @@ impl Store {
     /// An empty store with the standard namespaces (`default`, `kube-system`,
     /// `kube-public`, `kube-node-lease`).
     pub fn new(log_capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Self::with_watch_lag_limit(log_capacity, DEFAULT_WATCH_LAG_LIMIT)
+    }
+
+    /// Like [`Store::new`], choosing how many events a watcher may fall behind.
+    pub fn with_watch_lag_limit(log_capacity: usize, watch_lag_limit: usize) -> Self {
+        let (events, _) = broadcast::channel(watch_lag_limit.max(1));
         let store = Store {
             state: Mutex::new(State {
                 registry: Registry::builtin(),
