@@ -25,6 +25,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod event_mirror;
 pub mod hooks;
 pub mod http;
 pub mod meta;
