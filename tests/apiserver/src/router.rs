@@ -25,7 +25,7 @@ use crate::patch::PatchKind;
 use crate::resources::ResourceType;
 use crate::route::{ResourcePath, Route};
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
-use crate::store::{DeletePreconditions, ListOptions, Store, WriteMode};
+use crate::store::{DeletePreconditions, ListOptions, PatchRequest, Store, WriteMode};
 
 /// The body type of every response (a full JSON document or a watch stream).
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -263,7 +263,15 @@ fn resource_request(
             let kind = PatchKind::from_content_type(content_type)?;
             let patch = crate::patch::parse_body(kind, body)?;
             let manager = query.get("fieldManager").map(String::as_str);
-            let patched = store.patch(&rt, ns, name, kind, &patch, mode, manager, dry_run)?;
+            let request = PatchRequest {
+                kind,
+                body: &patch,
+                mode,
+                field_manager: manager,
+                force: is_true(query.get("force")),
+                dry_run,
+            };
+            let patched = store.patch(&rt, ns, name, &request)?;
             Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, Some(name)) => {

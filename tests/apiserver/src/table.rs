@@ -135,6 +135,13 @@ fn service_ports(obj: &Value) -> Value {
     or_none(ports.join(","))
 }
 
+/// `kind/name` of the object an Event is about.
+fn event_object(event: &Value, reference: &str) -> Value {
+    let kind = text_at(event, &format!("{reference}/kind")).to_ascii_lowercase();
+    let name = text_at(event, &format!("{reference}/name"));
+    json!(format!("{kind}/{name}"))
+}
+
 fn count_of(obj: &Value, field: &str) -> usize {
     obj.get(field)
         .and_then(Value::as_object)
@@ -204,6 +211,34 @@ fn columns_for(rt: &ResourceType) -> Vec<Column> {
         ("discovery.k8s.io", "endpointslices") => {
             columns.push(Column::computed("AddressType", "string", |o| {
                 json!(text_at(o, "/addressType"))
+            }));
+        }
+        ("", "events") => {
+            columns.push(Column::computed("Type", "string", |o| {
+                json!(text_at(o, "/type"))
+            }));
+            columns.push(Column::computed("Reason", "string", |o| {
+                json!(text_at(o, "/reason"))
+            }));
+            columns.push(Column::computed("Object", "string", |o| {
+                event_object(o, "/involvedObject")
+            }));
+            columns.push(Column::computed("Message", "string", |o| {
+                json!(text_at(o, "/message"))
+            }));
+        }
+        ("events.k8s.io", "events") => {
+            columns.push(Column::computed("Type", "string", |o| {
+                json!(text_at(o, "/type"))
+            }));
+            columns.push(Column::computed("Reason", "string", |o| {
+                json!(text_at(o, "/reason"))
+            }));
+            columns.push(Column::computed("Object", "string", |o| {
+                event_object(o, "/regarding")
+            }));
+            columns.push(Column::computed("Note", "string", |o| {
+                json!(text_at(o, "/note"))
             }));
         }
         _ if !rt.printer_columns.is_empty() => {
@@ -328,6 +363,28 @@ mod tests {
         assert_eq!(
             t["rows"][0]["cells"],
             json!(["web", "203.0.113.0/28", "<none>"])
+        );
+    }
+
+    #[test]
+    fn recorder_events_show_reason_object_and_note() {
+        let registry = Registry::builtin();
+        let events = registry
+            .get("events.k8s.io", "v1", "events")
+            .expect("events");
+        let event = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Allocated",
+            "regarding": {"kind": "Service", "name": "web"}, "note": "203.0.113.10"});
+        let t = table(&events, &[&event], json!({}));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "e",
+                "Normal",
+                "Allocated",
+                "service/web",
+                "203.0.113.10",
+                "<unknown>"
+            ])
         );
     }
 }

@@ -1,4 +1,4 @@
-//! CRUD, list, selectors, paging and patches through kube-rs' `Api` over the
+//! CRUD, list, selectors, paging and patches (server-side apply: kube_apply.rs) through kube-rs' `Api` over the
 //! in-process tower service.
 
 use std::collections::BTreeMap;
@@ -479,40 +479,6 @@ async fn delete_waits_for_finalizers() {
     .await
     .expect("remove finalizer");
     assert_eq!(api_code(api.get("a").await), 404);
-}
-
-#[tokio::test]
-async fn server_side_apply_creates_then_merges_and_records_manager() {
-    let server = TestApiServer::new();
-    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let pp = PatchParams::apply("ferrolb-test");
-    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}});
-    let created = api
-        .patch("a", &pp, &Patch::Apply(&applied))
-        .await
-        .expect("apply creates");
-    assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
-    let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"y": "2"}});
-    let merged = api
-        .patch("a", &pp, &Patch::Apply(&second))
-        .await
-        .expect("apply merges");
-    let data = merged.data.unwrap_or_default();
-    assert_eq!(
-        (
-            data.get("x").map(String::as_str),
-            data.get("y").map(String::as_str)
-        ),
-        (Some("1"), Some("2"))
-    );
-    let managers: Vec<String> = merged
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.manager)
-        .collect();
-    assert_eq!(managers, vec!["ferrolb-test".to_owned()]);
 }
 
 #[tokio::test]

@@ -371,3 +371,33 @@ async fn metadata_watcher_sees_partial_objects() {
             .any(|r| r.verb == "watch" && r.status == 200)
     );
 }
+
+#[tokio::test]
+async fn watcher_that_falls_too_far_behind_gets_410() {
+    let server = TestApiServer::with_options(test_apiserver::ServerOptions {
+        watch_lag_limit: 4,
+        ..test_apiserver::ServerOptions::default()
+    });
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = server.store().revision().to_string();
+    let params = kube::api::WatchParams::default().disable_bookmarks();
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+    // Not reading: the watch's own buffers fill, then it lags behind the store.
+    for i in 0..600 {
+        server
+            .seed(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm{i}")}}))
+            .expect("seed");
+    }
+    let mut added = 0;
+    let last = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.try_next()).await {
+            Ok(Ok(Some(kube::api::WatchEvent::Added(_)))) => added += 1,
+            other => break other,
+        }
+    };
+    match last {
+        Ok(Ok(Some(kube::api::WatchEvent::Error(e)))) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 after {added} events, got {other:?}"),
+    }
+    assert!(added < 600, "the lagging watcher did not get every event");
+}
