@@ -17,15 +17,28 @@ struct Bird {
 
 impl Bird {
     fn start(topology: &Topology, graceful_restart: bool) -> Bird {
+        Bird::start_with(topology, graceful_restart, false)
+    }
+
+    /// `dial`: BIRD connects to the speaker's port 10179 instead of waiting (passive speaker).
+    fn start_with(topology: &Topology, graceful_restart: bool, dial: bool) -> Bird {
         let gr = if graceful_restart { "on" } else { "off" };
+        let (mode, neighbor_port) = if dial {
+            (
+                "connect delay time 1; connect retry time 1;",
+                format!(" port {ROUTER_PORT}"),
+            )
+        } else {
+            ("passive on;", String::new())
+        };
         let config = format!(
             r#"router id {ROUTER_V4};
 log stderr all;
 protocol device {{ scan time 1; }}
 protocol bgp lb {{
   local {ROUTER_V4} port {ROUTER_PORT} as {ROUTER_AS};
-  neighbor {SPEAKER_V4} as {SPEAKER_AS};
-  passive on;
+  neighbor {SPEAKER_V4}{neighbor_port} as {SPEAKER_AS};
+  {mode}
   hold time 9; keepalive time 3;
   graceful restart {gr};
   ipv4 {{ import all; export none; }};
@@ -177,4 +190,31 @@ fn bird_keeps_our_routes_across_a_speaker_crash_when_graceful_restart_is_negotia
     assert!(v4.contains(&format!("via {SPEAKER_V4}")), "{v4}");
     let protocols = router.birdc("show protocols all lb");
     assert!(protocols.to_lowercase().contains("restart"), "{protocols}");
+}
+
+#[test]
+fn passive_speaker_accepts_bird_dialling_in_and_announces() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start_with(&topology, false, true);
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let mut peer = router_peer();
+        peer.passive = true;
+        peer.source_address = Some(SPEAKER_V4.parse().expect("ip"));
+        speaker.add_peer(peer).await.expect("peer added");
+        announce_vips(&speaker);
+        established(&speaker, ROUTER_V4.parse().expect("ip")).await;
+        let v4 = eventually("the /32 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V4)
+        })
+        .await;
+        assert!(v4.contains(&format!("via {SPEAKER_V4}")), "{v4}");
+        eventually("the /128 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V6)
+        })
+        .await;
+    });
 }

@@ -32,7 +32,7 @@ use super::codec::{
     CodecContext, DecodeError, Family, Message, Notification, Update, frame_length,
 };
 use super::config::{PeerConfig, RouteAttributes};
-use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, State, Timer};
+use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, STOPPED, State, Timer};
 use super::metrics::{BgpMetrics, PeerLabel};
 use super::next_hop;
 use super::timers::Timers;
@@ -414,7 +414,7 @@ impl Session {
                             .get_or_create(&self.label)
                             .set(0);
                         let mut status = lock(&self.status);
-                        if reason != "stopped" {
+                        if reason != STOPPED {
                             status.last_error = reason;
                         }
                         status.established_at = None;
