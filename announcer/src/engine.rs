@@ -286,7 +286,10 @@ impl Engine {
                     .get(&d.key)
                     .is_none_or(|o| match (&o.interface, o.phase) {
                         (_, pb::Phase::Failed) => true,
-                        (Some((_, index)), pb::Phase::Pending) => came_up.contains(index),
+                        // Pending on a link that is up now, even if no poll saw it down.
+                        (Some((_, index)), pb::Phase::Pending) => {
+                            interfaces.iter().any(|i| i.index == *index && i.up)
+                        }
                         _ => false,
                     })
             })
@@ -297,6 +300,36 @@ impl Engine {
             let observed = self.activate(&desired, &interfaces).await;
             self.set_observed(&mut inner, &desired, observed);
         }
+        self.refresh_bgp_phases(&mut inner);
+    }
+
+    /// Re-evaluates the phase of every BGP announcement from the backend (sessions come and
+    /// go); emits `announcement_changed` only for those that changed. Called by the link poll;
+    /// the BGP speaker may call [`Engine::refresh_bgp`] on session changes for a faster update.
+    fn refresh_bgp_phases(&self, inner: &mut Inner) {
+        let bgp: Vec<Desired> = inner
+            .desired
+            .entries()
+            .filter(|d| d.key.mode == Mode::Bgp)
+            .cloned()
+            .collect();
+        for desired in &bgp {
+            if inner
+                .observed
+                .get(&desired.key)
+                .is_some_and(|o| o.phase == pb::Phase::Failed)
+            {
+                continue;
+            }
+            let observed = self.bgp_observed(desired);
+            self.set_observed(inner, desired, observed);
+        }
+    }
+
+    /// See [`Engine::refresh_bgp_phases`].
+    pub async fn refresh_bgp(&self) {
+        let mut inner = self.inner.lock().await;
+        self.refresh_bgp_phases(&mut inner);
     }
 
     /// Withdraws everything: stop answering, remove VIPs, withdraw BGP routes.

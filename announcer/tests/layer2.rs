@@ -235,3 +235,36 @@ fn the_node_own_address_and_denied_prefixes_are_refused() {
     assert!(node.addresses().contains("192.0.2.1/24"));
     assert!(!node.addresses().contains("192.0.2.200"));
 }
+
+#[test]
+fn an_announcement_on_a_down_link_is_pending_and_announced_when_the_link_comes_up() {
+    if !can_use_netns(
+        "an_announcement_on_a_down_link_is_pending_and_announced_when_the_link_comes_up",
+    ) {
+        return;
+    }
+    let lan = Lan::new(2);
+    let (node, client) = (&lan.hosts[0], &lan.hosts[1]);
+    client.accept_unsolicited();
+    let announcer = Announcer::start(node, &[]);
+    common::run(&["ip", "-n", &node.ns, "link", "set", "eth0", "down"]);
+
+    let status = announcer.ctl_ok(&["announce", V4, "--interface", "eth0"]);
+    assert_eq!(status["phase"], "pending", "{status}");
+    assert_eq!(status["message"], "interface eth0 is down");
+    // Let the burst sent into the down link finish first.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(client.neighbour(V4), None);
+
+    common::run(&["ip", "-n", &node.ns, "link", "set", "eth0", "up"]);
+    // Nobody asks: the client learns the address only from the gratuitous announcements.
+    assert!(
+        client
+            .wait_neighbour(V4, &node.mac(), Duration::from_secs(5))
+            .is_some(),
+        "no gratuitous ARP after link up; client has {:?}",
+        client.neighbour(V4)
+    );
+    let state = announcer.ctl_ok(&["state"]);
+    assert_eq!(state["announcements"][0]["phase"], "active", "{state}");
+}

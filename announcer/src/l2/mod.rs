@@ -14,6 +14,7 @@
 //! moves bytes and counts.
 
 pub mod arp;
+pub mod burst;
 pub mod frame;
 pub mod ndp;
 pub mod responder;

@@ -1,5 +1,6 @@
 //! Packet I/O of the layer-2 responder: one packet socket per interface in use, a reader task
-//! that feeds frames to [`responder::decide`], and gratuitous announcement bursts.
+//! that feeds frames to [`responder::decide`], and a [`BurstScheduler`] for gratuitous
+//! announcements.
 //!
 //! The owned-address table of an interface sits behind a `RwLock` read by the reader task and
 //! written by the engine; a withdrawal takes effect for the very next frame.
@@ -14,19 +15,13 @@ use proto::announcer::v1::{self as pb, event::Kind};
 use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 
+use super::burst::{BurstScheduler, GarpConfig};
 use super::responder::{self, InterfaceIdentity, OwnedTable, Ownership};
-use super::{Mac, arp, format_mac, frame, ndp};
+use super::{Mac, format_mac, frame, ndp};
 use crate::backend::EventSender;
 use crate::events;
 use crate::metrics::Metrics;
 use crate::sys::packet::{PacketSocket, PacketType};
-
-/// How gratuitous announcements are repeated.
-#[derive(Debug, Clone, Copy)]
-pub struct GarpConfig {
-    pub count: u32,
-    pub interval: Duration,
-}
 
 /// Conflict events for one address are reported at most this often (the metric counts all).
 const CONFLICT_EVENT_INTERVAL: Duration = Duration::from_secs(5);
@@ -44,16 +39,13 @@ struct InterfaceResponder {
     socket: Arc<AsyncFd<PacketSocket>>,
     identity: Arc<RwLock<InterfaceIdentity>>,
     owned: Arc<RwLock<OwnedTable>>,
-    bursts: Mutex<HashMap<IpAddr, JoinHandle<()>>>,
+    bursts: BurstScheduler,
     reader: JoinHandle<()>,
 }
 
 impl Drop for InterfaceResponder {
     fn drop(&mut self) {
         self.reader.abort();
-        if let Ok(bursts) = self.bursts.lock() {
-            bursts.values().for_each(JoinHandle::abort);
-        }
     }
 }
 
@@ -97,12 +89,19 @@ impl L2Runtime {
             metrics: self.metrics.clone(),
             events: self.events.clone(),
         }));
+        let bursts = BurstScheduler::start(
+            link.name.clone(),
+            Arc::clone(&socket),
+            Arc::clone(&identity),
+            self.metrics.clone(),
+            self.garp,
+        );
         let responder = Arc::new(InterfaceResponder {
             name: link.name.clone(),
             socket,
             identity,
             owned,
-            bursts: Mutex::new(HashMap::new()),
+            bursts,
             reader,
         });
         responders.insert(link.index, Arc::clone(&responder));
@@ -147,14 +146,7 @@ impl L2Runtime {
             .write()
             .ok()
             .and_then(|mut t| t.remove(&address));
-        if let Some(burst) = responder
-            .bursts
-            .lock()
-            .ok()
-            .and_then(|mut b| b.remove(&address))
-        {
-            burst.abort();
-        }
+        responder.bursts.cancel(address);
         if let (IpAddr::V6(v6), Some(Ownership::Answer)) = (address, removed) {
             let group = ndp::multicast_mac(ndp::solicited_node_group(v6));
             if let Err(e) = responder
@@ -192,60 +184,13 @@ impl L2Runtime {
     }
 
     fn gratuitous(&self, responder: &Arc<InterfaceResponder>, address: IpAddr) {
-        let Ok(identity) = responder.identity.read().map(|i| i.clone()) else {
-            return;
-        };
-        let frames = gratuitous_frames(&identity, address);
-        let socket = Arc::clone(&responder.socket);
-        let metrics = self.metrics.clone();
-        let garp = self.garp;
-        let interface = responder.name.clone();
-        let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(garp.interval);
-            for _ in 0..garp.count {
-                ticker.tick().await;
-                for frame in &frames {
-                    match socket.get_ref().send(frame) {
-                        Ok(_) => {
-                            metrics.gratuitous_sent.of(address).inc();
-                        }
-                        Err(e) => {
-                            metrics.send_errors.inc();
-                            tracing::warn!(%interface, %address, "sending gratuitous announcement: {e}");
-                        }
-                    };
-                }
-            }
-        });
-        if let Ok(mut bursts) = responder.bursts.lock()
-            && let Some(old) = bursts.insert(address, task)
-        {
-            old.abort();
-        }
+        responder.bursts.announce(address);
     }
 
     /// Releases everything (shutdown).
     pub fn clear(&self) {
         if let Ok(mut responders) = self.responders.lock() {
             responders.clear();
-        }
-    }
-}
-
-/// Gratuitous ARP in request and reply form (IPv4) or an unsolicited NA with Override to
-/// all nodes (IPv6).
-pub fn gratuitous_frames(identity: &InterfaceIdentity, address: IpAddr) -> Vec<Vec<u8>> {
-    match address {
-        IpAddr::V4(v4) => vec![
-            arp::build_gratuitous_request(identity.mac, v4),
-            arp::build_gratuitous_reply(identity.mac, v4),
-        ],
-        IpAddr::V6(v6) => {
-            vec![ndp::build_unsolicited_advertisement(
-                identity.mac,
-                identity.ndp_source(v6),
-                v6,
-            )]
         }
     }
 }
