@@ -35,6 +35,7 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
     let mut announcer = Command::new("ip")
         .args(["netns", "exec", &topology.speaker_ns, BIN])
         .args([
+            "--bgp",
             "--listen",
             &format!("unix:{socket}"),
             "--metrics-listen",
