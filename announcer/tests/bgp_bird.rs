@@ -22,6 +22,17 @@ impl Bird {
 
     /// `dial`: BIRD connects to the speaker's port 10179 instead of waiting (passive speaker).
     fn start_with(topology: &Topology, graceful_restart: bool, dial: bool) -> Bird {
+        Bird::start_full(topology, graceful_restart, dial, SPEAKER_AS, "")
+    }
+
+    /// Every option: `peer_as` (ROUTER_AS for iBGP) and extra protocol lines (e.g. a password).
+    fn start_full(
+        topology: &Topology,
+        graceful_restart: bool,
+        dial: bool,
+        peer_as: u32,
+        extra: &str,
+    ) -> Bird {
         let gr = if graceful_restart { "on" } else { "off" };
         let (mode, neighbor_port) = if dial {
             (
@@ -37,8 +48,9 @@ log stderr all;
 protocol device {{ scan time 1; }}
 protocol bgp lb {{
   local {ROUTER_V4} port {ROUTER_PORT} as {ROUTER_AS};
-  neighbor {SPEAKER_V4}{neighbor_port} as {SPEAKER_AS};
+  neighbor {SPEAKER_V4}{neighbor_port} as {peer_as};
   {mode}
+  {extra}
   hold time 9; keepalive time 3;
   graceful restart {gr};
   ipv4 {{ import all; export none; }};
@@ -212,6 +224,53 @@ fn passive_speaker_accepts_bird_dialling_in_and_announces() {
         })
         .await;
         assert!(v4.contains(&format!("via {SPEAKER_V4}")), "{v4}");
+        eventually("the /128 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V6)
+        })
+        .await;
+    });
+}
+
+#[test]
+fn bird_ibgp_with_md5_comes_up_only_with_the_right_password() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start_full(&topology, false, false, ROUTER_AS, "password \"bird-md5\";");
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let router_ip = ROUTER_V4.parse().expect("ip");
+        let mut wrong = router_peer();
+        wrong.local_asn = ROUTER_AS;
+        wrong.password = Some(b"wrong".to_vec());
+        speaker.add_peer(wrong).await.expect("peer added");
+        let status = eventually("an error report", Duration::from_secs(10), || {
+            speaker.peer(router_ip).filter(|p| !p.last_error.is_empty())
+        })
+        .await;
+        assert!(status.last_error.contains("MD5"), "{}", status.last_error);
+        assert_ne!(
+            speaker.peer(router_ip).expect("peer").state,
+            announcer::bgp::fsm::State::Established
+        );
+
+        let mut right = router_peer();
+        right.local_asn = ROUTER_AS;
+        right.password = Some(b"bird-md5".to_vec());
+        speaker.add_peer(right).await.expect("peer replaced");
+        established(&speaker, router_ip).await;
+        announce_vips(&speaker);
+        let v4 = eventually("the /32 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V4)
+        })
+        .await;
+        // iBGP: empty AS path, LOCAL_PREF 100.
+        assert!(
+            v4.contains("[i]") || v4.contains("BGP.as_path: \n") || v4.contains("BGP.as_path:\n"),
+            "{v4}"
+        );
+        assert!(v4.contains("BGP.local_pref: 100"), "{v4}");
         eventually("the /128 in BIRD", Duration::from_secs(10), || {
             router.route(VIP_V6)
         })
