@@ -139,6 +139,17 @@ fn bird_installs_our_host_routes_with_real_next_hops_including_ipv6_over_ipv4() 
             "{v6}"
         );
 
+        // `birdc reload in` sends ROUTE-REFRESH; it is answered by sending the routes again.
+        let router_ip = ROUTER_V4.parse().expect("ip");
+        let before = speaker.peer(router_ip).expect("peer").updates_sent;
+        router.birdc("reload in lb");
+        eventually(
+            "UPDATEs resent after ROUTE-REFRESH",
+            Duration::from_secs(10),
+            || speaker.peer(router_ip).filter(|p| p.updates_sent > before),
+        )
+        .await;
+
         withdraw_vips(&speaker);
         eventually(
             "routes withdrawn from BIRD",

@@ -378,6 +378,13 @@ impl Session {
                 match output {
                     Output::StartTimer(..) | Output::StopTimer(_) => {}
                     Output::Connect => {
+                        // ConnectRetry expired with the previous attempt still pending (RFC 4271
+                        // §8.2.2 drops it): that attempt went unanswered, so say so.
+                        if self.connecting.is_some() {
+                            let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
+                            lock(&self.status).last_error = connect_error(&self.config, &timed_out);
+                            self.report();
+                        }
                         self.connecting = Some(Box::pin(connect(self.config.clone())))
                     }
                     Output::Send(message) => {
