@@ -6,7 +6,9 @@
 //! - Latency: 1,000 announced addresses (half IPv4, half IPv6); this same executable,
 //!   re-run inside the client namespace (`--generator`), sends ARP requests and Neighbor
 //!   Solicitations for them from a packet socket at a fixed rate (default 12,000/s, 24,000
-//!   requests, at most 15 s) and times each reply.
+//!   requests, at most 15 s) and times each reply. For comparison under the same machine load,
+//!   the same addresses are then put in vip mode and the kernel's own replies are timed
+//!   (`kernel_vip_*` in the details line).
 //! - Takeover: withdraw on A, announce on B; the time from the Announce call returning to the
 //!   client's kernel neighbour entry showing B's MAC (median of 6 moves, alternating).
 //! - RSS: VmRSS of the announcer after a Sync of 10,000 addresses has settled.
@@ -60,10 +62,10 @@ fn addresses(count: usize) -> Vec<IpAddr> {
     out
 }
 
-fn sync_file(addresses: &[IpAddr]) -> Vec<u8> {
+fn sync_file(addresses: &[IpAddr], mode: &str) -> Vec<u8> {
     let entries: Vec<serde_json::Value> = addresses
         .iter()
-        .map(|a| serde_json::json!({"address": a.to_string(), "mode": "layer2", "interface": "eth0"}))
+        .map(|a| serde_json::json!({"address": a.to_string(), "mode": mode, "interface": "eth0"}))
         .collect();
     serde_json::to_vec(&entries).unwrap_or_default()
 }
@@ -227,12 +229,13 @@ fn generator(args: &[String]) {
     let (sent, elapsed) = sender.join().expect("sender");
     latencies.sort_unstable();
     println!(
-        "{} {} {} {} {:.0}",
+        "{} {} {} {} {:.0} {}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         sent,
         latencies.len(),
-        sent as f64 / elapsed.as_secs_f64()
+        sent as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.9),
     );
 }
 
@@ -264,7 +267,7 @@ fn main() {
 
     // 1. Reply latency with 1,000 announced addresses.
     let targets = addresses(1_000);
-    let file = on_a.write_file("1000.json", &sync_file(&targets));
+    let file = on_a.write_file("1000.json", &sync_file(&targets, "layer2"));
     on_a.ctl_ok(&["sync", "--generation", "1", "--file", common::path(&file)]);
     let list = on_a.write_file(
         "targets.txt",
@@ -276,25 +279,36 @@ fn main() {
     );
     std::thread::sleep(Duration::from_secs(1));
     let exe = std::env::current_exe().expect("current exe");
-    let out = run(&[
-        "ip",
-        "netns",
-        "exec",
-        &client.ns,
-        common::path(&exe),
-        "--generator",
-        &client.mac(),
-        &client.ipv4,
-        &client.ipv6,
-        common::path(&list),
-    ]);
-    let figures: Vec<f64> = out
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let [p50, p99, sent, answered, rate] = figures[..] else {
-        panic!("generator printed {out:?}")
+    let generate = || {
+        let out = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &client.ns,
+            common::path(&exe),
+            "--generator",
+            &client.mac(),
+            &client.ipv4,
+            &client.ipv6,
+            common::path(&list),
+        ]);
+        let figures: Vec<f64> = out
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let [p50, p99, sent, answered, rate, p90] = figures[..] else {
+            panic!("generator printed {out:?}")
+        };
+        (p50, p90, p99, sent, answered, rate)
     };
+    let (p50, p90, p99, sent, answered, rate) = generate();
+
+    // Baseline under the same load: the same addresses in vip mode, answered by the kernel.
+    let vips = on_a.write_file("1000vip.json", &sync_file(&targets, "vip"));
+    on_a.ctl_ok(&["sync", "--generation", "2", "--file", common::path(&vips)]);
+    std::thread::sleep(Duration::from_secs(1));
+    let (kernel_p50, kernel_p90, kernel_p99, ..) = generate();
+    on_a.ctl_ok(&["sync", "--generation", "3", "--file", common::path(&file)]);
 
     // 2. Takeover A -> B -> A ..., from the Announce call returning to the client's entry.
     let vip = "192.0.2.50";
@@ -325,9 +339,9 @@ fn main() {
 
     // 3. RSS with 10,000 addresses.
     let many = addresses(10_000);
-    let file = on_a.write_file("10000.json", &sync_file(&many));
+    let file = on_a.write_file("10000.json", &sync_file(&many, "layer2"));
     let synced = Instant::now();
-    on_a.ctl_ok(&["sync", "--generation", "2", "--file", common::path(&file)]);
+    on_a.ctl_ok(&["sync", "--generation", "4", "--file", common::path(&file)]);
     let sync_ms = synced.elapsed().as_millis();
     std::thread::sleep(Duration::from_secs(7));
     let rss_mb = vm_rss_kib(on_a.child.id()) as f64 / 1024.0;
@@ -336,6 +350,11 @@ fn main() {
         "l2 reply_p50_us={p50} reply_p99_us={p99} takeover_ms={takeover_ms:.1} rss_mb={rss_mb:.1}"
     );
     println!(
-        "l2 details: requests_sent={sent} replies_timed={answered} rate_per_s={rate} takeovers_ms={takeovers:.1?} sync_10000_ms={sync_ms}"
+        "l2 details: reply_p90_us={p90} requests_sent={sent} replies_timed={answered} rate_per_s={rate} kernel_vip_p50_us={kernel_p50} kernel_vip_p90_us={kernel_p90} kernel_vip_p99_us={kernel_p99} takeovers_ms={takeovers:.1?} sync_10000_ms={sync_ms} load_avg={}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
     );
 }

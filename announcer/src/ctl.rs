@@ -2,7 +2,7 @@
 //!
 //! Every command prints JSON (one object per line for `watch`) so it can be piped to `jq`
 //! and used by tests. `--server` takes `unix:<path>`, `http://host:port` or
-//! `https://host:port` (then `--ca`, `--cert`, `--key` give the TLS material).
+//! `https://host:port` (then `--tls-ca`, `--tls-cert`, `--tls-key` give the TLS material).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,16 +27,16 @@ pub struct CtlArgs {
     )]
     pub server: String,
     /// PEM CA bundle to verify the server certificate (https only).
-    #[arg(long, env = "FERROLB_CTL_CA")]
+    #[arg(long = "tls-ca", env = "FERROLB_CTL_TLS_CA")]
     pub ca: Option<PathBuf>,
     /// PEM client certificate (https only).
-    #[arg(long, env = "FERROLB_CTL_CERT", requires = "key")]
+    #[arg(long = "tls-cert", env = "FERROLB_CTL_TLS_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
     /// PEM private key of the client certificate.
-    #[arg(long, env = "FERROLB_CTL_KEY", requires = "cert")]
+    #[arg(long = "tls-key", env = "FERROLB_CTL_TLS_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
     /// Name expected in the server certificate (default: the host of --server).
-    #[arg(long, env = "FERROLB_CTL_SERVER_NAME")]
+    #[arg(long = "tls-server-name", env = "FERROLB_CTL_TLS_SERVER_NAME")]
     pub server_name: Option<String>,
     #[command(subcommand)]
     pub command: CtlCommand,

@@ -14,6 +14,7 @@
 //! periodic [`Engine::tick`] re-reads the interfaces: when a link comes up its addresses are
 //! announced again, and failed or pending announcements are retried.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,9 +26,9 @@ use tonic::Status;
 use crate::backend::{BgpBackend, EventSender};
 use crate::events;
 use crate::interfaces::{self, Interface};
-use crate::l2::format_mac;
 use crate::l2::responder::Ownership;
 use crate::l2::socket::{L2Runtime, Link, identity_of};
+use crate::l2::{Mac, format_mac};
 use crate::metrics::Metrics;
 use crate::model::{self, Desired, Key, Mode};
 use crate::safety::{Policy, Refusal};
@@ -39,17 +40,17 @@ use crate::vip::VipManager;
 struct Observed {
     phase: pb::Phase,
     interface: Option<(String, u32)>,
-    mac: String,
-    message: String,
+    mac: Option<Mac>,
+    message: Cow<'static, str>,
     since_unix_ms: u64,
 }
 
 impl Observed {
-    fn new(phase: pb::Phase, message: impl Into<String>) -> Self {
+    fn new(phase: pb::Phase, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             phase,
             interface: None,
-            mac: String::new(),
+            mac: None,
             message: message.into(),
             since_unix_ms: events::now_ms(),
         }
@@ -112,9 +113,13 @@ impl Engine {
 
     /// Replaces the desired set (see `state.rs` for the generation rules).
     pub async fn sync(&self, request: pb::SyncRequest) -> Result<pb::SyncResponse, Status> {
-        let mut wanted = Vec::with_capacity(request.announcements.len());
+        let pb::SyncRequest {
+            generation,
+            announcements,
+        } = request;
+        let mut wanted = Vec::with_capacity(announcements.len());
         let mut l2_or_vip: HashMap<IpAddr, (usize, Mode)> = HashMap::new();
-        for (i, wire) in request.announcements.iter().enumerate() {
+        for (i, wire) in announcements.iter().enumerate() {
             let field = format!("announcements[{i}]");
             let desired = model::validate(&field, wire)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -130,10 +135,11 @@ impl Engine {
             }
             wanted.push(desired);
         }
+        drop(announcements);
         let mut inner = self.inner.lock().await;
         let diff = inner
             .desired
-            .sync(request.generation, wanted)
+            .sync(generation, wanted)
             .map_err(|e| match e {
                 SyncError::Duplicate(field) => Status::invalid_argument(field.to_string()),
                 other => Status::failed_precondition(other.to_string()),
@@ -146,7 +152,12 @@ impl Engine {
             removed: diff.removed.len() as u32,
             unchanged: diff.unchanged,
         };
+        let large = response.added + response.removed > 1000;
         self.apply(&mut inner, diff).await;
+        drop(inner);
+        if large {
+            crate::sys::memory::release_free_memory();
+        }
         Ok(response)
     }
 
@@ -399,7 +410,7 @@ impl Engine {
             .collect();
         if let Some(backend) = &self.backend {
             backend
-                .set_announcements(bgp.iter().map(|d| d.wire.clone()).collect())
+                .set_announcements(bgp.iter().map(Desired::to_wire).collect())
                 .await;
         }
         for desired in &bgp {
@@ -411,7 +422,7 @@ impl Engine {
     fn bgp_observed(&self, desired: &Desired) -> Observed {
         match &self.backend {
             None => Observed::new(pb::Phase::Pending, "no BGP speaker configured"),
-            Some(backend) => match backend.is_advertised(&desired.wire.address) {
+            Some(backend) => match backend.is_advertised(&desired.key.address.to_string()) {
                 Some(true) => Observed::new(pb::Phase::Active, "advertised"),
                 _ => Observed::new(pb::Phase::Pending, "no BGP session is established"),
             },
@@ -465,7 +476,7 @@ impl Engine {
             ),
         };
         observed.interface = Some((iface.name.clone(), iface.index));
-        observed.mac = format_mac(&mac);
+        observed.mac = Some(mac);
         observed
     }
 
@@ -527,15 +538,15 @@ impl Engine {
 
     fn to_status(&self, desired: &Desired, observed: &Observed) -> pb::AnnouncementStatus {
         pb::AnnouncementStatus {
-            announcement: Some(desired.wire.clone()),
+            announcement: Some(desired.to_wire()),
             phase: observed.phase.into(),
             interface: observed
                 .interface
                 .as_ref()
                 .map(|(n, _)| n.clone())
                 .unwrap_or_default(),
-            mac: observed.mac.clone(),
-            message: observed.message.clone(),
+            mac: observed.mac.as_ref().map(format_mac).unwrap_or_default(),
+            message: observed.message.to_string(),
             since_unix_ms: observed.since_unix_ms,
         }
     }

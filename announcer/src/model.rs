@@ -114,15 +114,33 @@ impl Selector {
     }
 }
 
-/// A validated announcement.
+/// A validated announcement. Only the domain form is kept (not the request message): with
+/// 10,000 announcements every byte per entry counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub key: Key,
     pub selector: Selector,
     pub labels: BTreeMap<String, String>,
-    /// The announcement as received (normalised address), echoed in state and events and
-    /// handed to the BGP backend with its attributes.
-    pub wire: pb::Announcement,
+    /// BGP attributes of this address (mode BGP only).
+    pub bgp: Option<Box<pb::BgpAttributes>>,
+}
+
+impl Desired {
+    /// The announcement as reported in state and events and handed to the BGP backend, with
+    /// the address normalised and the selector explicit.
+    pub fn to_wire(&self) -> pb::Announcement {
+        pb::Announcement {
+            address: self.key.address.to_string(),
+            mode: self.key.mode.to_proto().into(),
+            interface: Some(self.selector.to_proto()),
+            labels: self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            bgp: self.bgp.as_deref().cloned(),
+        }
+    }
 }
 
 /// A field that failed validation.
@@ -208,8 +226,6 @@ pub fn validate(field: &str, wire: &pb::Announcement) -> Result<Desired, Invalid
             format!("is only allowed with mode bgp, not {mode}"),
         ));
     }
-    let mut wire = wire.clone();
-    wire.address = address.to_string();
     Ok(Desired {
         key: Key { address, mode },
         selector,
@@ -218,7 +234,7 @@ pub fn validate(field: &str, wire: &pb::Announcement) -> Result<Desired, Invalid
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        wire,
+        bgp: wire.bgp.clone().map(Box::new),
     })
 }
 
@@ -310,7 +326,7 @@ mod tests {
     #[test]
     fn addresses_are_normalised_and_selectors_default_to_automatic() {
         let desired = validate("a", &wire(" 2001:DB8:0::10 ", pb::Mode::Layer2)).expect("valid");
-        assert_eq!(desired.wire.address, "2001:db8::10");
+        assert_eq!(desired.to_wire().address, "2001:db8::10");
         assert_eq!(desired.selector, Selector::Automatic);
         assert_eq!(
             Selector::parse("can_reach:192.0.2.254"),

@@ -295,17 +295,17 @@ fn tls_requires_a_client_certificate_from_the_configured_ca() {
     );
     let server = format!("https://127.0.0.1:{port}");
     let with = |extra: &[&str]| {
-        let mut args = vec!["--ca", ca.as_str(), "--server-name", "localhost"];
+        let mut args = vec!["--tls-ca", ca.as_str(), "--tls-server-name", "localhost"];
         args.extend_from_slice(extra);
         args.push("state");
         ctl_at(&server, &args)
     };
     // Wait for the listener with the authenticated client.
     let start = Instant::now();
-    let mut ok = with(&["--cert", &client_cert, "--key", &client_key]);
+    let mut ok = with(&["--tls-cert", &client_cert, "--tls-key", &client_key]);
     while !ok.status.success() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
-        ok = with(&["--cert", &client_cert, "--key", &client_key]);
+        ok = with(&["--tls-cert", &client_cert, "--tls-key", &client_key]);
     }
     assert!(
         ok.status.success(),
@@ -321,7 +321,7 @@ fn tls_requires_a_client_certificate_from_the_configured_ca() {
         "a client without certificate got an answer"
     );
     assert!(anonymous.stdout.is_empty());
-    let rogue = with(&["--cert", &rogue_cert, "--key", &rogue_key]);
+    let rogue = with(&["--tls-cert", &rogue_cert, "--tls-key", &rogue_key]);
     assert!(
         !rogue.status.success(),
         "a client with a certificate from another CA got an answer"

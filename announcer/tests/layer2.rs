@@ -179,6 +179,11 @@ fn a_second_announcer_answering_for_the_same_address_raises_a_conflict_event() {
     assert_eq!(conflict["our_mac"], a.mac().as_str());
     assert_eq!(conflict["other_mac"], b.mac().as_str());
     assert_eq!(conflict["evidence"], "gratuitous-arp");
+    let metrics = a.http_get("/metrics");
+    assert!(
+        common::metric(&metrics, "ferrolb_announcer_conflicts_total") >= 1.0,
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -234,6 +239,37 @@ fn the_node_own_address_and_denied_prefixes_are_refused() {
     );
     assert!(node.addresses().contains("192.0.2.1/24"));
     assert!(!node.addresses().contains("192.0.2.200"));
+
+    // In a Sync, a refused entry is reported as failed and does not stop the others.
+    let file = announcer.write_file(
+        "set.json",
+        br#"[{"address": "192.0.2.1", "mode": "layer2"}, {"address": "192.0.2.10", "mode": "layer2"}]"#,
+    );
+    announcer.ctl_ok(&["sync", "--generation", "1", "--file", common::path(&file)]);
+    let state = announcer.ctl_ok(&["state"]);
+    let phases: Vec<(&str, &str, &str)> = state["announcements"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|a| {
+            (
+                a["address"].as_str().unwrap_or(""),
+                a["phase"].as_str().unwrap_or(""),
+                a["message"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (
+                "192.0.2.1",
+                "failed",
+                "refused: 192.0.2.1 is an address of this node (interface eth0)"
+            ),
+            ("192.0.2.10", "active", "announced"),
+        ]
+    );
 }
 
 #[test]

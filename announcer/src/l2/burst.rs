@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -55,7 +54,7 @@ struct Pending {
 #[derive(Clone)]
 struct Sender {
     interface: String,
-    socket: Arc<AsyncFd<PacketSocket>>,
+    socket: Arc<PacketSocket>,
     identity: Arc<RwLock<InterfaceIdentity>>,
     metrics: Metrics,
 }
@@ -66,7 +65,7 @@ impl Sender {
             return;
         };
         for frame in gratuitous_frames(&identity, address) {
-            match self.socket.get_ref().send(&frame) {
+            match self.socket.send(&frame) {
                 Ok(_) => self.metrics.gratuitous_sent.of(address).inc(),
                 Err(e) => {
                     self.metrics.send_errors.inc();
@@ -96,7 +95,7 @@ impl Drop for BurstScheduler {
 impl BurstScheduler {
     pub fn start(
         interface: String,
-        socket: Arc<AsyncFd<PacketSocket>>,
+        socket: Arc<PacketSocket>,
         identity: Arc<RwLock<InterfaceIdentity>>,
         metrics: Metrics,
         garp: GarpConfig,

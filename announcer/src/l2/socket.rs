@@ -1,8 +1,8 @@
-//! Packet I/O of the layer-2 responder: one packet socket per interface in use, a reader task
+//! Packet I/O of the layer-2 responder: one packet socket per interface in use, a reader thread
 //! that feeds frames to [`responder::decide`], and a [`BurstScheduler`] for gratuitous
 //! announcements.
 //!
-//! The owned-address table of an interface sits behind a `RwLock` read by the reader task and
+//! The owned-address table of an interface sits behind a `RwLock` read by the reader thread and
 //! written by the engine; a withdrawal takes effect for the very next frame.
 
 use std::collections::HashMap;
@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use proto::announcer::v1::{self as pb, event::Kind};
-use tokio::io::unix::AsyncFd;
-use tokio::task::JoinHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::burst::{BurstScheduler, GarpConfig};
 use super::responder::{self, InterfaceIdentity, OwnedTable, Ownership};
@@ -22,6 +21,9 @@ use crate::backend::EventSender;
 use crate::events;
 use crate::metrics::Metrics;
 use crate::sys::packet::{PacketSocket, PacketType};
+
+/// How long the reader thread blocks before checking whether it should stop.
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Conflict events for one address are reported at most this often (the metric counts all).
 const CONFLICT_EVENT_INTERVAL: Duration = Duration::from_secs(5);
@@ -36,16 +38,17 @@ pub struct L2Runtime {
 
 struct InterfaceResponder {
     name: String,
-    socket: Arc<AsyncFd<PacketSocket>>,
+    socket: Arc<PacketSocket>,
     identity: Arc<RwLock<InterfaceIdentity>>,
     owned: Arc<RwLock<OwnedTable>>,
     bursts: BurstScheduler,
-    reader: JoinHandle<()>,
+    /// Tells the reader thread to exit (it checks every [`READ_TIMEOUT`]).
+    stop: Arc<AtomicBool>,
 }
 
 impl Drop for InterfaceResponder {
     fn drop(&mut self) {
-        self.reader.abort();
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -78,17 +81,24 @@ impl L2Runtime {
             }
             return Ok(Arc::clone(existing));
         }
-        let socket = Arc::new(PacketSocket::open_async(link.index)?);
+        let socket = Arc::new(PacketSocket::open_blocking(link.index, READ_TIMEOUT)?);
+        let stop = Arc::new(AtomicBool::new(false));
         let identity = Arc::new(RwLock::new(link.identity.clone()));
         let owned = Arc::new(RwLock::new(OwnedTable::new()));
-        let reader = tokio::spawn(read_loop(ReadContext {
+        let context = ReadContext {
             interface: link.name.clone(),
             socket: Arc::clone(&socket),
             identity: Arc::clone(&identity),
             owned: Arc::clone(&owned),
             metrics: self.metrics.clone(),
             events: self.events.clone(),
-        }));
+            stop: Arc::clone(&stop),
+        };
+        // A thread of its own, blocked in recv: a request is answered without going through
+        // the async runtime, and a large Sync on the runtime cannot delay it.
+        std::thread::Builder::new()
+            .name(format!("l2-{}", link.name))
+            .spawn(move || read_loop(context))?;
         let bursts = BurstScheduler::start(
             link.name.clone(),
             Arc::clone(&socket),
@@ -102,7 +112,7 @@ impl L2Runtime {
             identity,
             owned,
             bursts,
-            reader,
+            stop,
         });
         responders.insert(link.index, Arc::clone(&responder));
         tracing::info!(interface = %link.name, "packet socket opened");
@@ -123,10 +133,7 @@ impl L2Runtime {
             && previous != Some(Ownership::Answer)
         {
             let group = ndp::multicast_mac(ndp::solicited_node_group(v6));
-            responder
-                .socket
-                .get_ref()
-                .set_multicast_membership(group, true)?;
+            responder.socket.set_multicast_membership(group, true)?;
         }
         self.gratuitous(&responder, address);
         Ok(())
@@ -149,11 +156,7 @@ impl L2Runtime {
         responder.bursts.cancel(address);
         if let (IpAddr::V6(v6), Some(Ownership::Answer)) = (address, removed) {
             let group = ndp::multicast_mac(ndp::solicited_node_group(v6));
-            if let Err(e) = responder
-                .socket
-                .get_ref()
-                .set_multicast_membership(group, false)
-            {
+            if let Err(e) = responder.socket.set_multicast_membership(group, false) {
                 tracing::warn!(interface = %responder.name, %address, "leaving multicast group: {e}");
             }
         }
@@ -196,44 +199,39 @@ impl L2Runtime {
 }
 
 struct ReadContext {
+    stop: Arc<AtomicBool>,
     interface: String,
-    socket: Arc<AsyncFd<PacketSocket>>,
+    socket: Arc<PacketSocket>,
     identity: Arc<RwLock<InterfaceIdentity>>,
     owned: Arc<RwLock<OwnedTable>>,
     metrics: Metrics,
     events: EventSender,
 }
 
-async fn read_loop(ctx: ReadContext) {
+fn read_loop(ctx: ReadContext) {
     let mut buf = vec![0u8; 2048];
     let mut last_conflict: HashMap<IpAddr, Instant> = HashMap::new();
-    loop {
-        let mut guard = match ctx.socket.readable().await {
-            Ok(guard) => guard,
+    while !ctx.stop.load(Ordering::Relaxed) {
+        match ctx.socket.recv_wait(&mut buf) {
+            Ok((_, PacketType::Outgoing)) => {}
+            Ok((len, _)) => handle_frame(&ctx, &buf[..len], &mut last_conflict),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
-                tracing::error!(interface = %ctx.interface, "packet socket failed: {e}");
-                let _ = ctx.events.send(events::error(
-                    &ctx.interface,
-                    format!("packet socket failed: {e}"),
-                ));
-                return;
-            }
-        };
-        loop {
-            match guard.get_inner().recv(&mut buf) {
-                Ok((_, PacketType::Outgoing)) => continue,
-                Ok((len, _)) => handle_frame(&ctx, &buf[..len], &mut last_conflict),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(interface = %ctx.interface, "receiving: {e}");
-                    break;
-                }
+                tracing::warn!(interface = %ctx.interface, "receiving: {e}");
+                let _ = ctx
+                    .events
+                    .send(events::error(&ctx.interface, format!("packet socket: {e}")));
+                std::thread::sleep(READ_TIMEOUT);
             }
         }
     }
+    tracing::debug!(interface = %ctx.interface, "reader stopped");
 }
 
 fn handle_frame(ctx: &ReadContext, bytes: &[u8], last_conflict: &mut HashMap<IpAddr, Instant>) {
@@ -257,7 +255,7 @@ fn handle_frame(ctx: &ReadContext, bytes: &[u8], last_conflict: &mut HashMap<IpA
         ctx.metrics.requests_received.of(address).inc();
     }
     if let (Some(reply), Some(address)) = (decision.reply, decision.request_for) {
-        match ctx.socket.get_ref().send(&reply) {
+        match ctx.socket.send(&reply) {
             Ok(_) => {
                 ctx.metrics.replies_sent.of(address).inc();
             }

@@ -85,6 +85,15 @@ impl PacketSocket {
         Ok(this)
     }
 
+    /// Opens the socket in blocking mode: [`PacketSocket::recv_wait`] waits up to `timeout`
+    /// for a frame, so a reader thread can notice that it should stop.
+    pub fn open_blocking(ifindex: u32, timeout: std::time::Duration) -> io::Result<Self> {
+        let this = Self::open(ifindex)?;
+        this.socket.set_nonblocking(false)?;
+        this.socket.set_read_timeout(Some(timeout))?;
+        Ok(this)
+    }
+
     /// Opens the socket and registers it with the tokio reactor (read readiness).
     pub fn open_async(ifindex: u32) -> io::Result<tokio::io::unix::AsyncFd<Self>> {
         let socket = Self::open(ifindex)?;
@@ -143,6 +152,20 @@ impl PacketSocket {
     /// Receives one frame into `buf`; returns its length and the kernel's packet type.
     /// Returns `WouldBlock` when nothing is queued.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, PacketType)> {
+        self.recv_with_flags(buf, libc::MSG_DONTWAIT)
+    }
+
+    /// Like [`PacketSocket::recv`], but on a socket from [`PacketSocket::open_blocking`] waits
+    /// for a frame (`WouldBlock` after the read timeout).
+    pub fn recv_wait(&self, buf: &mut [u8]) -> io::Result<(usize, PacketType)> {
+        self.recv_with_flags(buf, 0)
+    }
+
+    fn recv_with_flags(
+        &self,
+        buf: &mut [u8],
+        flags: libc::c_int,
+    ) -> io::Result<(usize, PacketType)> {
         // SAFETY: sockaddr_ll is plain old data, so all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
         let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
@@ -153,7 +176,7 @@ impl PacketSocket {
                 self.socket.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
-                libc::MSG_DONTWAIT,
+                flags,
                 (&raw mut addr).cast::<libc::sockaddr>(),
                 &raw mut len,
             )

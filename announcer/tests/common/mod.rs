@@ -105,9 +105,21 @@ impl Host {
             .to_lowercase()
     }
 
+    /// Sets `name=value` sysctls inside the namespace (through /proc/sys, so the `sysctl`
+    /// tool of procps is not needed).
     pub fn sysctl(&self, settings: &[&str]) {
         for setting in settings {
-            run(&["ip", "netns", "exec", &self.ns, "sysctl", "-qw", setting]);
+            let (name, value) = setting.split_once('=').expect("name=value");
+            let path = format!("/proc/sys/{}", name.replace('.', "/"));
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &self.ns,
+                "sh",
+                "-c",
+                &format!("echo {value} > {path}"),
+            ]);
         }
     }
 
