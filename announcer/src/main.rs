@@ -25,7 +25,11 @@ async fn main() -> anyhow::Result<()> {
         None => {
             // Standalone BGP peers are validated before anything starts.
             let peers = announcer::bgp::args::standalone_peers(&args.server.bgp)?;
+            let bgp_enabled = args.server.bgp.enabled();
             announcer::server::run_with(args.server, move |events, registry| {
+                if !bgp_enabled {
+                    return None;
+                }
                 let service = announcer::bgp::backend::BgpService::new(Some(events), registry);
                 let speaker = service.speaker().clone();
                 tokio::spawn(async move {

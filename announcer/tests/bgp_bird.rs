@@ -17,15 +17,40 @@ struct Bird {
 
 impl Bird {
     fn start(topology: &Topology, graceful_restart: bool) -> Bird {
+        Bird::start_with(topology, graceful_restart, false)
+    }
+
+    /// `dial`: BIRD connects to the speaker's port 10179 instead of waiting (passive speaker).
+    fn start_with(topology: &Topology, graceful_restart: bool, dial: bool) -> Bird {
+        Bird::start_full(topology, graceful_restart, dial, SPEAKER_AS, "")
+    }
+
+    /// Every option: `peer_as` (ROUTER_AS for iBGP) and extra protocol lines (e.g. a password).
+    fn start_full(
+        topology: &Topology,
+        graceful_restart: bool,
+        dial: bool,
+        peer_as: u32,
+        extra: &str,
+    ) -> Bird {
         let gr = if graceful_restart { "on" } else { "off" };
+        let (mode, neighbor_port) = if dial {
+            (
+                "connect delay time 1; connect retry time 1;",
+                format!(" port {ROUTER_PORT}"),
+            )
+        } else {
+            ("passive on;", String::new())
+        };
         let config = format!(
             r#"router id {ROUTER_V4};
 log stderr all;
 protocol device {{ scan time 1; }}
 protocol bgp lb {{
   local {ROUTER_V4} port {ROUTER_PORT} as {ROUTER_AS};
-  neighbor {SPEAKER_V4} as {SPEAKER_AS};
-  passive on;
+  neighbor {SPEAKER_V4}{neighbor_port} as {peer_as};
+  {mode}
+  {extra}
   hold time 9; keepalive time 3;
   graceful restart {gr};
   ipv4 {{ import all; export none; }};
@@ -114,6 +139,17 @@ fn bird_installs_our_host_routes_with_real_next_hops_including_ipv6_over_ipv4() 
             "{v6}"
         );
 
+        // `birdc reload in` sends ROUTE-REFRESH; it is answered by sending the routes again.
+        let router_ip = ROUTER_V4.parse().expect("ip");
+        let before = speaker.peer(router_ip).expect("peer").updates_sent;
+        router.birdc("reload in lb");
+        eventually(
+            "UPDATEs resent after ROUTE-REFRESH",
+            Duration::from_secs(10),
+            || speaker.peer(router_ip).filter(|p| p.updates_sent > before),
+        )
+        .await;
+
         withdraw_vips(&speaker);
         eventually(
             "routes withdrawn from BIRD",
@@ -177,4 +213,78 @@ fn bird_keeps_our_routes_across_a_speaker_crash_when_graceful_restart_is_negotia
     assert!(v4.contains(&format!("via {SPEAKER_V4}")), "{v4}");
     let protocols = router.birdc("show protocols all lb");
     assert!(protocols.to_lowercase().contains("restart"), "{protocols}");
+}
+
+#[test]
+fn passive_speaker_accepts_bird_dialling_in_and_announces() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start_with(&topology, false, true);
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let mut peer = router_peer();
+        peer.passive = true;
+        peer.source_address = Some(SPEAKER_V4.parse().expect("ip"));
+        speaker.add_peer(peer).await.expect("peer added");
+        announce_vips(&speaker);
+        established(&speaker, ROUTER_V4.parse().expect("ip")).await;
+        let v4 = eventually("the /32 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V4)
+        })
+        .await;
+        assert!(v4.contains(&format!("via {SPEAKER_V4}")), "{v4}");
+        eventually("the /128 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V6)
+        })
+        .await;
+    });
+}
+
+#[test]
+fn bird_ibgp_with_md5_comes_up_only_with_the_right_password() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start_full(&topology, false, false, ROUTER_AS, "password \"bird-md5\";");
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let router_ip = ROUTER_V4.parse().expect("ip");
+        let mut wrong = router_peer();
+        wrong.local_asn = ROUTER_AS;
+        wrong.password = Some(b"wrong".to_vec());
+        speaker.add_peer(wrong).await.expect("peer added");
+        let status = eventually("an error report", Duration::from_secs(10), || {
+            speaker.peer(router_ip).filter(|p| !p.last_error.is_empty())
+        })
+        .await;
+        assert!(status.last_error.contains("MD5"), "{}", status.last_error);
+        assert_ne!(
+            speaker.peer(router_ip).expect("peer").state,
+            announcer::bgp::fsm::State::Established
+        );
+
+        let mut right = router_peer();
+        right.local_asn = ROUTER_AS;
+        right.password = Some(b"bird-md5".to_vec());
+        speaker.add_peer(right).await.expect("peer replaced");
+        established(&speaker, router_ip).await;
+        announce_vips(&speaker);
+        let v4 = eventually("the /32 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V4)
+        })
+        .await;
+        // iBGP: empty AS path, LOCAL_PREF 100.
+        assert!(
+            v4.contains("[i]") || v4.contains("BGP.as_path: \n") || v4.contains("BGP.as_path:\n"),
+            "{v4}"
+        );
+        assert!(v4.contains("BGP.local_pref: 100"), "{v4}");
+        eventually("the /128 in BIRD", Duration::from_secs(10), || {
+            router.route(VIP_V6)
+        })
+        .await;
+    });
 }

@@ -35,6 +35,7 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
     let mut announcer = Command::new("ip")
         .args(["netns", "exec", &topology.speaker_ns, BIN])
         .args([
+            "--bgp",
             "--listen",
             &format!("unix:{socket}"),
             "--metrics-listen",
@@ -48,6 +49,21 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
         std::path::Path::new(&socket).exists().then_some(())
     });
 
+    // Peer events arrive on WatchEvents.
+    let watch = Command::new(BIN)
+        .args([
+            "ctl",
+            "--server",
+            &format!("unix:{socket}"),
+            "watch",
+            "--count",
+            "3",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ctl watch");
+    std::thread::sleep(Duration::from_millis(300));
     let added = ctl(
         &socket,
         &[
@@ -77,6 +93,15 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
         serde_json::from_str(&ctl(&socket, &["peers", "list"])).expect("JSON");
     assert_eq!(peers[0]["state"], "established", "{peers}");
     assert_eq!(peers[0]["prefixes_sent"], 1, "{peers}");
+
+    let state: serde_json::Value = serde_json::from_str(&ctl(&socket, &["state"])).expect("JSON");
+    assert!(
+        state.to_string().contains("\"phase\":\"active\""),
+        "{state}"
+    );
+    let events = watch.wait_with_output().expect("watch ends after 3 events");
+    let events = String::from_utf8_lossy(&events.stdout);
+    assert!(events.contains("peer_changed"), "{events}");
 
     let metrics = topology.in_speaker_ns(|| async {
         let mut stream = std::net::TcpStream::connect("127.0.0.1:7472").expect("metrics port");

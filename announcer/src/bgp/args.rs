@@ -14,6 +14,10 @@ use super::config::{ConfigError, PeerConfig};
 /// Server flags for standalone BGP peers (without a gRPC client configuring them).
 #[derive(Debug, Clone, Default, Args)]
 pub struct BgpArgs {
+    /// Enable BGP mode: run the BGP speaker so mode-bgp announcements and the peer RPCs
+    /// work. Implied by --bgp-config and --bgp-peer.
+    #[arg(long, env = "FERROLB_BGP")]
+    pub bgp: bool,
     /// JSON file of BGP peers to configure at start, `{"peers": [{"address": "192.0.2.2",
     /// "peer_asn": 64512, "local_asn": 64513, ...}]}` with the fields of `ctl peers add`.
     #[arg(long, env = "FERROLB_BGP_CONFIG")]
@@ -131,6 +135,13 @@ impl PeerSpec {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     peers: Vec<PeerSpec>,
+}
+
+impl BgpArgs {
+    /// Whether the speaker runs.
+    pub fn enabled(&self) -> bool {
+        self.bgp || self.bgp_config.is_some() || !self.bgp_peer.is_empty()
+    }
 }
 
 /// Validates the standalone peers of `--bgp-config` and `--bgp-peer`; errors name the file,

@@ -23,6 +23,9 @@ use super::codec::{
     Open,
 };
 
+/// The `Down` reason of a manual stop (not an error, so not reported as the last error).
+pub const STOPPED: &str = "stopped";
+
 /// RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN ("4 minutes suggested").
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 
@@ -215,10 +218,10 @@ impl Fsm {
             (_, Input::ManualStart) => {}
             (_, Input::IdleHoldTimerExpires) => {}
             (State::Connect | State::Active, Input::ManualStop(_)) => {
-                self.go_idle(&mut out, None, "stopped".into(), false)
+                self.go_idle(&mut out, None, STOPPED.into(), false)
             }
             (_, Input::ManualStop(cease)) => {
-                self.go_idle(&mut out, Some(cease), "stopped".into(), false)
+                self.go_idle(&mut out, Some(cease), STOPPED.into(), false)
             }
             (State::Connect | State::Active, Input::ConnectRetryTimerExpires) => {
                 out.push(Output::StartTimer(

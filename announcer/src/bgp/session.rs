@@ -32,7 +32,7 @@ use super::codec::{
     CodecContext, DecodeError, Family, Message, Notification, Update, frame_length,
 };
 use super::config::{PeerConfig, RouteAttributes};
-use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, State, Timer};
+use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, STOPPED, State, Timer};
 use super::metrics::{BgpMetrics, PeerLabel};
 use super::next_hop;
 use super::timers::Timers;
@@ -378,6 +378,13 @@ impl Session {
                 match output {
                     Output::StartTimer(..) | Output::StopTimer(_) => {}
                     Output::Connect => {
+                        // ConnectRetry expired with the previous attempt still pending (RFC 4271
+                        // §8.2.2 drops it): that attempt went unanswered, so say so.
+                        if self.connecting.is_some() {
+                            let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
+                            lock(&self.status).last_error = connect_error(&self.config, &timed_out);
+                            self.report();
+                        }
                         self.connecting = Some(Box::pin(connect(self.config.clone())))
                     }
                     Output::Send(message) => {
@@ -414,7 +421,7 @@ impl Session {
                             .get_or_create(&self.label)
                             .set(0);
                         let mut status = lock(&self.status);
-                        if reason != "stopped" {
+                        if reason != STOPPED {
                             status.last_error = reason;
                         }
                         status.established_at = None;

@@ -174,10 +174,15 @@ impl Topology {
 
     /// Starts a daemon in the router namespace, output to `<dir>/<log>`.
     pub fn spawn_router(&self, args: &[&str], log: &str, envs: &[(&str, &str)]) -> Daemon {
+        self.spawn_in(&self.router_ns, args, log, envs)
+    }
+
+    /// Starts a daemon in namespace `ns`, output to `<dir>/<log>`.
+    pub fn spawn_in(&self, ns: &str, args: &[&str], log: &str, envs: &[(&str, &str)]) -> Daemon {
         let log_path = self.path(log);
         let log_file = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.router_ns])
+            .args(["netns", "exec", ns])
             .args(args)
             .envs(envs.iter().copied())
             .current_dir(self.dir.path())
