@@ -261,6 +261,10 @@ fn write_concurrency() -> usize {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--binary-only") {
+        binary_rss(10_000).await;
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     if quick {
         in_process("1000", 1_000, None).await;

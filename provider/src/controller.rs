@@ -18,11 +18,7 @@ use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::{
     Api, Client,
-    runtime::{
-        WatchStreamExt,
-        events::{Recorder, Reporter},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::{
     sync::{mpsc, watch},
@@ -38,7 +34,7 @@ use crate::{
     metrics::Metrics,
     nodes,
     service_view::ClassFilter,
-    writer::{Job, Reread, Writer, publish_events},
+    writer::{EventSource, Job, Reread, Writer, publish_events},
 };
 
 /// Everything a term needs.
@@ -173,13 +169,10 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
 
     let (job_tx, job_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let recorder = Recorder::new(
-        ctx.client.clone(),
-        Reporter {
-            controller: "ferrolb-provider".into(),
-            instance: Some(ctx.identity.clone()),
-        },
-    );
+    let source = EventSource {
+        controller: "ferrolb-provider".into(),
+        instance: ctx.identity.clone(),
+    };
     let writer = Writer {
         client: ctx.client.clone(),
         events: event_tx,
@@ -192,7 +185,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut writer_task = JoinSet::new();
     writer_task.spawn(writer.run(job_rx));
     writer_task.spawn(publish_events(
-        recorder,
+        ctx.client.clone(),
+        source,
         event_rx,
         claims,
         ctx.metrics.clone(),
