@@ -103,10 +103,16 @@ impl Allocator {
             if held.request == *req {
                 return Ok(held.allocation.clone());
             }
+            let may_share = self
+                .pools
+                .pool(&held.allocation.pool)
+                .is_some_and(|p| p.allow_share)
+                && !req.ports.is_empty();
             if self.only_ports_changed_and_still_fit(held, req)
                 && let Some(held) = self.held.get_mut(&req.key)
             {
                 held.request.ports = req.ports.clone();
+                held.shareable = may_share;
                 return Ok(held.allocation.clone());
             }
         }
@@ -418,10 +424,11 @@ impl Allocator {
             .iter()
             .filter(|(key, held)| {
                 let pool = self.pools.pool_for_namespace(&key.namespace);
+                // `0.0.0.0` belongs to a DHCP pool; any other address to a pool containing it.
                 held.allocation.addresses.iter().any(|&address| match pool {
                     None => true,
-                    Some(pool) if pool.dhcp => held.tracked,
-                    Some(pool) => !held.tracked || !pool.contains(address),
+                    Some(pool) if address.is_unspecified() => !pool.dhcp,
+                    Some(pool) => pool.dhcp || !pool.contains(address),
                 })
             })
             .map(|(key, _)| key.clone())

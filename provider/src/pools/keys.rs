@@ -107,10 +107,10 @@ pub(crate) fn likely_meant(key: &str) -> Option<String> {
     for split in split_points {
         let (head, tail) = normalised.split_at(split);
         for (stem, setting) in STEMS {
-            // Short stems get a tighter limit so ordinary words are not flagged.
-            let limit = if stem.len() < 6 { 1 } else { 2 };
+            // Up to two edits; heads shorter than three letters (`id`, `ra`) are too short to
+            // tell a typo from an unrelated word.
             let distance = edit_distance(head, stem);
-            if distance == 0 || distance > limit {
+            if distance == 0 || distance > 2 || head.len() < 3 {
                 continue;
             }
             if tail.is_empty() && !has_bare_global(setting) {
@@ -210,6 +210,8 @@ mod tests {
             ("allow-shares-web", Some("allow-share-web")),
             ("skip-end-ip-in-cidr", Some("skip-end-ips-in-cidr")),
             ("rnage-web", Some("range-web")),
+            ("cdi-default", Some("cidr-default")),
+            ("rang_web", Some("range-web")),
             ("kubevip-services", None),
             ("description", None),
             ("owner-team", None),

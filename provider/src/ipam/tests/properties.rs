@@ -139,6 +139,13 @@ fn apply(allocator: &mut Allocator, op: &Op) {
 /// No address held twice (unless all holders may share it and their ports are disjoint);
 /// every address in its Service's pool; the in-use set and the allocations agree.
 fn check_invariants(allocator: &Allocator) -> Result<(), TestCaseError> {
+    check_no_double_hold(allocator)?;
+    check_in_pool(allocator)
+}
+
+/// No address held twice unless all holders may share it and their ports are disjoint; every
+/// holder's allocation lists the address.
+fn check_no_double_hold(allocator: &Allocator) -> Result<(), TestCaseError> {
     for (address, holders) in allocator.space.iter() {
         prop_assert!(!holders.is_empty());
         for (i, a) in holders.iter().enumerate() {
@@ -161,6 +168,11 @@ fn check_invariants(allocator: &Allocator) -> Result<(), TestCaseError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Every allocated address lies in its Service's pool and is in the in-use set.
+fn check_in_pool(allocator: &Allocator) -> Result<(), TestCaseError> {
     for (key, held) in &allocator.held {
         let pool = allocator
             .pools
@@ -198,6 +210,20 @@ fn snapshot(allocator: &Allocator) -> Snapshot {
             .iter()
             .map(|(a, h)| (*a, h.clone()))
             .collect(),
+    )
+}
+
+fn adoption() -> impl Strategy<Value = Adoption> {
+    (request(), proptest::collection::vec(0u8..30, 1..3), 0i64..4).prop_map(
+        |(request, offsets, created)| {
+            let addresses: Vec<IpAddr> = offsets.into_iter().map(v4).collect();
+            let order = (created, request.key.name.clone());
+            Adoption {
+                request,
+                addresses,
+                order,
+            }
+        },
     )
 }
 
@@ -262,5 +288,42 @@ proptest! {
         prop_assert!(ascending.windows(2).all(|w| w[0] < w[1]));
         descending.reverse();
         prop_assert_eq!(descending, ascending);
+    }
+
+    #[test]
+    fn adoption_never_doubles_an_address_and_the_older_service_keeps_it(
+        specs in proptest::collection::vec(pool_spec(), 2),
+        adoptions in proptest::collection::vec(adoption(), 1..12),
+    ) {
+        let mut allocator = Allocator::new(build_pools(&specs));
+        // The last adoption of a Service is the one that counts.
+        let mut latest: std::collections::BTreeMap<ServiceKey, Adoption> = Default::default();
+        for a in &adoptions {
+            latest.insert(a.request.key.clone(), a.clone());
+        }
+        let conflicts = allocator.adopt(latest.values().cloned().collect());
+        check_no_double_hold(&allocator)?;
+        for conflict in &conflicts {
+            let loser = &latest[&conflict.key];
+            let winner = &latest[&conflict.held_by];
+            prop_assert!(
+                (&winner.order, &winner.request.key) < (&loser.order, &loser.request.key),
+                "{} lost {} to younger {}", conflict.key, conflict.address, conflict.held_by
+            );
+            prop_assert!(allocator.space.holders(conflict.address).contains(&conflict.held_by));
+        }
+        // Every adopted address is either kept by its Service or reported.
+        for (key, adoption) in &latest {
+            for address in &adoption.addresses {
+                let kept = allocator.allocation(key).is_some_and(|a| a.addresses.contains(address));
+                let lost = conflicts.iter().any(|c| &c.key == key && c.address == *address);
+                prop_assert!(kept != lost, "{key} {address}: kept={kept} lost={lost}");
+            }
+        }
+        // New allocations after adoption keep the invariants too.
+        for probe in ["p0", "p1", "p2"] {
+            let _ = allocator.allocate(&ServiceRequest::new(ServiceKey::new("a", probe)));
+            check_no_double_hold(&allocator)?;
+        }
     }
 }
