@@ -43,7 +43,7 @@ fn seed(server: &TestApiServer) {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": format!("svc-{i:05}"), "namespace": "default", "labels": {"app": format!("app-{}", i % 100)}},
-            "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+            "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
         });
         if let Err(e) = server.seed(svc) {
             panic!("seeding svc-{i:05}: {e}");

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::resources::ResourceType;
+use crate::resources::{PrinterColumn, ResourceType};
 
 /// The resource types (one per served version) a CRD defines.
 pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
@@ -79,9 +79,37 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             status_subresource: version.pointer("/subresources/status").is_some(),
             short_names: short_names.clone(),
             defined_by_crd: Some(crd_name.clone()),
+            printer_columns: printer_columns(version),
         });
     }
     Ok(types)
+}
+
+/// The `additionalPrinterColumns` whose jsonPath is a plain `.a.b` path
+/// (filters and indexes are not supported and those columns are left out).
+fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
+    version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = c.get("name")?.as_str()?;
+            let path = c.get("jsonPath")?.as_str()?.strip_prefix('.')?;
+            if path.is_empty() || path.contains(['[', ']', '@', '*', '(']) {
+                return None;
+            }
+            Some(PrinterColumn {
+                name: name.to_owned(),
+                kind: c
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("string")
+                    .to_owned(),
+                pointer: format!("/{}", path.replace('.', "/")),
+            })
+        })
+        .collect()
 }
 
 /// Writes the status a healthy apiserver reports once a CRD is served.

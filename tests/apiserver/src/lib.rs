@@ -25,11 +25,13 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod event_mirror;
 pub mod hooks;
 pub mod http;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod representation;
 pub mod resources;
 pub mod route;
 pub mod router;
@@ -61,6 +63,8 @@ pub struct ServerOptions {
     pub event_log_capacity: usize,
     /// How often idle watches that allow bookmarks receive one.
     pub bookmark_interval: Duration,
+    /// How many events a watcher may fall behind before it gets 410 Gone.
+    pub watch_lag_limit: usize,
 }
 
 impl Default for ServerOptions {
@@ -68,6 +72,7 @@ impl Default for ServerOptions {
         ServerOptions {
             event_log_capacity: store::DEFAULT_EVENT_LOG_CAPACITY,
             bookmark_interval: Duration::from_secs(1),
+            watch_lag_limit: store::DEFAULT_WATCH_LAG_LIMIT,
         }
     }
 }
@@ -92,7 +97,10 @@ impl TestApiServer {
     }
 
     pub fn with_options(options: ServerOptions) -> Self {
-        let mut backend = Backend::new(Arc::new(Store::new(options.event_log_capacity)));
+        let mut backend = Backend::new(Arc::new(Store::with_watch_lag_limit(
+            options.event_log_capacity,
+            options.watch_lag_limit,
+        )));
         backend.bookmark_interval = options.bookmark_interval;
         TestApiServer {
             backend: Arc::new(backend),

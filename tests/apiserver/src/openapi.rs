@@ -7,12 +7,19 @@
 //! own schema validation (which would need the protobuf OpenAPI v2 document)
 //! and sends `fieldValidation=Strict`, which this server accepts.
 //!
+//! `/openapi/v2` is an empty but valid Swagger 2.0 document (protobuf when
+//! asked for, as kubectl does, else JSON). kubectl skips schema validation of
+//! kinds a document does not describe, so older kubectl versions that only
+//! know v2 (Debian's kubernetes-client 1.20) can `apply` with validation on.
+//!
 //! The PATCH operations deliberately declare no request body, so kubectl's
 //! client-side apply computes its strategic merge patch from its compiled-in
 //! types (as it does for any server without full schemas) instead of from
 //! schemas we would have to invent.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+
+use bytes::Bytes;
 
 use serde_json::{Map, Value, json};
 
@@ -112,4 +119,64 @@ pub fn v3_group_version(registry: &Registry, group: &str, version: &str) -> Opti
         "paths": paths,
         "components": {"schemas": {}},
     }))
+}
+
+/// The media type of the protobuf `/openapi/v2` answer. kubectl asks for
+/// `...spec.v2@v1.0+protobuf`, but Go's MIME parser rejects an `@` in a
+/// response's Content-Type, so the real server answers with `.` as here.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2`: `(content type, body)`, protobuf if `accept` asks for it.
+pub fn v2_document(accept: &str) -> (&'static str, Bytes) {
+    if accept.contains("protobuf") {
+        return (V2_PROTOBUF, Bytes::from(v2_protobuf()));
+    }
+    let doc = json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": {}});
+    ("application/json", Bytes::from(doc.to_string()))
+}
+
+/// The gnostic `openapi.v2.Document` message with `swagger` (field 1), `info`
+/// (field 2: `title` 1, `version` 2) and an empty `paths` (field 8), encoded
+/// by hand: every field is length-delimited (wire type 2).
+fn v2_protobuf() -> Vec<u8> {
+    fn field(number: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.push((number << 3) | 2);
+        let mut len = payload.len();
+        // Varint length (RFC-free: protobuf encoding guide, "Base 128 Varints").
+        while len >= 0x80 {
+            out.push((len as u8 & 0x7f) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(payload);
+    }
+    let mut info = Vec::new();
+    field(1, b"Kubernetes", &mut info);
+    field(2, b"v1.33.0", &mut info);
+    let mut doc = Vec::new();
+    field(1, b"2.0", &mut doc);
+    field(2, &info, &mut doc);
+    field(8, &[], &mut doc);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_protobuf_bytes_are_the_expected_message() {
+        let (content_type, body) = v2_document(V2_PROTOBUF);
+        assert_eq!(content_type, V2_PROTOBUF);
+        let mut want = vec![0x0a, 3];
+        want.extend_from_slice(b"2.0");
+        want.extend_from_slice(&[0x12, 21, 0x0a, 10]);
+        want.extend_from_slice(b"Kubernetes");
+        want.extend_from_slice(&[0x12, 7]);
+        want.extend_from_slice(b"v1.33.0");
+        want.extend_from_slice(&[0x42, 0]);
+        assert_eq!(body.as_ref(), want.as_slice());
+        let (json_type, _) = v2_document("application/json");
+        assert_eq!(json_type, "application/json");
+    }
 }

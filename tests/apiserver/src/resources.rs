@@ -30,6 +30,18 @@ pub struct ResourceType {
     pub short_names: Vec<String>,
     /// Set for types defined by a CustomResourceDefinition (by its name).
     pub defined_by_crd: Option<String>,
+    /// A CRD version's `additionalPrinterColumns` (simple `.a.b` paths only).
+    pub printer_columns: Vec<PrinterColumn>,
+}
+
+/// One extra `kubectl get` column of a CRD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// OpenAPI type (`string`, `integer`, `date`, ...).
+    pub kind: String,
+    /// The JSON pointer the column's `.a.b` jsonPath names.
+    pub pointer: String,
 }
 
 impl ResourceType {
@@ -146,6 +158,7 @@ impl Registry {
                 status_subresource: status,
                 short_names: short.iter().map(|s| (*s).to_owned()).collect(),
                 defined_by_crd: None,
+                printer_columns: Vec::new(),
             };
             types.insert(rt.key(), Arc::new(rt));
         }

@@ -25,7 +25,7 @@ use crate::patch::PatchKind;
 use crate::resources::ResourceType;
 use crate::route::{ResourcePath, Route};
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
-use crate::store::{DeletePreconditions, ListOptions, Store, WriteMode};
+use crate::store::{DeletePreconditions, ListOptions, PatchRequest, Store, WriteMode};
 
 /// The body type of every response (a full JSON document or a watch stream).
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -159,10 +159,14 @@ fn dispatch(
             &group,
             &version,
         )),
-        Route::OpenApiV2 => Err(ApiError::UnknownResource(
-            "OpenAPI v2 is not served (it is protobuf-only for kubectl); use /openapi/v3"
-                .to_owned(),
-        )),
+        Route::OpenApiV2 => {
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let (content_type, body) = crate::openapi::v2_document(accept);
+            Ok(bytes_response(StatusCode::OK, content_type, body))
+        }
         Route::NotFound => Err(ApiError::UnknownResource(format!(
             "{method} on an unknown path"
         ))),
@@ -214,24 +218,20 @@ fn resource_request(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let as_table = crate::table::wants_table(accept);
+    let representation = crate::representation::Representation::from_accept(accept);
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match (method.clone(), rp.name.as_deref()) {
         (Method::GET, Some(name)) => {
             let obj = store.get(&rt, ns, name)?;
-            if as_table {
-                let metadata = json!({"resourceVersion": crate::meta::resource_version(&obj)});
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &crate::table::table(&rt, &[&obj], metadata),
-                ));
+            match representation.object(&rt, &obj) {
+                Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
+                None => Ok(json_response(StatusCode::OK, &obj)),
             }
-            Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::GET, None) => {
             let selectors = selectors(query)?;
             if is_true(query.get("watch")) {
-                return crate::watch::start(backend, &rt, ns, selectors, query, as_table);
+                return crate::watch::start(backend, &rt, ns, selectors, query, representation);
             }
             let opts = ListOptions {
                 selectors,
@@ -239,12 +239,11 @@ fn resource_request(
                 continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
             };
             let page = store.list(&rt, ns, &opts)?;
-            if as_table {
-                let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
-                let table = crate::table::table(&rt, &items, list_metadata(&page));
-                return Ok(json_response(StatusCode::OK, &table));
+            let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
+            match representation.list(&rt, &items, list_metadata(&page)) {
+                Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
+                None => Ok(list_response(&rt, &page)),
             }
-            Ok(list_response(&rt, &page))
         }
         (Method::POST, None) => {
             let obj = parse_json(body, &rt, "create", headers)?;
@@ -264,7 +263,15 @@ fn resource_request(
             let kind = PatchKind::from_content_type(content_type)?;
             let patch = crate::patch::parse_body(kind, body)?;
             let manager = query.get("fieldManager").map(String::as_str);
-            let patched = store.patch(&rt, ns, name, kind, &patch, mode, manager, dry_run)?;
+            let request = PatchRequest {
+                kind,
+                body: &patch,
+                mode,
+                field_manager: manager,
+                force: is_true(query.get("force")),
+                dry_run,
+            };
+            let patched = store.patch(&rt, ns, name, &request)?;
             Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, Some(name)) => {

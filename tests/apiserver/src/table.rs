@@ -4,24 +4,52 @@
 //! EXTERNAL-IP and PORT(S) as on a real cluster.
 //!
 //! Columns follow the real server for the kinds FerroLB looks at; other kinds
-//! (and CRDs, plus their simple `additionalPrinterColumns`) get NAME and AGE.
+//! get NAME and AGE; CRD kinds get NAME plus their `additionalPrinterColumns`
+//! (plain `.a.b` paths), or NAME and AGE when they declare none.
 
 use serde_json::{Value, json};
 
 use crate::resources::ResourceType;
 
-/// Whether the request's `Accept` header asks for a Table.
-pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
+struct Column {
+    name: String,
+    kind: String,
+    cell: Cell,
 }
 
-struct Column {
-    name: &'static str,
-    kind: &'static str,
-    cell: fn(&Value) -> Value,
+enum Cell {
+    Computed(fn(&Value) -> Value),
+    /// A CRD printer column: the value at this JSON pointer.
+    Pointer(String),
+}
+
+impl Column {
+    fn computed(name: &str, kind: &str, cell: fn(&Value) -> Value) -> Self {
+        Column {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            cell: Cell::Computed(cell),
+        }
+    }
+
+    fn value(&self, obj: &Value) -> Value {
+        match &self.cell {
+            Cell::Computed(f) => f(obj),
+            Cell::Pointer(p) => match obj.pointer(p) {
+                // Like the real server, `date` columns print as ages.
+                Some(Value::String(t)) if self.kind == "date" => {
+                    match crate::time::parse_rfc3339(t) {
+                        Some(at) => json!(crate::time::human_age(
+                            crate::time::now_unix_seconds().saturating_sub(at)
+                        )),
+                        None => json!(t),
+                    }
+                }
+                Some(v) => v.clone(),
+                None => json!("<none>"),
+            },
+        }
+    }
 }
 
 fn name_cell(obj: &Value) -> Value {
@@ -107,6 +135,13 @@ fn service_ports(obj: &Value) -> Value {
     or_none(ports.join(","))
 }
 
+/// `kind/name` of the object an Event is about.
+fn event_object(event: &Value, reference: &str) -> Value {
+    let kind = text_at(event, &format!("{reference}/kind")).to_ascii_lowercase();
+    let name = text_at(event, &format!("{reference}/name"));
+    json!(format!("{kind}/{name}"))
+}
+
 fn count_of(obj: &Value, field: &str) -> usize {
     obj.get(field)
         .and_then(Value::as_object)
@@ -131,84 +166,90 @@ fn node_status(obj: &Value) -> Value {
 }
 
 fn columns_for(rt: &ResourceType) -> Vec<Column> {
-    let name = Column {
-        name: "Name",
-        kind: "string",
-        cell: name_cell,
-    };
-    let age = Column {
-        name: "Age",
-        kind: "string",
-        cell: age_cell,
-    };
+    let name = Column::computed("Name", "string", name_cell);
+    let age = Column::computed("Age", "string", age_cell);
     let mut columns = vec![name];
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "services") => {
-            columns.push(Column {
-                name: "Type",
-                kind: "string",
-                cell: |o| json!(text_at(o, "/spec/type")),
-            });
-            columns.push(Column {
-                name: "Cluster-IP",
-                kind: "string",
-                cell: |o| or_none(text_at(o, "/spec/clusterIP")),
-            });
-            columns.push(Column {
-                name: "External-IP",
-                kind: "string",
-                cell: service_external_ip,
-            });
-            columns.push(Column {
-                name: "Port(s)",
-                kind: "string",
-                cell: service_ports,
-            });
+            columns.push(Column::computed("Type", "string", |o| {
+                json!(text_at(o, "/spec/type"))
+            }));
+            columns.push(Column::computed("Cluster-IP", "string", |o| {
+                or_none(text_at(o, "/spec/clusterIP"))
+            }));
+            columns.push(Column::computed(
+                "External-IP",
+                "string",
+                service_external_ip,
+            ));
+            columns.push(Column::computed("Port(s)", "string", service_ports));
         }
         ("", "configmaps") => {
-            columns.push(Column {
-                name: "Data",
-                kind: "integer",
-                cell: |o| json!(count_of(o, "data") + count_of(o, "binaryData")),
-            });
+            columns.push(Column::computed("Data", "integer", |o| {
+                json!(count_of(o, "data") + count_of(o, "binaryData"))
+            }));
         }
         ("", "secrets") => {
-            columns.push(Column {
-                name: "Type",
-                kind: "string",
-                cell: |o| json!(text_at(o, "/type")),
-            });
-            columns.push(Column {
-                name: "Data",
-                kind: "integer",
-                cell: |o| json!(count_of(o, "data")),
-            });
+            columns.push(Column::computed("Type", "string", |o| {
+                json!(text_at(o, "/type"))
+            }));
+            columns.push(Column::computed("Data", "integer", |o| {
+                json!(count_of(o, "data"))
+            }));
         }
         ("", "namespaces") => {
-            columns.push(Column {
-                name: "Status",
-                kind: "string",
-                cell: |o| json!(text_at(o, "/status/phase")),
-            });
+            columns.push(Column::computed("Status", "string", |o| {
+                json!(text_at(o, "/status/phase"))
+            }));
         }
-        ("", "nodes") => columns.push(Column {
-            name: "Status",
-            kind: "string",
-            cell: node_status,
-        }),
+        ("", "nodes") => columns.push(Column::computed("Status", "string", node_status)),
         ("coordination.k8s.io", "leases") => {
-            columns.push(Column {
-                name: "Holder",
-                kind: "string",
-                cell: |o| json!(text_at(o, "/spec/holderIdentity")),
-            });
+            columns.push(Column::computed("Holder", "string", |o| {
+                json!(text_at(o, "/spec/holderIdentity"))
+            }));
         }
         ("discovery.k8s.io", "endpointslices") => {
-            columns.push(Column {
-                name: "AddressType",
-                kind: "string",
-                cell: |o| json!(text_at(o, "/addressType")),
-            });
+            columns.push(Column::computed("AddressType", "string", |o| {
+                json!(text_at(o, "/addressType"))
+            }));
+        }
+        ("", "events") => {
+            columns.push(Column::computed("Type", "string", |o| {
+                json!(text_at(o, "/type"))
+            }));
+            columns.push(Column::computed("Reason", "string", |o| {
+                json!(text_at(o, "/reason"))
+            }));
+            columns.push(Column::computed("Object", "string", |o| {
+                event_object(o, "/involvedObject")
+            }));
+            columns.push(Column::computed("Message", "string", |o| {
+                json!(text_at(o, "/message"))
+            }));
+        }
+        ("events.k8s.io", "events") => {
+            columns.push(Column::computed("Type", "string", |o| {
+                json!(text_at(o, "/type"))
+            }));
+            columns.push(Column::computed("Reason", "string", |o| {
+                json!(text_at(o, "/reason"))
+            }));
+            columns.push(Column::computed("Object", "string", |o| {
+                event_object(o, "/regarding")
+            }));
+            columns.push(Column::computed("Note", "string", |o| {
+                json!(text_at(o, "/note"))
+            }));
+        }
+        _ if !rt.printer_columns.is_empty() => {
+            for c in &rt.printer_columns {
+                columns.push(Column {
+                    name: c.name.clone(),
+                    kind: c.kind.clone(),
+                    cell: Cell::Pointer(c.pointer.clone()),
+                });
+            }
+            return columns;
         }
         _ => {}
     }
@@ -229,7 +270,7 @@ pub fn table(rt: &ResourceType, objects: &[&Value], list_metadata: Value) -> Val
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
-            let cells: Vec<Value> = columns.iter().map(|c| (c.cell)(obj)).collect();
+            let cells: Vec<Value> = columns.iter().map(|c| c.value(obj)).collect();
             json!({
                 "cells": cells,
                 "object": {
@@ -292,10 +333,58 @@ mod tests {
     }
 
     #[test]
-    fn only_a_table_first_preference_counts() {
-        assert!(wants_table(
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-        ));
-        assert!(!wants_table("application/json"));
+    fn crd_printer_columns_replace_age() {
+        let crd = json!({
+            "metadata": {"name": "addresspools.ferrolb.io"},
+            "spec": {
+                "group": "ferrolb.io", "scope": "Cluster",
+                "names": {"plural": "addresspools", "kind": "AddressPool"},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true, "additionalPrinterColumns": [
+                    {"name": "CIDR", "type": "string", "jsonPath": ".spec.cidr"},
+                    {"name": "Free", "type": "integer", "jsonPath": ".status.free"},
+                    {"name": "Odd", "type": "string", "jsonPath": ".spec.items[0]"},
+                ]}],
+            },
+        });
+        let types = crate::crd::resource_types(&crd).expect("valid CRD");
+        let pool = json!({"metadata": {"name": "web"}, "spec": {"cidr": "203.0.113.0/28"}});
+        let t = table(&types[0], &[&pool], json!({}));
+        let header: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            header,
+            ["Name", "CIDR", "Free"],
+            "unsupported jsonPaths are left out"
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["web", "203.0.113.0/28", "<none>"])
+        );
+    }
+
+    #[test]
+    fn recorder_events_show_reason_object_and_note() {
+        let registry = Registry::builtin();
+        let events = registry
+            .get("events.k8s.io", "v1", "events")
+            .expect("events");
+        let event = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Allocated",
+            "regarding": {"kind": "Service", "name": "web"}, "note": "203.0.113.10"});
+        let t = table(&events, &[&event], json!({}));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "e",
+                "Normal",
+                "Allocated",
+                "service/web",
+                "203.0.113.10",
+                "<unknown>"
+            ])
+        );
     }
 }

@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
+use crate::representation::Representation;
 use crate::resources::{ResourceKey, ResourceType};
 use crate::router::{Backend, Query, ResponseBody, parse_number};
 use crate::selector::Selectors;
@@ -34,8 +35,9 @@ struct WatchFilter {
     resource: ResourceKey,
     namespace: Option<String>,
     selectors: Selectors,
-    /// Set when the client asked for `Table` output (kubectl get -w).
-    table_of: Option<ResourceType>,
+    /// The shape the client asked for (Table for kubectl get -w, metadata only, ...).
+    representation: Representation,
+    resource_type: ResourceType,
 }
 
 impl WatchFilter {
@@ -69,12 +71,11 @@ impl WatchFilter {
                 _ => return None,
             }
         };
-        if let Some(rt) = &self.table_of {
-            let metadata = json!({"resourceVersion": event.revision.to_string()});
-            return Some(watch_line(
-                event_type,
-                &crate::table::table(rt, &[&event.object], metadata),
-            ));
+        if let Some(shaped) = self
+            .representation
+            .object(&self.resource_type, &event.object)
+        {
+            return Some(watch_line(event_type, &shaped));
         }
         if event_type == event.event_type.as_str() {
             Some(event.line())
@@ -91,7 +92,7 @@ pub fn start(
     namespace: Option<&str>,
     selectors: Selectors,
     query: &Query,
-    as_table: bool,
+    representation: Representation,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let from = parse_number(query, "resourceVersion")?;
     let timeout = parse_number(query, "timeoutSeconds")?.map(Duration::from_secs);
@@ -107,7 +108,8 @@ pub fn start(
         resource: rt.key(),
         namespace: namespace.map(str::to_owned),
         selectors,
-        table_of: as_table.then(|| rt.clone()),
+        representation,
+        resource_type: rt.clone(),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let bookmark_object = |revision: u64, initial_end: bool| {
@@ -134,6 +136,7 @@ pub fn start(
     let initial_end_bookmark =
         (initial_events && bookmarks).then(|| bookmark_object(start.revision, true));
     let periodic_bookmark = bookmarks.then(|| bookmark_object(0, false));
+    // Subscribed before the task starts: any drop_watches() from now on ends this watch.
     let epoch = backend.store.watch_epoch();
     let interval = backend.bookmark_interval;
     tokio::spawn(async move {
@@ -192,8 +195,6 @@ impl WatchSession {
         {
             return;
         }
-        // Mark the current epoch seen so only a later drop_watches() ends this watch.
-        epoch.borrow_and_update();
         let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365)));
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(self.interval);

@@ -318,3 +318,39 @@ async fn protobuf_bodies_get_415_naming_the_workaround() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn accept_header_selects_table_or_partial_metadata() {
+    let server = TestApiServer::new();
+    server
+        .seed(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}))
+        .expect("seed");
+    let get = |accept: &'static str| {
+        let request = Request::builder()
+            .uri("/api/v1/namespaces/default/configmaps")
+            .header("accept", accept)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let service = server.service();
+        async move {
+            let response = service.oneshot(request).await.expect("infallible");
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)
+        }
+    };
+    let meta = get("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").await;
+    assert_eq!(meta["kind"], "PartialObjectMetadataList");
+    assert_eq!(meta["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(meta["items"][0].get("data").is_none(), "metadata only");
+    let table = get("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").await;
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["rows"][0]["cells"][0], "a");
+    assert_eq!(table["rows"][0]["cells"][1], 1, "DATA column counts keys");
+    let plain = get("application/json").await;
+    assert_eq!(plain["kind"], "ConfigMapList");
+}

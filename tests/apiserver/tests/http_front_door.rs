@@ -77,3 +77,37 @@ async fn binary_prints_its_address_and_writes_a_kubeconfig() {
     assert_eq!(list.items.len(), 1);
     child.kill().await.expect("stop the server we started");
 }
+
+#[tokio::test]
+async fn watch_over_http_streams_changes_made_in_process() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let server = TestApiServer::new();
+    let (address, task) = server.serve_http(0).await.expect("serve");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kubeconfig");
+    TestApiServer::write_kubeconfig(&path, address).expect("write kubeconfig");
+    let over_http: Api<ConfigMap> = Api::default_namespaced(client_from(&path).await);
+    let mut events = watcher(over_http, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    // Start the watcher (initial LIST, then WATCH) before the change.
+    let first = tokio::spawn(async move {
+        let first = events.try_next().await;
+        (first, events)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let in_process: Api<ConfigMap> = Api::default_namespaced(server.client());
+    in_process
+        .create(&PostParams::default(), &configmap("streamed"))
+        .await
+        .expect("create in-process");
+    let (first, _events) = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .expect("event over HTTP in time")
+        .expect("task");
+    let cm = first.expect("watch").expect("stream open");
+    assert_eq!(cm.metadata.name.as_deref(), Some("streamed"));
+    task.abort();
+}

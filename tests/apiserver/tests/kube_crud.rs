@@ -1,4 +1,4 @@
-//! CRUD, list, selectors, paging and patches through kube-rs' `Api` over the
+//! CRUD, list, selectors, paging and patches (server-side apply: kube_apply.rs) through kube-rs' `Api` over the
 //! in-process tower service.
 
 use std::collections::BTreeMap;
@@ -482,40 +482,6 @@ async fn delete_waits_for_finalizers() {
 }
 
 #[tokio::test]
-async fn server_side_apply_creates_then_merges_and_records_manager() {
-    let server = TestApiServer::new();
-    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
-    let pp = PatchParams::apply("ferrolb-test");
-    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}});
-    let created = api
-        .patch("a", &pp, &Patch::Apply(&applied))
-        .await
-        .expect("apply creates");
-    assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
-    let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"y": "2"}});
-    let merged = api
-        .patch("a", &pp, &Patch::Apply(&second))
-        .await
-        .expect("apply merges");
-    let data = merged.data.unwrap_or_default();
-    assert_eq!(
-        (
-            data.get("x").map(String::as_str),
-            data.get("y").map(String::as_str)
-        ),
-        (Some("1"), Some("2"))
-    );
-    let managers: Vec<String> = merged
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.manager)
-        .collect();
-    assert_eq!(managers, vec!["ferrolb-test".to_owned()]);
-}
-
-#[tokio::test]
 async fn services_get_defaults_and_allocations_like_a_real_cluster() {
     let server = TestApiServer::new();
     let api: Api<Service> = Api::namespaced(server.client(), "default");
@@ -565,4 +531,57 @@ async fn invalid_names_are_422() {
         }
         other => panic!("expected 422, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    api.create(&PostParams::default(), &configmap("a", &[("app", "web")]))
+        .await
+        .expect("create");
+    let one = api.get_metadata("a").await.expect("get_metadata");
+    assert_eq!(
+        one.metadata
+            .labels
+            .unwrap_or_default()
+            .get("app")
+            .map(String::as_str),
+        Some("web")
+    );
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.items.len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_objects() {
+    let server = TestApiServer::new();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(server.client());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let in_ns: Api<ConfigMap> = Api::namespaced(server.client(), "team-a");
+    in_ns
+        .create(&PostParams::default(), &configmap("a", &[]))
+        .await
+        .expect("create in namespace");
+    let elsewhere: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    elsewhere
+        .create(&PostParams::default(), &configmap("b", &[]))
+        .await
+        .expect("create in default");
+    namespaces
+        .delete("team-a", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    assert_eq!(api_code(in_ns.get("a").await), 404);
+    assert!(
+        elsewhere.get("b").await.is_ok(),
+        "other namespaces are untouched"
+    );
 }

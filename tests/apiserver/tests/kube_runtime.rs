@@ -197,6 +197,19 @@ async fn recorder_creates_then_patches_events() {
         .map(|r| r.verb)
         .collect();
     assert_eq!(verbs, vec!["create", "patch"]);
+
+    // Mirrored into core v1, where kubectl get events / describe look.
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(server.client(), "default");
+    let core_events = core
+        .list(&ListParams::default().fields("involvedObject.name=a,involvedObject.kind=ConfigMap"))
+        .await
+        .expect("list core events");
+    assert_eq!(core_events.items.len(), 1);
+    assert_eq!(
+        core_events.items[0].message.as_deref(),
+        Some("203.0.113.10")
+    );
+    assert_eq!(core_events.items[0].count, Some(2));
 }
 
 fn crd(with_status: bool) -> CustomResourceDefinition {

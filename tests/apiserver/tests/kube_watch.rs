@@ -284,7 +284,8 @@ async fn bounded_event_log_expires_old_resource_versions() {
         .await
         .expect("create");
     let first_rv = first.metadata.resource_version.unwrap_or_default();
-    for i in 0..3 {
+    // Four more events push the one after "a" out of a three-event log.
+    for i in 0..4 {
         api.create(&PostParams::default(), &configmap(&format!("b{i}"), "1"))
             .await
             .expect("create");
@@ -309,8 +310,94 @@ async fn bounded_event_log_expires_old_resource_versions() {
         .boxed();
     match tokio::time::timeout(Duration::from_secs(5), fresh.try_next()).await {
         Ok(Ok(Some(kube::api::WatchEvent::Added(cm)))) => {
-            assert_eq!(cm.metadata.name.as_deref(), Some("b2"))
+            assert_eq!(cm.metadata.name.as_deref(), Some("b3"))
         }
-        other => panic!("expected the replayed ADDED of b2, got {other:?}"),
+        other => panic!("expected the replayed ADDED of b3, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn watch_ends_after_timeout_seconds() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = server.store().revision().to_string();
+    let params = kube::api::WatchParams::default()
+        .timeout(1)
+        .disable_bookmarks();
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.try_next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the watch stream ended after timeoutSeconds=1"
+    );
+}
+
+#[tokio::test]
+async fn metadata_watcher_sees_partial_objects() {
+    let server = TestApiServer::new();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let metadata_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(server.client(), "default");
+    let mut events = watcher(metadata_api, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    api.create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let first = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .expect("in time")
+        .expect("watch")
+        .expect("open");
+    assert_eq!(first.metadata.name.as_deref(), Some("a"));
+    // The next one arrives through the watch, not the initial list.
+    api.create(&PostParams::default(), &configmap("b", "1"))
+        .await
+        .expect("create b");
+    let second = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .expect("in time")
+        .expect("watch")
+        .expect("open");
+    assert_eq!(second.metadata.name.as_deref(), Some("b"));
+    assert!(
+        server
+            .request_log()
+            .entries()
+            .iter()
+            .any(|r| r.verb == "watch" && r.status == 200)
+    );
+}
+
+#[tokio::test]
+async fn watcher_that_falls_too_far_behind_gets_410() {
+    let server = TestApiServer::with_options(test_apiserver::ServerOptions {
+        watch_lag_limit: 4,
+        ..test_apiserver::ServerOptions::default()
+    });
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    let rv = server.store().revision().to_string();
+    let params = kube::api::WatchParams::default().disable_bookmarks();
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+    // Not reading: the watch's own buffers fill, then it lags behind the store.
+    for i in 0..600 {
+        server
+            .seed(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm{i}")}}))
+            .expect("seed");
+    }
+    let mut added = 0;
+    let last = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.try_next()).await {
+            Ok(Ok(Some(kube::api::WatchEvent::Added(_)))) => added += 1,
+            other => break other,
+        }
+    };
+    match last {
+        Ok(Ok(Some(kube::api::WatchEvent::Error(e)))) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 after {added} events, got {other:?}"),
+    }
+    assert!(added < 600, "the lagging watcher did not get every event");
 }

@@ -1,6 +1,7 @@
 //! Drives the HTTP front door with the real `kubectl` (the one on PATH):
 //! apply, get -o json, annotate, label, patch (merge, json, strategic),
-//! get -w, delete waiting on a finalizer, replace with a stale resourceVersion.
+//! get -w, delete waiting on a finalizer, replace with a stale resourceVersion,
+//! apply --server-side.
 //!
 //! Without kubectl the test prints a message and returns, except under
 //! `CI=true`, where it fails.
@@ -80,6 +81,27 @@ impl Kubectl {
             out.stdout, out.stderr
         );
         out.stdout
+    }
+}
+
+/// kubectl prints compact JSON to a pipe and indented JSON to a terminal.
+fn compact(text: &str) -> String {
+    text.replace([' ', '\n'], "")
+}
+
+/// Reads `kubectl get -w` output into `seen` until it contains `needle` (compacted).
+async fn read_until(stdout: &mut tokio::process::ChildStdout, seen: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !compact(seen).contains(needle) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("kubectl get -w never printed {needle}; output so far:\n{seen}")
+            })
+            .expect("read watch output");
+        assert!(n > 0, "kubectl get -w ended early; output:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
 
@@ -273,24 +295,17 @@ async fn kubectl_drives_the_http_front_door() {
         .spawn()
         .expect("spawn kubectl get -w");
     let mut stdout = watch.stdout.take().expect("piped stdout");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    k.ok(&["annotate", "svc", "web", "watched=yes"]).await;
     let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    // kubectl prints compact JSON to a pipe and indented JSON to a terminal.
-    let compact = |text: &str| text.replace([' ', '\n'], "");
-    while !compact(&seen).contains(r#""watched":"yes""#) {
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
-            .await
-            .unwrap_or_else(|_| {
-                panic!("kubectl get -w did not show the change; output so far:\n{seen}")
-            })
-            .expect("read watch output");
-        assert!(n > 0, "kubectl get -w ended early; output:\n{seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    assert!(compact(&seen).contains(r#""type":"MODIFIED""#), "{seen}");
+    // The current object first (so the watch is running), then the change.
+    read_until(&mut stdout, &mut seen, r#""type":"ADDED""#).await;
+    k.ok(&["annotate", "svc", "web", "watched=yes"]).await;
+    read_until(&mut stdout, &mut seen, r#""watched":"yes""#).await;
+    let modified = compact(&seen);
+    let change = modified.find(r#""watched":"yes""#).unwrap_or(0);
+    assert!(
+        modified[..change].contains(r#""type":"MODIFIED""#),
+        "the change came as MODIFIED:\n{seen}"
+    );
     watch.kill().await.expect("stop kubectl get -w");
 
     // delete waits on a finalizer
@@ -310,15 +325,24 @@ async fn kubectl_drives_the_http_front_door() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn delete");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Wait until kubectl's DELETE has marked the object, then give it time to (wrongly) return.
+    let marked = async {
+        loop {
+            let obj = server.object("v1", "ConfigMap", Some("default"), "vip-config");
+            if obj.is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), marked)
+        .await
+        .expect("kubectl delete set a deletionTimestamp");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
         delete.try_wait().expect("poll delete").is_none(),
         "kubectl delete returned before the finalizer was removed"
     );
-    let pending = server
-        .object("v1", "ConfigMap", Some("default"), "vip-config")
-        .expect("still stored");
-    assert!(pending["metadata"]["deletionTimestamp"].is_string());
     k.ok(&[
         "patch",
         "cm",
@@ -352,6 +376,32 @@ async fn kubectl_drives_the_http_front_door() {
         out.stderr.contains("Conflict") && out.stderr.contains("the object has been modified"),
         "{}",
         out.stderr
+    );
+
+    // Server-side apply, twice: the second is a no-op.
+    let ssa = write(
+        dir.path(),
+        "ssa.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa-config\ndata:\n  a: \"1\"\n",
+    );
+    let out = k
+        .ok(&["apply", "--server-side", "-f", &ssa.to_string_lossy()])
+        .await;
+    assert!(
+        out.contains("configmap/ssa-config serverside-applied"),
+        "{out}"
+    );
+    let first_rv = server
+        .object("v1", "ConfigMap", Some("default"), "ssa-config")
+        .map(|o| o["metadata"]["resourceVersion"].clone());
+    k.ok(&["apply", "--server-side", "-f", &ssa.to_string_lossy()])
+        .await;
+    let second_rv = server
+        .object("v1", "ConfigMap", Some("default"), "ssa-config")
+        .map(|o| o["metadata"]["resourceVersion"].clone());
+    assert_eq!(
+        first_rv, second_rv,
+        "re-applying the same manifest writes nothing"
     );
 
     serve_task.abort();

@@ -2,7 +2,7 @@
 //!
 //! A real apiserver reads `patchStrategy`/`patchMergeKey` from the Go types. We
 //! have no Go types, so the strategy comes from the field name (the table in
-//! [`list_strategy`]), which is right for every built-in kind this server
+//! `list_strategy`), which is right for every built-in kind this server
 //! serves. Lists not in the table are replaced, like `atomic` lists.
 //!
 //! Directives understood (see the Kubernetes "strategic merge patch" design

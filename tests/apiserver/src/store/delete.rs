@@ -150,8 +150,14 @@ impl State {
             }
         }
         for (key, ns, name, obj) in doomed {
-            if let Some(m) = self.objects.get_mut(&key) {
-                m.remove(&(ns, name));
+            // Already gone when an earlier removal took it along (mirrored Events).
+            if self
+                .objects
+                .get_mut(&key)
+                .and_then(|m| m.remove(&(ns, name)))
+                .is_none()
+            {
+                continue;
             }
             if key.group.is_empty() && key.plural == "services" {
                 self.allocations.release(&obj);

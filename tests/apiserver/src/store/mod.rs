@@ -27,12 +27,13 @@ use crate::meta::IdSource;
 use crate::resources::{Registry, ResourceKey, ResourceType};
 use crate::selector::Selectors;
 
-pub use write::{DeletePreconditions, WriteMode};
+pub use write::{DeletePreconditions, PatchRequest, WriteMode};
 
 /// Events kept for watch resumption unless configured otherwise.
 pub const DEFAULT_EVENT_LOG_CAPACITY: usize = 10_000;
-/// Events a slow watcher may fall behind before it is closed with 410 Gone.
-const BROADCAST_CAPACITY: usize = 65_536;
+/// Events a slow watcher may fall behind, unless configured otherwise, before
+/// it is closed with 410 Gone.
+pub const DEFAULT_WATCH_LAG_LIMIT: usize = 65_536;
 
 /// The kind of change a watch event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +171,12 @@ impl Store {
     /// An empty store with the standard namespaces (`default`, `kube-system`,
     /// `kube-public`, `kube-node-lease`).
     pub fn new(log_capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Self::with_watch_lag_limit(log_capacity, DEFAULT_WATCH_LAG_LIMIT)
+    }
+
+    /// Like [`Store::new`], choosing how many events a watcher may fall behind.
+    pub fn with_watch_lag_limit(log_capacity: usize, watch_lag_limit: usize) -> Self {
+        let (events, _) = broadcast::channel(watch_lag_limit.max(1));
         let store = Store {
             state: Mutex::new(State {
                 registry: Registry::builtin(),
@@ -408,7 +414,59 @@ impl State {
         self.log.push_back(event.clone());
         self.trim_log();
         // No receivers is fine: nobody is watching.
-        let _ = events.send(event);
+        let _ = events.send(event.clone());
+        if event.resource.group == "events.k8s.io" && event.resource.plural == "events" {
+            self.mirror_event(events, &event);
+        }
+    }
+
+    /// Copies an events.k8s.io/v1 Event change into core v1 (see [`crate::event_mirror`]).
+    fn mirror_event(&mut self, events: &broadcast::Sender<Arc<StoreEvent>>, source: &StoreEvent) {
+        let key = ResourceKey {
+            group: String::new(),
+            version: "v1".to_owned(),
+            plural: "events".to_owned(),
+        };
+        let slot = (
+            source.namespace.clone(),
+            crate::meta::name(&source.object).to_owned(),
+        );
+        let previous = self.objects.get(&key).and_then(|m| m.get(&slot)).cloned();
+        self.revision += 1;
+        if source.event_type == EventType::Deleted {
+            let Some(previous) = previous else {
+                self.revision -= 1;
+                return;
+            };
+            if let Some(m) = self.objects.get_mut(&key) {
+                m.remove(&slot);
+            }
+            let mut gone = (*previous).clone();
+            crate::meta::set(&mut gone, "resourceVersion", self.revision.to_string());
+            let event = StoreEvent::new(
+                self.revision,
+                key,
+                EventType::Deleted,
+                Arc::new(gone),
+                Some(previous),
+            );
+            self.record(events, event);
+            return;
+        }
+        let mut core = crate::event_mirror::to_core(&source.object);
+        crate::meta::set(&mut core, "resourceVersion", self.revision.to_string());
+        let core = Arc::new(core);
+        self.objects
+            .entry(key.clone())
+            .or_default()
+            .insert(slot, core.clone());
+        let event_type = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        let event = StoreEvent::new(self.revision, key, event_type, core, previous);
+        self.record(events, event);
     }
 
     fn trim_log(&mut self) {

@@ -1,11 +1,13 @@
-//! The write paths of the store: create, update, patch, delete.
+//! The write paths of the store: create, update, patch (deletes are in
+//! `delete.rs`).
 //!
 //! All writes funnel into [`State::commit`], which applies the rules every
 //! kind shares: server-owned metadata cannot be changed by clients, status
 //! lives behind `/status` for kinds that have that subresource, `generation`
 //! moves only when something outside metadata and status changed, a write
 //! that changes nothing does not bump `resourceVersion`, and an object being
-//! deleted disappears once its last finalizer is removed.
+//! deleted disappears once its last finalizer is removed. Services also get
+//! the defaults and allocations of [`crate::defaults`].
 
 use std::sync::Arc;
 
@@ -24,6 +26,20 @@ pub enum WriteMode {
     Main,
     /// The `/status` subresource: only `status`.
     Status,
+}
+
+/// One PATCH request, as the router decoded it.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchRequest<'a> {
+    pub kind: PatchKind,
+    /// The parsed patch document.
+    pub body: &'a Value,
+    pub mode: WriteMode,
+    /// The `fieldManager` query parameter (required for apply patches).
+    pub field_manager: Option<&'a str>,
+    /// `force=true`: an apply takes fields other managers own instead of failing.
+    pub force: bool,
+    pub dry_run: bool,
 }
 
 /// `DeleteOptions.preconditions`.
@@ -83,18 +99,21 @@ impl Store {
 
     /// PATCH with any of the four patch kinds. An apply patch creates the
     /// object when it does not exist yet.
-    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &self,
         rt: &ResourceType,
         namespace: Option<&str>,
         name: &str,
-        kind: PatchKind,
-        body: &Value,
-        mode: WriteMode,
-        field_manager: Option<&str>,
-        dry_run: bool,
+        request: &PatchRequest<'_>,
     ) -> Result<Arc<Value>, ApiError> {
+        let PatchRequest {
+            kind,
+            body,
+            mode,
+            field_manager,
+            force,
+            dry_run,
+        } = *request;
         let mut state = self.lock();
         let current = match state.get(rt, namespace.unwrap_or(""), name) {
             Ok(current) => current,
@@ -140,6 +159,14 @@ impl Store {
         }
         if let (PatchKind::Apply, Some(manager)) = (kind, field_manager) {
             let now = crate::time::now_rfc3339();
+            patch::apply::resolve_conflicts(&current, &mut patched, manager, body, force).map_err(
+                |detail| ApiError::Conflict {
+                    resource: rt.qualified_plural(),
+                    name: name.to_owned(),
+                    detail,
+                },
+            )?;
+            patch::apply::prune_unapplied(&mut patched, manager, body);
             patch::apply::record_manager(
                 &mut patched,
                 manager,
