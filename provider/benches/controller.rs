@@ -39,6 +39,8 @@ fn service(name: &str) -> Service {
         },
         spec: Some(ServiceSpec {
             type_: Some("LoadBalancer".into()),
+            // 10,000 Services would exhaust the 2,768 node ports the API server hands out.
+            allocate_load_balancer_node_ports: Some(false),
             ports: Some(vec![ServicePort {
                 port: 80,
                 protocol: Some("TCP".into()),
@@ -154,6 +156,7 @@ async fn run_case(client: &Client, n: usize, rate: Option<f64>) -> (f64, Vec<f64
             }
         }
     }
+    let created_in = start.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         if seen.lock().unwrap_or_else(|e| e.into_inner()).len() >= n {
@@ -166,6 +169,7 @@ async fn run_case(client: &Client, n: usize, rate: Option<f64>) -> (f64, Vec<f64
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    eprintln!("  ({n} creates took {created_in:.2} s of {elapsed:.2} s)");
     observer.abort();
     let created = created.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -188,10 +192,12 @@ async fn in_process(case: &str, n: usize, rate: Option<f64>) {
     let server = TestApiServer::new();
     let client = server.client();
     set_pool(&client).await;
+    let concurrency = format!("--write-concurrency={}", write_concurrency());
     let args = Args::try_parse_from([
         "ferrolb-provider",
         "--leader-elect=false",
         "--initialize-nodes=false",
+        &concurrency,
     ])
     .expect("flags");
     let ctx = controller::Context::from_args(
@@ -245,11 +251,23 @@ async fn binary_rss(n: usize) {
     let _ = child.wait();
 }
 
+/// `FERROLB_BENCH_WRITE_CONCURRENCY` overrides the controller's default for experiments.
+fn write_concurrency() -> usize {
+    std::env::var("FERROLB_BENCH_WRITE_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|a| a == "--binary-only") {
+        binary_rss(10_000).await;
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     if quick {
-        in_process("100", 100, None).await;
+        in_process("1000", 1_000, None).await;
         return;
     }
     in_process("1000", 1_000, None).await;

@@ -100,7 +100,7 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 
     /// Number of Service writes in flight at once.
-    #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 64)]
     pub write_concurrency: usize,
 }
 

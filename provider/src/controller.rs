@@ -18,11 +18,7 @@ use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::{
     Api, Client,
-    runtime::{
-        WatchStreamExt,
-        events::{Recorder, Reporter},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::{
     sync::{mpsc, watch},
@@ -38,7 +34,7 @@ use crate::{
     metrics::Metrics,
     nodes,
     service_view::ClassFilter,
-    writer::{Job, Reread, Writer, publish_events},
+    writer::{EventSource, Job, Reread, Writer, publish_events},
 };
 
 /// Everything a term needs.
@@ -173,13 +169,10 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
 
     let (job_tx, job_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let recorder = Recorder::new(
-        ctx.client.clone(),
-        Reporter {
-            controller: "ferrolb-provider".into(),
-            instance: Some(ctx.identity.clone()),
-        },
-    );
+    let source = EventSource {
+        controller: "ferrolb-provider".into(),
+        instance: ctx.identity.clone(),
+    };
     let writer = Writer {
         client: ctx.client.clone(),
         events: event_tx,
@@ -192,7 +185,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut writer_task = JoinSet::new();
     writer_task.spawn(writer.run(job_rx));
     writer_task.spawn(publish_events(
-        recorder,
+        ctx.client.clone(),
+        source,
         event_rx,
         claims,
         ctx.metrics.clone(),
@@ -202,6 +196,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
     let mut service_buffer: Option<Vec<Service>> = None;
     let mut config_buffer: Option<Vec<ConfigMap>> = None;
+    let mut config_failures = 0_u32;
     // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
     let mut stats_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
@@ -237,6 +232,11 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 ),
             },
             Input::Config(Ok(event)) => {
+                // `Init` comes before every list attempt, so only real data proves the
+                // ConfigMap readable again.
+                if !matches!(event, watcher::Event::Init) {
+                    config_failures = 0;
+                }
                 let ours =
                     |cm: &ConfigMap| cm.metadata.name.as_deref() == Some(ctx.config_name.as_str());
                 match event {
@@ -259,7 +259,19 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                     watcher::Event::Apply(_) | watcher::Event::Delete(_) => Vec::new(),
                 }
             }
-            Input::Services(Err(error)) | Input::Config(Err(error)) => {
+            Input::Config(Err(error)) => {
+                ctx.metrics.reconcile_error("watch");
+                config_failures += 1;
+                // A single failure is usually transient; three in a row (with the watcher's
+                // backoff between them) mean the ConfigMap is unreadable: say so on Services.
+                if config_failures >= 3 {
+                    index.config_unreadable(&error.to_string())
+                } else {
+                    tracing::warn!(%error, "ConfigMap watch failed; retrying");
+                    Vec::new()
+                }
+            }
+            Input::Services(Err(error)) => {
                 tracing::warn!(%error, "watch failed; the watcher retries with backoff");
                 ctx.metrics.reconcile_error("watch");
                 Vec::new()

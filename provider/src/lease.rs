@@ -210,6 +210,30 @@ pub async fn run(
     }
 }
 
+/// Gives the Lease up on shutdown (after every writer has stopped), so a standby replica takes
+/// over at its next retry instead of waiting for the lease to expire. Best effort: a failure
+/// only means the standby waits for expiry.
+pub async fn release(client: Client, settings: &LeaseSettings) {
+    let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(LEASE_NAME).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(settings.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    match api
+        .replace(LEASE_NAME, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => tracing::info!("released the leader Lease"),
+        Err(error) => tracing::warn!(%error, "could not release the leader Lease"),
+    }
+}
+
 /// One read-decide-write round. Returns whether we hold the Lease afterwards.
 async fn round(api: &Api<Lease>, settings: &LeaseSettings) -> Result<bool> {
     let action = format!("update Lease {}/{LEASE_NAME}", settings.namespace);

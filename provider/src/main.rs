@@ -20,13 +20,25 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
     tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
-    let ctx = controller::Context::from_args(client, &args, metrics, health);
+    let ctx = controller::Context::from_args(client.clone(), &args, metrics, health);
+    let identity = ctx.identity.clone();
     tokio::select! {
         () = controller::run(ctx, &args) => {}
         signal = shutdown_signal() => {
             signal.context("cannot listen for SIGINT/SIGTERM")?;
             tracing::info!("terminating");
         }
+    }
+    // The controller (and with it every writer) is dropped by now: hand the Lease over.
+    if args.leader_elect {
+        let settings = provider::lease::LeaseSettings {
+            namespace: args.config_namespace.clone(),
+            identity,
+            duration: args.lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+        };
+        provider::lease::release(client, &settings).await;
     }
     Ok(())
 }

@@ -21,11 +21,17 @@ use std::{
 
 use futures::StreamExt;
 use json_patch::Patch;
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::{
+    api::{
+        core::v1::{ObjectReference, Service},
+        events::v1::Event as K8sEvent,
+    },
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    jiff::Timestamp,
+};
 use kube::{
     Api, Client,
-    api::{Patch as KubePatch, PatchParams},
-    runtime::events::{Event, EventType, Recorder},
+    api::{Patch as KubePatch, PatchParams, PostParams},
 };
 use tokio::{
     sync::{mpsc, watch},
@@ -264,9 +270,55 @@ pub struct EventBatch {
     pub notes: Vec<crate::outcome::EventNote>,
 }
 
+/// Who publishes the Events.
+#[derive(Clone, Debug)]
+pub struct EventSource {
+    /// reportingController.
+    pub controller: String,
+    /// reportingInstance (the Lease identity).
+    pub instance: String,
+}
+
+/// Builds one `events.k8s.io/v1` Event about a Service.
+///
+/// Why not kube-runtime's `Recorder`: it caches every Event it sent for six minutes to turn
+/// repeats into series, which at 10,000 Services costs tens of MiB. The index already emits
+/// an Event only when a Service's outcome changes, so there are no repeats to fold.
+pub fn build_event(
+    source: &EventSource,
+    batch: &EventBatch,
+    note: &crate::outcome::EventNote,
+) -> K8sEvent {
+    let now = Timestamp::now();
+    K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}", batch.key.name, now.as_nanosecond())),
+            namespace: Some(batch.key.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(if note.warning { "Warning" } else { "Normal" }.to_string()),
+        reason: Some(note.reason.to_string()),
+        note: Some(note.note.clone()),
+        action: Some("Allocate".to_string()),
+        reporting_controller: Some(source.controller.clone()),
+        reporting_instance: Some(source.instance.clone()),
+        regarding: Some(ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            namespace: Some(batch.key.namespace.clone()),
+            name: Some(batch.key.name.clone()),
+            uid: batch.uid.clone(),
+            ..ObjectReference::default()
+        }),
+        ..K8sEvent::default()
+    }
+}
+
 /// Publishes Event batches with up to `concurrency` in flight, while the claim is current.
 pub async fn publish_events(
-    recorder: Recorder,
+    client: Client,
+    source: EventSource,
     batches: mpsc::UnboundedReceiver<EventBatch>,
     claims: watch::Receiver<Claim>,
     metrics: Arc<Metrics>,
@@ -276,34 +328,17 @@ pub async fn publish_events(
     let stream = futures::stream::poll_fn(move |cx| batches.poll_recv(cx));
     stream
         .for_each_concurrent(concurrency, |batch| {
-            let recorder = recorder.clone();
+            let api: Api<K8sEvent> = Api::namespaced(client.clone(), &batch.key.namespace);
             let claims = claims.clone();
             let metrics = metrics.clone();
+            let source = source.clone();
             async move {
-                let reference = ObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Service".into()),
-                    namespace: Some(batch.key.namespace.clone()),
-                    name: Some(batch.key.name.clone()),
-                    uid: batch.uid.clone(),
-                    ..ObjectReference::default()
-                };
                 for note in &batch.notes {
                     if !claims.borrow().is_current() {
                         return;
                     }
-                    let event = Event {
-                        type_: if note.warning {
-                            EventType::Warning
-                        } else {
-                            EventType::Normal
-                        },
-                        reason: note.reason.to_string(),
-                        note: Some(note.note.clone()),
-                        action: "Allocate".to_string(),
-                        secondary: None,
-                    };
-                    if let Err(source) = recorder.publish(&event, &reference).await {
+                    let event = build_event(&source, &batch, note);
+                    if let Err(source) = api.create(&PostParams::default(), &event).await {
                         let error = Error::from_kube("publish Event", source);
                         metrics.reconcile_error(error.metric_label());
                         tracing::debug!(%error, "could not publish Event");

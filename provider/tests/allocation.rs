@@ -549,3 +549,32 @@ async fn new_node_loses_the_uninitialized_taint_and_gets_a_provider_id() {
         vec!["dedicated"]
     );
 }
+
+#[tokio::test]
+async fn unreadable_config_map_is_reported_and_recovers() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    set_pools(&client, &[("range-global", "192.0.2.10-192.0.2.20")]).await;
+    server.faults().inject(
+        test_apiserver::FaultRule::status(403)
+            .times(100_000)
+            .resource("configmaps"),
+    );
+    let _controller = start(&server, &[]);
+    create(&client, "default", &lb("web")).await;
+    let svc = wait_service(&client, "default", "web", "condition", |s| {
+        condition(s).is_some()
+    })
+    .await;
+    let (status, _, message) = condition(&svc).expect("condition");
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("cannot read ConfigMap kube-system/kubevip"),
+        "{message}"
+    );
+    server.faults().clear();
+    assert_eq!(
+        wait_allocated(&client, "default", "web").await,
+        "192.0.2.10"
+    );
+}

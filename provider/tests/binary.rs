@@ -142,7 +142,7 @@ async fn built_binary_allocates_follows_edits_and_releases_through_kubectl() {
     .await
     .expect("kubectl task");
 
-    let _provider = ChildGuard(
+    let mut provider = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_ferrolb-provider"))
             .arg("--kubeconfig")
             .arg(&kubeconfig)
@@ -250,5 +250,41 @@ async fn built_binary_allocates_follows_edits_and_releases_through_kubectl() {
         ready.1.starts_with("HTTP/1.0 200") || ready.1.starts_with("HTTP/1.1 200"),
         "{}",
         ready.1
+    );
+
+    // SIGTERM (what the kubelet sends): the process exits and hands the Lease over.
+    let pid = provider.0.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(code)) = provider.0.try_wait() {
+                return Some(code);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    })
+    .await
+    .expect("wait task");
+    assert!(
+        exited.is_some_and(|code| code.success()),
+        "clean exit on SIGTERM: {exited:?}"
+    );
+    let lease = server
+        .object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("kube-system"),
+            "ferrolb-provider",
+        )
+        .expect("the Lease exists");
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "Lease released: {lease}"
     );
 }

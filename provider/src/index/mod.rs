@@ -95,6 +95,8 @@ pub struct Index {
     adoption_notes: HashMap<ServiceKey, String>,
     services_listed: bool,
     config_listed: bool,
+    /// The ConfigMap could not be read: pools are unknown, so nothing is judged "outside".
+    pools_unknown: bool,
     serving: bool,
     metrics: Arc<Metrics>,
     clock: fn() -> Timestamp,
@@ -124,6 +126,7 @@ impl Index {
             adoption_notes: HashMap::new(),
             services_listed: false,
             config_listed: false,
+            pools_unknown: false,
             serving: false,
             metrics,
             clock,
@@ -248,9 +251,36 @@ impl Index {
         self.pools = pools.clone();
         self.allocator.set_pools(pools);
         self.config_listed = true;
+        self.pools_unknown = false;
         let mut writes = Vec::new();
         if self.serving {
             self.refresh_outside();
+            self.reconcile_all(&mut writes);
+        } else {
+            self.maybe_start(&mut writes);
+        }
+        writes
+    }
+
+    /// The ConfigMap cannot be read (for example 403 Forbidden) although the API answers.
+    /// Before the first successful read this lets the index start: existing addresses are
+    /// adopted and kept, and Services that need a new address get a False condition saying
+    /// why. After a successful read it only reports; the last good pools stay in force.
+    pub fn config_unreadable(&mut self, problem: &str) -> Vec<ServiceWrite> {
+        let message = format!(
+            "cannot read ConfigMap {}: {problem}",
+            self.settings.config_source
+        );
+        tracing::warn!("{message}");
+        if self.config_listed && !self.pools_unknown {
+            return Vec::new();
+        }
+        self.config_problems = vec![(None, message)];
+        self.metrics.config_errors.set(1);
+        self.pools_unknown = true;
+        self.config_listed = true;
+        let mut writes = Vec::new();
+        if self.serving {
             self.reconcile_all(&mut writes);
         } else {
             self.maybe_start(&mut writes);
@@ -301,6 +331,11 @@ impl Index {
     }
 
     fn refresh_outside(&mut self) {
+        if self.pools_unknown {
+            // Unknown pools say nothing about where existing addresses lie.
+            self.outside.clear();
+            return;
+        }
         self.outside = self.allocator.outside_pools().into_iter().collect();
         if self.settings.reallocate_outside_pools {
             for key in std::mem::take(&mut self.outside) {

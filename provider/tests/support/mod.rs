@@ -44,6 +44,10 @@ pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
     }
     argv.extend_from_slice(flags);
     let args = Args::try_parse_from(argv).expect("test flags parse");
+    // Controller logs on demand: RUST_LOG=warn cargo test -p provider -- --nocapture
+    if std::env::var_os("RUST_LOG").is_some() {
+        provider::telemetry::init(args.log_format);
+    }
     args.validate().expect("test flags are consistent");
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());

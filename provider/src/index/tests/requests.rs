@@ -148,3 +148,23 @@ fn sharing_by_ports_and_protocols() {
         annotation(&udp, "kube-vip.io/loadbalancerIPs")
     );
 }
+
+#[test]
+fn dhcp_pool_writes_the_placeholder_but_no_ingress() {
+    let svc = service("default", "web", 1);
+    let (_, writes) = started(
+        settings(),
+        &[("cidr-global", "0.0.0.0/32")],
+        vec![svc.clone()],
+    );
+    let after = commit(&svc, &only(writes, "web"));
+    assert_eq!(
+        annotation(&after, "kube-vip.io/loadbalancerIPs").as_deref(),
+        Some("0.0.0.0")
+    );
+    assert!(
+        ingress(&after).is_empty(),
+        "kube-vip reports the leased address itself"
+    );
+    assert_eq!(condition(&after).0, "True");
+}
