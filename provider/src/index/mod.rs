@@ -447,10 +447,11 @@ impl Index {
     /// The ipam outcome for a Service, or `None` for a Service we never touch.
     fn outcome(&mut self, view: &ServiceView) -> Option<Outcome> {
         let key = &view.key;
+        // `interface-<ns>` applies even when the namespace allocates from the global pool.
         let interface = self
             .pools
-            .pool_for_namespace(&key.namespace)
-            .and_then(|pool| pool.interface.clone());
+            .interface_for_namespace(&key.namespace)
+            .map(str::to_owned);
         if view.deleting || !view.in_scope(&self.settings.classes) {
             let holds = self.allocator.allocation(key).is_some();
             if !holds && !view.carries_our_marks() {

@@ -124,6 +124,25 @@ fn interface_key_is_written_to_service_interface() {
 }
 
 #[test]
+fn namespace_interface_key_applies_to_a_namespace_on_the_global_pool() {
+    let svc = service("default", "web", 1);
+    let (_, writes) = started(
+        settings(),
+        &[
+            ("range-global", "192.0.2.10-192.0.2.20"),
+            ("interface-global", "eth1"),
+            ("interface-default", "eth2"),
+        ],
+        vec![svc.clone()],
+    );
+    let after = commit(&svc, &only(writes, "web"));
+    assert_eq!(
+        annotation(&after, "kube-vip.io/serviceInterface").as_deref(),
+        Some("eth2")
+    );
+}
+
+#[test]
 fn sharing_by_ports_and_protocols() {
     let tcp = service("default", "tcp", 1);
     let udp = with_spec(service("default", "udp", 2), |s| {
