@@ -13,7 +13,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use announcer::bgp::config::{PeerConfig, RouteAttributes};
@@ -33,54 +32,18 @@ pub const ROUTER_AS: u32 = 64512;
 pub const VIP_V4: &str = "198.51.100.10/32";
 pub const VIP_V6: &str = "2001:db8:ffff::10/128";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+#[path = "../netns/mod.rs"]
+mod netns;
+pub use netns::run;
 
-/// Whether the test can run: root and the given binaries. Under CI=true a missing
-/// prerequisite fails the test; elsewhere the test prints why and returns early.
+/// Whether the test can run: root and the given binaries (see [`netns::prerequisites`]).
 pub fn prerequisites(binaries: &[&str]) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let mut missing = Vec::new();
-    if !try_run(&["id", "-u"]).trim().eq("0") {
-        missing.push("root (network namespaces)".to_string());
-    }
-    for binary in binaries.iter().chain(&["ip"]) {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {binary} || test -x {binary}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            missing.push(binary.to_string());
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(!ci, "CI=true and this test lacks: {}", missing.join(", "));
-    eprintln!("skipping: missing {}", missing.join(", "));
-    false
-}
-
-/// Runs a command, panicking with its output when it fails.
-pub fn run(args: &[&str]) -> String {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    netns::prerequisites("this BGP test", binaries)
 }
 
 /// Runs a command and returns stdout, or an empty string if it failed.
 pub fn try_run(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
+    netns::try_output(args)
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
 }
@@ -96,8 +59,7 @@ pub struct Topology {
 
 impl Topology {
     pub fn new() -> Topology {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let id = format!("{}{n}", std::process::id() % 100_000);
+        let id = netns::unique("");
         let topology = Topology {
             speaker_ns: format!("flb{id}s"),
             router_ns: format!("flb{id}r"),

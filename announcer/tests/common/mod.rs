@@ -8,71 +8,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-announcer");
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+#[path = "../netns/mod.rs"]
+mod netns;
+pub use netns::{run, unique};
 
-/// A short name unique to this process: `flb<pid%100000><n>`.
-pub fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!("{prefix}{}{n}", std::process::id() % 100_000)
-}
-
-/// True when the test can use namespaces. Without root: fails under `CI=true`, otherwise
-/// prints why and lets the test return early.
+/// True when the test can use namespaces and the ARP/NDP clients (see
+/// [`netns::prerequisites`]).
 pub fn can_use_netns(test: &str) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false);
-    let tools = ["ip", "arping", "ndisc6"].iter().all(|t| which(t));
-    if root && tools {
-        return true;
-    }
-    let why = if root {
-        "arping/ndisc6/ip missing (scripts/install-test-deps.sh)"
-    } else {
-        "needs root"
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {why}");
-    }
-    eprintln!("skipping {test}: {why}");
-    false
-}
-
-fn which(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Runs a command, panicking with its output when it fails.
-pub fn run(args: &[&str]) -> String {
-    let output = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    netns::prerequisites(test, &["arping", "ndisc6"])
 }
 
 /// Runs a command, returning its output whatever the exit status.
 pub fn try_run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    netns::output(args)
 }
 
 /// A LAN: a bridge in its own namespace and hosts attached to it, each with `eth0`
