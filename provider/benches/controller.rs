@@ -6,7 +6,9 @@
 //! `controller <case> services_per_s=<x> p50_ms=<x> p99_ms=<x> rss_mb=<x>`
 //! rss_mb is the resident set of the whole bench process: the controller *and* the in-process
 //! API server holding every Service; `controller_rss_mb` is the built binary alone, run as a
-//! child process against the same server's HTTP front door with the same Services.
+//! child process against the same server's HTTP front door with the same Services, followed by
+//! its split into `anon_mb` (heap, stacks) and `file_mb` (mapped binary and libraries).
+//! `FERROLB_BENCH_WRAP=heaptrack` runs that child under a wrapper command, for profiling.
 
 use std::{
     collections::HashMap,
@@ -92,13 +94,14 @@ fn spawn_observer(client: Client, seen: Seen) -> tokio::task::JoinHandle<()> {
 }
 
 fn rss_mb(pid: &str) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// One `kB` figure of `/proc/<pid>/status`, in MiB.
+fn status_mb(pid: &str, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_string)
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_string))
         .and_then(|l| {
             l.split_whitespace()
                 .nth(1)
@@ -227,7 +230,15 @@ async fn binary_rss(n: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     TestApiServer::write_kubeconfig(&kubeconfig, address).expect("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb-provider"))
+    let mut child = match std::env::var("FERROLB_BENCH_WRAP") {
+        Ok(w) => {
+            let mut c = Command::new(w);
+            c.arg(env!("CARGO_BIN_EXE_ferrolb-provider"));
+            c
+        }
+        Err(_) => Command::new(env!("CARGO_BIN_EXE_ferrolb-provider")),
+    };
+    let mut child = child
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args([
@@ -241,11 +252,14 @@ async fn binary_rss(n: usize) {
         .expect("provider binary starts");
     let (per_second, latencies) = run_case(&client, n, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss = rss_mb(&child.id().to_string());
+    let pid = child.id().to_string();
+    let rss = rss_mb(&pid);
     println!(
-        "controller {n}-binary-over-http services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} controller_rss_mb={rss:.1}",
+        "controller {n}-binary-over-http services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} controller_rss_mb={rss:.1} anon_mb={:.1} file_mb={:.1}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
+        status_mb(&pid, "RssAnon:"),
+        status_mb(&pid, "RssFile:"),
     );
     let _ = child.kill();
     let _ = child.wait();

@@ -33,7 +33,7 @@ use crate::{
     lease::{self, Claim, LeaseSettings},
     metrics::Metrics,
     nodes,
-    service_view::ClassFilter,
+    service_view::{ClassFilter, ServiceView},
     writer::{EventSource, Job, Reread, Writer, publish_events},
 };
 
@@ -194,7 +194,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     ));
 
     let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
-    let mut service_buffer: Option<Vec<Service>> = None;
+    // Only the compact views of a (re)list are buffered, never thousands of whole Services.
+    let mut service_buffer: Option<Vec<ServiceView>> = None;
     let mut config_buffer: Option<Vec<ConfigMap>> = None;
     let mut config_failures = 0_u32;
     // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
@@ -219,11 +220,12 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                     Vec::new()
                 }
                 watcher::Event::InitApply(service) => {
-                    service_buffer.get_or_insert_with(Vec::new).push(service);
+                    let buffer = service_buffer.get_or_insert_with(Vec::new);
+                    buffer.extend(ServiceView::from_service(&service));
                     Vec::new()
                 }
                 watcher::Event::InitDone => {
-                    index.reset_services(&service_buffer.take().unwrap_or_default())
+                    index.reset_views(service_buffer.take().unwrap_or_default())
                 }
                 watcher::Event::Apply(service) => index.apply_service(&service),
                 watcher::Event::Delete(service) => index.delete_service(

@@ -121,8 +121,8 @@ impl ServiceView {
     pub fn from_service(service: &Service) -> Option<Self> {
         let meta = &service.metadata;
         let key = ServiceKey {
-            namespace: meta.namespace.clone()?,
-            name: meta.name.clone()?,
+            namespace: meta.namespace.as_deref()?.into(),
+            name: meta.name.as_deref()?.into(),
         };
         let annotations = meta.annotations.as_ref();
         let annotation = |name: &str| non_empty(annotations.and_then(|a| a.get(name)));

@@ -207,7 +207,7 @@ impl Writer {
         if !write.main.is_empty() {
             self.ensure_leading(action)?;
             let mut ops = vec![test_resource_version(&resource_version)];
-            ops.extend(write.main.iter().cloned());
+            ops.extend(write.main.operations());
             let patched = api
                 .patch(
                     &write.key.name,
@@ -221,7 +221,7 @@ impl Writer {
         if !write.status.is_empty() {
             self.ensure_leading(action)?;
             let mut ops = vec![test_resource_version(&resource_version)];
-            ops.extend(write.status.iter().cloned());
+            ops.extend(write.status.operations());
             api.patch_status(
                 &write.key.name,
                 &PatchParams::default(),
@@ -293,7 +293,7 @@ pub fn build_event(
     K8sEvent {
         metadata: ObjectMeta {
             name: Some(format!("{}.{:x}", batch.key.name, now.as_nanosecond())),
-            namespace: Some(batch.key.namespace.clone()),
+            namespace: Some(batch.key.namespace.to_string()),
             ..ObjectMeta::default()
         },
         event_time: Some(MicroTime(now)),
@@ -306,8 +306,8 @@ pub fn build_event(
         regarding: Some(ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Service".into()),
-            namespace: Some(batch.key.namespace.clone()),
-            name: Some(batch.key.name.clone()),
+            namespace: Some(batch.key.namespace.to_string()),
+            name: Some(batch.key.name.to_string()),
             uid: batch.uid.clone(),
             ..ObjectReference::default()
         }),

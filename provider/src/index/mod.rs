@@ -21,7 +21,6 @@ use std::{
     sync::Arc,
 };
 
-use json_patch::PatchOperation;
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Service},
     jiff::Timestamp,
@@ -29,7 +28,7 @@ use k8s_openapi::{
 
 use crate::{
     args::StatusMode,
-    desired::{main_patch, status_patch},
+    desired::{Ops, main_patch, status_patch},
     ipam::{Adoption, Allocator, ServiceKey},
     metrics::{Metrics, PoolFigures},
     outcome::{EventNote, Outcome, Seen, WriteSettings, desired, events},
@@ -62,9 +61,9 @@ pub struct ServiceWrite {
     /// The resourceVersion the patches were computed from; the writer `test`s it.
     pub resource_version: String,
     /// Operations on metadata/spec (empty = none).
-    pub main: Vec<PatchOperation>,
+    pub main: Ops,
     /// Operations on the status subresource (empty = none).
-    pub status: Vec<PatchOperation>,
+    pub status: Ops,
     /// Events to publish on the Service.
     pub events: Vec<EventNote>,
     /// This write gives the Service new addresses (for the latency histogram).
@@ -150,9 +149,13 @@ impl Index {
 
     /// A Service was added or changed.
     pub fn apply_service(&mut self, service: &Service) -> Vec<ServiceWrite> {
-        let Some(view) = ServiceView::from_service(service) else {
+        let Some(mut view) = ServiceView::from_service(service) else {
             return Vec::new();
         };
+        // Keep sharing the key every other map already holds, rather than adding a copy.
+        if let Some((known, _)) = self.views.get_key_value(&view.key) {
+            view.key = known.clone();
+        }
         let key = view.key.clone();
         self.views.insert(key.clone(), view);
         if !self.serving {
@@ -169,10 +172,7 @@ impl Index {
 
     /// A Service is gone from the API (after its finalizer was removed, or force-deleted).
     pub fn delete_service(&mut self, namespace: &str, name: &str) -> Vec<ServiceWrite> {
-        let key = ServiceKey {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        };
+        let key = ServiceKey::new(namespace, name);
         self.views.remove(&key);
         self.seen.remove(&key);
         self.outside.remove(&key);
@@ -190,9 +190,17 @@ impl Index {
 
     /// A complete list of Services (initial list or relist after a watch gap).
     pub fn reset_services(&mut self, services: &[Service]) -> Vec<ServiceWrite> {
-        let fresh: BTreeMap<ServiceKey, ServiceView> = services
-            .iter()
-            .filter_map(ServiceView::from_service)
+        self.reset_views(services.iter().filter_map(ServiceView::from_service))
+    }
+
+    /// [`Index::reset_services`] for Services already reduced to views, so a caller that
+    /// buffers a list of thousands keeps only the compact views.
+    pub fn reset_views(
+        &mut self,
+        views: impl IntoIterator<Item = ServiceView>,
+    ) -> Vec<ServiceWrite> {
+        let fresh: BTreeMap<ServiceKey, ServiceView> = views
+            .into_iter()
             .map(|view| (view.key.clone(), view))
             .collect();
         let gone: Vec<ServiceKey> = self
@@ -434,8 +442,8 @@ impl Index {
             key: key.clone(),
             uid: view.uid.clone(),
             resource_version: view.resource_version.clone(),
-            main: main_patch(view, &want),
-            status: status_patch(view, &want, (self.clock)()),
+            main: Ops::new(&main_patch(view, &want)),
+            status: Ops::new(&status_patch(view, &want, (self.clock)())),
             events: notes,
             allocates,
         };
@@ -507,7 +515,7 @@ impl Index {
                 let hints: Vec<&str> = self
                     .config_problems
                     .iter()
-                    .filter(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == key.namespace))
+                    .filter(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == &*key.namespace))
                     .map(|(_, text)| text.as_str())
                     .collect();
                 if !hints.is_empty() {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::errors::AllocationError;
 use super::family::{FamilyPolicy, IpFamily, family_order};
@@ -14,17 +15,20 @@ use super::sharing::Protocol;
 use crate::pools::Pool;
 
 /// A Service's identity.
+///
+/// The index, the allocator and the writer each keep the key of every Service, several times
+/// over; shared strings make those copies cost a pointer instead of two allocations each.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     /// metadata.namespace
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// metadata.name
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl ServiceKey {
     /// The key of `namespace/name`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         ServiceKey {
             namespace: namespace.into(),
             name: name.into(),

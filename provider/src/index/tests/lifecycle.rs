@@ -106,7 +106,7 @@ fn restart_adopts_existing_addresses_before_allocating_new_ones() {
     let young = service("default", "young", 5);
     let (index, writes) = started(settings(), &pool, vec![young.clone(), old.clone()]);
     assert!(
-        writes.iter().all(|w| w.key.name != "old"),
+        writes.iter().all(|w| &*w.key.name != "old"),
         "an adopted Service is not rewritten: {writes:?}"
     );
     let young = commit(&young, &only(writes, "young"));

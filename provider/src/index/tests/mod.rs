@@ -103,7 +103,7 @@ pub(super) fn commit(svc: &Service, write: &ServiceWrite) -> Service {
         let mut ops = vec![test_resource_version(
             svc.metadata.resource_version.as_deref().unwrap_or_default(),
         )];
-        ops.extend(part.iter().cloned());
+        ops.extend(part.operations());
         json_patch::patch(&mut value, &Patch(ops)).expect("patch applies");
     }
     let mut next: Service = serde_json::from_value(value).expect("still a service");
@@ -119,7 +119,10 @@ pub(super) fn commit(svc: &Service, write: &ServiceWrite) -> Service {
 }
 
 pub(super) fn only(writes: Vec<ServiceWrite>, name: &str) -> ServiceWrite {
-    let mut mine: Vec<ServiceWrite> = writes.into_iter().filter(|w| w.key.name == name).collect();
+    let mut mine: Vec<ServiceWrite> = writes
+        .into_iter()
+        .filter(|w| &*w.key.name == name)
+        .collect();
     assert_eq!(mine.len(), 1, "expected one write for {name}: {mine:?}");
     mine.remove(0)
 }

@@ -217,7 +217,7 @@ fn adoption() -> impl Strategy<Value = Adoption> {
     (request(), proptest::collection::vec(0u8..30, 1..3), 0i64..4).prop_map(
         |(request, offsets, created)| {
             let addresses: Vec<IpAddr> = offsets.into_iter().map(v4).collect();
-            let order = (created, request.key.name.clone());
+            let order = (created, request.key.name.to_string());
             Adoption {
                 request,
                 addresses,
