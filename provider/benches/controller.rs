@@ -230,26 +230,7 @@ async fn binary_rss(n: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     TestApiServer::write_kubeconfig(&kubeconfig, address).expect("kubeconfig");
-    let mut child = match std::env::var("FERROLB_BENCH_WRAP") {
-        Ok(w) => {
-            let mut c = Command::new(w);
-            c.arg(env!("CARGO_BIN_EXE_ferrolb-provider"));
-            c
-        }
-        Err(_) => Command::new(env!("CARGO_BIN_EXE_ferrolb-provider")),
-    };
-    let mut child = child
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "--leader-elect=false",
-            "--initialize-nodes=false",
-            "--metrics-addr=127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("provider binary starts");
+    let mut child = spawn_provider(&kubeconfig);
     let (per_second, latencies) = run_case(&client, n, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = child.id().to_string();
@@ -263,6 +244,62 @@ async fn binary_rss(n: usize) {
     );
     let _ = child.kill();
     let _ = child.wait();
+
+    // A restart: a new process lists the n annotated Services and adopts them all.
+    let started = Instant::now();
+    let mut child = spawn_provider(&kubeconfig);
+    let pid = child.id().to_string();
+    let settled = settle_rss(&pid).await;
+    println!(
+        "controller {n}-binary-restart settled_s={:.1} controller_rss_mb={settled:.1} anon_mb={:.1} file_mb={:.1}",
+        started.elapsed().as_secs_f64(),
+        status_mb(&pid, "RssAnon:"),
+        status_mb(&pid, "RssFile:"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The provider binary (under `FERROLB_BENCH_WRAP` when set) against `kubeconfig`.
+fn spawn_provider(kubeconfig: &std::path::Path) -> std::process::Child {
+    let mut command = match std::env::var("FERROLB_BENCH_WRAP") {
+        Ok(wrapper) => {
+            let mut command = Command::new(wrapper);
+            command.arg(env!("CARGO_BIN_EXE_ferrolb-provider"));
+            command
+        }
+        Err(_) => Command::new(env!("CARGO_BIN_EXE_ferrolb-provider")),
+    };
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "--leader-elect=false",
+            "--initialize-nodes=false",
+            "--metrics-addr=127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("provider binary starts")
+}
+
+/// Waits until the resident set has stopped growing for 2 s (at most 60 s) and returns it.
+async fn settle_rss(pid: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = 0.0;
+    let mut stable_since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = rss_mb(pid);
+        if now > last + 0.05 {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= Duration::from_secs(2) && last > 0.0 {
+            break;
+        }
+    }
+    last.max(rss_mb(pid))
 }
 
 /// `FERROLB_BENCH_WRITE_CONCURRENCY` overrides the controller's default for experiments.

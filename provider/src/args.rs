@@ -102,6 +102,11 @@ pub struct Args {
     /// Number of Service writes in flight at once.
     #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 64)]
     pub write_concurrency: usize,
+
+    /// Runtime worker threads. The controller's work is one index task plus network I/O; a
+    /// thread per node CPU would only add allocator arenas (resident memory) on large nodes.
+    #[arg(long, env = "FERROLB_WORKER_THREADS", default_value_t = 2)]
+    pub worker_threads: usize,
 }
 
 /// Who writes `status.loadBalancer.ingress`.
@@ -162,6 +167,9 @@ impl Args {
         }
         if self.also_classless && self.effective_class().is_none() {
             return Err("--also-classless needs --load-balancer-class".to_string());
+        }
+        if self.worker_threads == 0 {
+            return Err("--worker-threads must be at least 1".to_string());
         }
         if self.write_concurrency == 0 {
             return Err("--write-concurrency must be at least 1".to_string());
@@ -266,5 +274,14 @@ mod tests {
                 .unwrap_err()
                 .contains("--load-balancer-class")
         );
+    }
+
+    #[test]
+    fn worker_threads_default_to_two_and_zero_is_refused() {
+        let args = Args::try_parse_from(["ferrolb-provider"]).expect("defaults parse");
+        assert_eq!(args.worker_threads, 2);
+        let zero =
+            Args::try_parse_from(["ferrolb-provider", "--worker-threads=0"]).expect("flags parse");
+        assert!(zero.validate().unwrap_err().contains("--worker-threads"));
     }
 }

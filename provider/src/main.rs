@@ -6,10 +6,18 @@ use clap::Parser;
 use prometheus_client::registry::Registry;
 use provider::{args::Args, controller, http, metrics::Metrics, telemetry};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.validate().map_err(anyhow::Error::msg)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     let client = connect(&args).await?;
     let metrics = Arc::new(Metrics::default());

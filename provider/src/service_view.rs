@@ -69,8 +69,8 @@ pub struct ServiceView {
     pub resource_version: String,
     /// metadata.generation (for the condition's observedGeneration).
     pub generation: Option<i64>,
-    /// (creationTimestamp in unix seconds, uid or name): older Services win conflicts.
-    pub order: (i64, String),
+    /// metadata.creationTimestamp in unix seconds (0 when absent).
+    pub created: i64,
     /// spec.type == LoadBalancer.
     pub is_load_balancer: bool,
     /// spec.loadBalancerClass.
@@ -132,15 +132,11 @@ impl ServiceView {
             .creation_timestamp
             .as_ref()
             .map_or(0, |t| t.0.as_second());
-        let tiebreak = meta
-            .uid
-            .clone()
-            .unwrap_or_else(|| format!("{}/{}", key.namespace, key.name));
         Some(ServiceView {
             uid: meta.uid.clone(),
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             generation: meta.generation,
-            order: (created, tiebreak),
+            created,
             is_load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
             class: spec.and_then(|s| s.load_balancer_class.clone()),
             deleting: meta.deletion_timestamp.is_some(),
@@ -181,6 +177,20 @@ impl ServiceView {
             conditions: status.and_then(|s| s.conditions.clone()),
             key,
         })
+    }
+
+    /// (creationTimestamp, uid or namespace/name): older Services win adoption conflicts.
+    pub fn order(&self) -> (i64, String) {
+        let tiebreak = self
+            .uid
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", self.key.namespace, self.key.name));
+        (self.created, tiebreak)
+    }
+
+    /// [`ServiceView::order`] without copying: sorts Services oldest first.
+    pub fn age_key(&self) -> (i64, Option<&str>, &ServiceKey) {
+        (self.created, self.uid.as_deref(), &self.key)
     }
 
     /// True when the class filter and type make this Service ours.

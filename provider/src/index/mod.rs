@@ -314,7 +314,7 @@ impl Index {
                 Ok(request) => adoptions.push(Adoption {
                     request,
                     addresses,
-                    order: view.order.clone(),
+                    order: view.order(),
                 }),
                 Err(problem) => tracing::warn!(service = ?view.key, "not adopting: {problem}"),
             }
@@ -357,10 +357,9 @@ impl Index {
 
     /// Reconciles every Service, oldest first (older Services get addresses first).
     fn reconcile_all(&mut self, writes: &mut Vec<ServiceWrite>) {
-        let mut keys: Vec<(&(i64, String), &ServiceKey)> =
-            self.views.values().map(|v| (&v.order, &v.key)).collect();
+        let mut keys: Vec<_> = self.views.values().map(ServiceView::age_key).collect();
         keys.sort();
-        let keys: Vec<ServiceKey> = keys.into_iter().map(|(_, k)| k.clone()).collect();
+        let keys: Vec<ServiceKey> = keys.into_iter().map(|(_, _, k)| k.clone()).collect();
         for key in keys {
             self.reconcile_into(&key, writes);
         }
@@ -368,14 +367,14 @@ impl Index {
 
     /// After addresses were released, Services that failed may succeed now.
     fn retry_failed(&mut self, except: &ServiceKey, writes: &mut Vec<ServiceWrite>) {
-        let mut retry: Vec<(&(i64, String), &ServiceKey)> = self
+        let mut retry: Vec<_> = self
             .failed
             .iter()
             .filter(|k| *k != except)
-            .filter_map(|k| self.views.get(k).map(|v| (&v.order, k)))
+            .filter_map(|k| self.views.get(k).map(ServiceView::age_key))
             .collect();
         retry.sort();
-        let retry: Vec<ServiceKey> = retry.into_iter().map(|(_, k)| k.clone()).collect();
+        let retry: Vec<ServiceKey> = retry.into_iter().map(|(_, _, k)| k.clone()).collect();
         for key in retry {
             self.reconcile_into(&key, writes);
         }
