@@ -1,14 +1,23 @@
 //! Controller benchmark: Services created in a burst (and at a steady rate) against the
-//! in-process test API server, timed from the create request to the moment a watcher sees
-//! the `kube-vip.io/loadbalancerIPs` annotation.
+//! test API server, timed from the create request to the moment a watcher sees the
+//! `kube-vip.io/loadbalancerIPs` annotation.
 //!
 //! `cargo bench -p provider --bench controller` prints one line per case:
-//! `controller <case> services_per_s=<x> p50_ms=<x> p99_ms=<x> rss_mb=<x>`
-//! rss_mb is the resident set of the whole bench process: the controller *and* the in-process
-//! API server holding every Service; `controller_rss_mb` is the built binary alone, run as a
-//! child process against the same server's HTTP front door with the same Services, followed by
-//! its split into `anon_mb` (heap, stacks) and `file_mb` (mapped binary and libraries).
-//! `FERROLB_BENCH_WRAP=heaptrack` runs that child under a wrapper command, for profiling.
+//!
+//! - `controller <n> services_per_s=<x> p50_ms=<x> p99_ms=<x> rss_mb=<x> anon_mb=<x> file_mb=<x>`
+//!   for n = 1,000 and 10,000: the built `ferrolb-provider` binary as a child process against
+//!   the in-process server's HTTP front door. `rss_mb` is that process alone (measured 0.5 s
+//!   after the last Service was annotated), split into `anon_mb` (heap, stacks) and `file_mb`
+//!   (mapped binary and libraries).
+//! - `controller <n>-restart settled_s=<x> rss_mb=<x> …`: a second process started against the
+//!   same n annotated Services, once its resident set has not grown for 2 s (included in
+//!   `settled_s`).
+//! - `controller <n>-in-process … bench_rss_mb=<x>` and `controller steady100 …`: the
+//!   controller as a library in the bench process, with the in-process front door (no HTTP).
+//!   `bench_rss_mb` is the whole bench process, API server and all its Services included.
+//!
+//! `--binary-only` runs only the 10,000 binary cases. `FERROLB_BENCH_WRAP=heaptrack` runs the
+//! child under a wrapper command, for profiling.
 
 use std::{
     collections::HashMap,
@@ -213,7 +222,7 @@ async fn in_process(case: &str, n: usize, rate: Option<f64>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (per_second, latencies) = run_case(&client, n, rate).await;
     println!(
-        "controller {case} services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} rss_mb={:.1}",
+        "controller {case} services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} bench_rss_mb={:.1}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         rss_mb("self")
@@ -236,7 +245,7 @@ async fn binary_rss(n: usize) {
     let pid = child.id().to_string();
     let rss = rss_mb(&pid);
     println!(
-        "controller {n}-binary-over-http services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} controller_rss_mb={rss:.1} anon_mb={:.1} file_mb={:.1}",
+        "controller {n} services_per_s={per_second:.0} p50_ms={:.1} p99_ms={:.1} rss_mb={rss:.1} anon_mb={:.1} file_mb={:.1}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         status_mb(&pid, "RssAnon:"),
@@ -251,7 +260,7 @@ async fn binary_rss(n: usize) {
     let pid = child.id().to_string();
     let settled = settle_rss(&pid).await;
     println!(
-        "controller {n}-binary-restart settled_s={:.1} controller_rss_mb={settled:.1} anon_mb={:.1} file_mb={:.1}",
+        "controller {n}-restart settled_s={:.1} rss_mb={settled:.1} anon_mb={:.1} file_mb={:.1}",
         started.elapsed().as_secs_f64(),
         status_mb(&pid, "RssAnon:"),
         status_mb(&pid, "RssFile:"),
@@ -318,11 +327,13 @@ async fn main() {
     }
     let quick = std::env::args().any(|a| a == "--quick");
     if quick {
-        in_process("1000", 1_000, None).await;
+        in_process("1000-in-process", 1_000, None).await;
         return;
     }
-    in_process("1000", 1_000, None).await;
-    in_process("10000", 10_000, None).await;
+    // In-process first: `bench_rss_mb` then counts no API server left over from another case.
+    in_process("1000-in-process", 1_000, None).await;
+    in_process("10000-in-process", 10_000, None).await;
     in_process("steady100", 1_000, Some(100.0)).await;
+    binary_rss(1_000).await;
     binary_rss(10_000).await;
 }
