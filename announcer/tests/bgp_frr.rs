@@ -1,7 +1,7 @@
 //! The speaker against a real FRR `bgpd` (standalone, `-Z`, no zebra) in a network namespace:
 //! eBGP and iBGP sessions, the /32 and the /128 with our next hops, withdraw, routes dropped
 //! when the speaker dies. FRR advertises our own routes back to us (AS path "64512 64513"); the
-//! speaker must discard them without harm.
+//! speaker must discard them without harm. A third test brings a session up with TCP MD5.
 
 mod bgp_support;
 
@@ -20,7 +20,10 @@ struct Frr {
 }
 
 impl Frr {
-    fn start(topology: &Topology, peer_as: u32) -> Frr {
+    fn start(topology: &Topology, peer_as: u32, password: Option<&str>) -> Frr {
+        let auth = password
+            .map(|p| format!(" neighbor {SPEAKER_V4} password {p}\n"))
+            .unwrap_or_default();
         let config = format!(
             "frr defaults datacenter
 hostname rtr
@@ -32,7 +35,7 @@ router bgp {ROUTER_AS}
  neighbor {SPEAKER_V4} remote-as {peer_as}
  neighbor {SPEAKER_V4} passive
  neighbor {SPEAKER_V4} timers 3 9
- address-family ipv4 unicast
+{auth} address-family ipv4 unicast
   neighbor {SPEAKER_V4} activate
  exit-address-family
  address-family ipv6 unicast
@@ -104,7 +107,7 @@ fn exercise(router_as_peer: u32, local_asn: u32) {
         return;
     }
     let topology = Topology::new();
-    let router = Frr::start(&topology, router_as_peer);
+    let router = Frr::start(&topology, router_as_peer, None);
     topology.in_speaker_ns(|| async {
         let speaker = speaker();
         let mut peer = router_peer();
@@ -161,4 +164,50 @@ fn frr_ebgp_installs_withdraws_and_drops_our_routes() {
 #[test]
 fn frr_ibgp_installs_withdraws_and_drops_our_routes() {
     exercise(ROUTER_AS, ROUTER_AS);
+}
+
+#[test]
+fn frr_md5_session_comes_up_only_with_the_right_password() {
+    if !prerequisites(&[BGPD, "vtysh"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Frr::start(&topology, SPEAKER_AS, Some("frr-md5-key"));
+    let right = topology.path("right.pw");
+    let wrong = topology.path("wrong.pw");
+    write(&right, "frr-md5-key\n");
+    write(&wrong, "not-the-key\n");
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let router_ip = ROUTER_V4.parse().expect("ip");
+        let mut peer = router_peer();
+        peer.password = Some(b"not-the-key".to_vec());
+        peer.password_file = Some(wrong.clone());
+        speaker.add_peer(peer).await.expect("peer added");
+        let status = eventually("an error report", Duration::from_secs(10), || {
+            speaker.peer(router_ip).filter(|p| !p.last_error.is_empty())
+        })
+        .await;
+        assert_ne!(status.state, State::Established);
+        assert!(status.last_error.contains("MD5"), "{}", status.last_error);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_ne!(
+            speaker.peer(router_ip).expect("peer").state,
+            State::Established
+        );
+
+        let mut peer = router_peer();
+        peer.password = Some(b"frr-md5-key".to_vec());
+        peer.password_file = Some(right.clone());
+        peer.ebgp_multihop_ttl = 2;
+        speaker.add_peer(peer).await.expect("peer replaced");
+        established(&speaker, router_ip).await;
+        announce_vips(&speaker);
+        let v4 = eventually("the /32 in FRR over MD5", Duration::from_secs(10), || {
+            router.next_hops(VIP_V4)
+        })
+        .await;
+        assert_eq!(v4.first().map(String::as_str), Some(SPEAKER_V4));
+    });
+    drop(router);
 }
