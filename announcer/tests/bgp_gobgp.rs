@@ -1,6 +1,6 @@
 //! The speaker against a real GoBGP router (`gobgpd`) in a network namespace: session up,
 //! host routes in the router's RIB with our next hops and attributes, withdraw, loss of the
-//! routes when the speaker dies, iBGP, and TCP MD5.
+//! routes when the speaker dies, iBGP, TCP MD5, and the IP TTL on the wire (tcpdump).
 
 mod bgp_support;
 
@@ -161,5 +161,89 @@ fn gobgp_md5_session_comes_up_only_with_the_right_password() {
         speaker.add_peer(peer).await.expect("peer replaced");
         established(&speaker, router_ip).await;
     });
+    drop(router);
+}
+
+/// Captures, in the router namespace, the IP TTL (or IPv6 hop limit) of every BGP message
+/// the speaker sends (segments with PSH from its address), until dropped.
+fn capture_ttls(topology: &Topology, name: &str) -> Daemon {
+    let filter = format!(
+        "src host {SPEAKER_V4} and tcp port {ROUTER_PORT} and (tcp[tcpflags] & tcp-push != 0)"
+    );
+    let capture = topology.spawn_router(
+        &[
+            "tcpdump",
+            "-i",
+            &topology.router_if,
+            "-nn",
+            "-v",
+            "-l",
+            "-U",
+            &filter,
+        ],
+        name,
+        &[],
+    );
+    eventually_blocking("tcpdump listening", Duration::from_secs(10), || {
+        capture.log().contains("listening on").then_some(())
+    });
+    capture
+}
+
+/// The `ttl N` values in a `tcpdump -v` log.
+fn ttls(log: &str) -> Vec<u32> {
+    log.split("ttl ")
+        .skip(1)
+        .filter_map(|rest| rest.split([',', ' ']).next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn gobgp_sessions_carry_ttl_1_when_direct_and_the_multihop_ttl_otherwise() {
+    if !prerequisites(&["gobgpd", "gobgp", "tcpdump"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = GoBgp::start(&topology, SPEAKER_AS, None);
+    let router_ip = ROUTER_V4.parse().expect("ip");
+    let direct = capture_ttls(&topology, "direct.pcap.txt");
+    let multihop = topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        speaker.add_peer(router_peer()).await.expect("peer added");
+        established(&speaker, router_ip).await;
+        announce_vips(&speaker);
+        eventually("the /32 in gobgp's RIB", Duration::from_secs(10), || {
+            router.path_attrs(VIP_V4)
+        })
+        .await;
+        let seen = ttls(&direct.log());
+        assert!(
+            seen.len() >= 3 && seen.iter().all(|&ttl| ttl == 1),
+            "direct eBGP must send TTL 1, saw {seen:?}:\n{}",
+            direct.log()
+        );
+        drop(direct);
+
+        // The old session ends (with its Cease) before the new capture starts.
+        assert!(speaker.delete_peer(router_ip).await, "peer deleted");
+        let multihop = capture_ttls(&topology, "multihop.pcap.txt");
+        let mut peer = router_peer();
+        peer.ebgp_multihop_ttl = 3;
+        speaker.add_peer(peer).await.expect("peer replaced");
+        established(&speaker, router_ip).await;
+        eventually(
+            "messages of the multihop session",
+            Duration::from_secs(10),
+            || (ttls(&multihop.log()).len() >= 3).then_some(()),
+        )
+        .await;
+        multihop
+    });
+    let seen = ttls(&multihop.log());
+    assert!(
+        seen.iter().all(|&ttl| ttl == 3),
+        "ebgp_multihop_ttl 3 must send TTL 3, saw {seen:?}:\n{}",
+        multihop.log()
+    );
     drop(router);
 }
