@@ -111,8 +111,8 @@ pub struct ServerArgs {
     /// Valid and preferred lifetime of VIP-mode addresses; renewed every third of it.
     #[arg(long, env = "FERROLB_VIP_LIFETIME", default_value = "300s", value_parser = parse_duration)]
     pub vip_lifetime: Duration,
-    /// How often interfaces are re-read to detect links coming up and to retry failed
-    /// announcements.
+    /// How often interfaces are re-read to retry failed announcements. Links coming up are
+    /// also noticed at once through kernel link notifications; this poll is the fallback.
     #[arg(long, env = "FERROLB_LINK_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub link_poll_interval: Duration,
     /// BGP speaker: standalone peers.

@@ -20,6 +20,7 @@ pub mod events;
 pub mod grpc;
 pub mod interfaces;
 pub mod l2;
+pub mod link_events;
 pub mod metrics;
 pub mod model;
 pub mod safety;

@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::grpc::{self, AnnouncerService, ServeError, TlsFiles};
 use crate::l2::burst::GarpConfig;
 use crate::l2::socket::L2Runtime;
+use crate::link_events;
 use crate::metrics::{self, Metrics};
 use crate::safety::Policy;
 use crate::vip::VipManager;
@@ -104,12 +105,24 @@ pub async fn run_with(
             }
         });
     }
+    // Interfaces are re-read on every kernel link notification, and every poll interval
+    // (retries, and the fallback when notifications are unavailable).
+    let link_changed = Arc::new(tokio::sync::Notify::new());
+    let watcher_wake = Arc::clone(&link_changed);
+    let link_watch = tokio::spawn(async move {
+        if let Err(error) = link_events::watch(watcher_wake).await {
+            tracing::warn!("link notifications unavailable ({error}); polling only");
+        }
+    });
     let poll_engine = Arc::clone(&engine);
     let poll_interval = args.link_poll_interval;
     let poll = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(poll_interval);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = link_changed.notified() => {}
+            }
             poll_engine.tick().await;
         }
     });
@@ -131,6 +144,7 @@ pub async fn run_with(
         },
     };
     poll.abort();
+    link_watch.abort();
     engine.shutdown().await;
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}

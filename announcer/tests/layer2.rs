@@ -282,7 +282,9 @@ fn an_announcement_on_a_down_link_is_pending_and_announced_when_the_link_comes_u
     let lan = Lan::new(2);
     let (node, client) = (&lan.hosts[0], &lan.hosts[1]);
     client.accept_unsolicited();
-    let announcer = Announcer::start(node, &[]);
+    // A poll far longer than the test: only the kernel's link notification can bring the
+    // announcement up within the 5 s waited for below.
+    let announcer = Announcer::start(node, &["--link-poll-interval", "10m"]);
     common::run(&["ip", "-n", &node.ns, "link", "set", "eth0", "down"]);
 
     let status = announcer.ctl_ok(&["announce", V4, "--interface", "eth0"]);

@@ -254,14 +254,10 @@ impl Announcer {
         let log = dir.path().join("announcer.log");
         let listen = format!("unix:{}", socket.display());
         let mut args: Vec<&str> = args.to_vec();
-        args.extend_from_slice(&[
-            "--garp-count",
-            "3",
-            "--garp-interval",
-            "300ms",
-            "--link-poll-interval",
-            "500ms",
-        ]);
+        args.extend_from_slice(&["--garp-count", "3", "--garp-interval", "300ms"]);
+        if !args.contains(&"--link-poll-interval") {
+            args.extend_from_slice(&["--link-poll-interval", "500ms"]);
+        }
         if with_unix_socket {
             args.extend_from_slice(&["--listen", &listen]);
         }
