@@ -24,4 +24,5 @@ pub mod next_hop;
 pub mod session;
 pub mod speaker;
 pub mod timers;
+mod transport;
 pub mod updates;

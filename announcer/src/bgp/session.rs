@@ -19,23 +19,21 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant as StdInstant;
 
-use bytes::BytesMut;
 use futures::StreamExt;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::FramedRead;
 
-use super::codec::{
-    CodecContext, DecodeError, Family, Message, Notification, Update, frame_length,
-};
+use super::codec::{CodecContext, DecodeError, Family, Message, Notification, Update};
 use super::config::{PeerConfig, RouteAttributes};
 use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, STOPPED, State, Timer};
 use super::metrics::{BgpMetrics, PeerLabel};
 use super::next_hop;
 use super::timers::Timers;
+use super::transport::{Framer, connect, connect_error, set_ttl};
 use super::updates::SessionPolicy;
 
 /// The desired routes, shared by all sessions.
@@ -169,31 +167,6 @@ fn snapshot(config: &PeerConfig, status: &Status) -> PeerSnapshot {
         prefixes_sent: status.prefixes_sent,
         updates_sent: status.updates_sent,
         capabilities: status.capabilities.clone(),
-    }
-}
-
-/// Splits a TCP byte stream into BGP messages; `ctx` follows what was negotiated.
-struct Framer {
-    ctx: CodecContext,
-}
-
-impl Decoder for Framer {
-    type Item = Result<Message, DecodeError>;
-    type Error = io::Error;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, io::Error> {
-        match frame_length(buf) {
-            Ok(None) => Ok(None),
-            Ok(Some(len)) => {
-                let frame = buf.split_to(len);
-                Ok(Some(Message::decode(&frame, self.ctx)))
-            }
-            Err(error) => {
-                // The stream cannot be resynchronised; the session closes after this.
-                buf.clear();
-                Ok(Some(Err(error)))
-            }
-        }
     }
 }
 
@@ -583,60 +556,5 @@ impl Session {
         if self.send_updates(updates).await.is_ok() {
             self.adj_rib_out.clear();
         }
-    }
-}
-
-/// A clear reason for a failed connection; a silent drop is what a TCP MD5 mismatch looks like.
-fn connect_error(config: &PeerConfig, error: &io::Error) -> String {
-    let peer = SocketAddr::new(config.address, config.port);
-    if error.kind() == io::ErrorKind::TimedOut {
-        let md5 = if config.password.is_some() {
-            "with"
-        } else {
-            "without"
-        };
-        format!(
-            "connect to {peer}: no answer within {}s (connection attempted {md5} a TCP MD5 \
-             password; a router requiring a different one drops the segments silently)",
-            config.connect_retry.as_secs()
-        )
-    } else {
-        format!("connect to {peer}: {error}")
-    }
-}
-
-fn set_ttl(stream: &TcpStream, ttl: u32, peer: IpAddr) -> io::Result<()> {
-    let socket = socket2::SockRef::from(stream);
-    match peer {
-        IpAddr::V4(_) => socket.set_ttl_v4(ttl),
-        IpAddr::V6(_) => socket.set_unicast_hops_v6(ttl),
-    }
-}
-
-/// Opens the TCP connection of an active peer: source address, TTL and MD5 key are set
-/// before the SYN; gives up after the ConnectRetry time.
-async fn connect(config: PeerConfig) -> io::Result<TcpStream> {
-    let peer = SocketAddr::new(config.address, config.port);
-    let socket = if peer.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(source) = config.source_address {
-        socket.bind(SocketAddr::new(source, 0))?;
-    }
-    {
-        let raw = socket2::SockRef::from(&socket);
-        match peer.ip() {
-            IpAddr::V4(_) => raw.set_ttl_v4(config.ttl())?,
-            IpAddr::V6(_) => raw.set_unicast_hops_v6(config.ttl())?,
-        }
-    }
-    if let Some(password) = &config.password {
-        crate::sys::tcp_md5::set_md5_key(&socket, config.address, password)?;
-    }
-    match tokio::time::timeout(config.connect_retry, socket.connect(peer)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
     }
 }
