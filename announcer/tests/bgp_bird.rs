@@ -251,26 +251,13 @@ fn bird_ibgp_with_md5_comes_up_only_with_the_right_password() {
     let router = Bird::start_full(&topology, false, false, ROUTER_AS, "password \"bird-md5\";");
     topology.in_speaker_ns(|| async {
         let speaker = speaker();
-        let router_ip = ROUTER_V4.parse().expect("ip");
         let mut wrong = router_peer();
         wrong.local_asn = ROUTER_AS;
         wrong.password = Some(b"wrong".to_vec());
-        speaker.add_peer(wrong).await.expect("peer added");
-        let status = eventually("an error report", Duration::from_secs(10), || {
-            speaker.peer(router_ip).filter(|p| !p.last_error.is_empty())
-        })
-        .await;
-        assert!(status.last_error.contains("MD5"), "{}", status.last_error);
-        assert_ne!(
-            speaker.peer(router_ip).expect("peer").state,
-            announcer::bgp::fsm::State::Established
-        );
-
         let mut right = router_peer();
         right.local_asn = ROUTER_AS;
         right.password = Some(b"bird-md5".to_vec());
-        speaker.add_peer(right).await.expect("peer replaced");
-        established(&speaker, router_ip).await;
+        md5_wrong_then_right(&speaker, wrong, right).await;
         announce_vips(&speaker);
         let v4 = eventually("the /32 in BIRD", Duration::from_secs(10), || {
             router.route(VIP_V4)

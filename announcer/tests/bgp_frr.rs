@@ -179,29 +179,14 @@ fn frr_md5_session_comes_up_only_with_the_right_password() {
     write(&wrong, "not-the-key\n");
     topology.in_speaker_ns(|| async {
         let speaker = speaker();
-        let router_ip = ROUTER_V4.parse().expect("ip");
-        let mut peer = router_peer();
-        peer.password = Some(b"not-the-key".to_vec());
-        peer.password_file = Some(wrong.clone());
-        speaker.add_peer(peer).await.expect("peer added");
-        let status = eventually("an error report", Duration::from_secs(10), || {
-            speaker.peer(router_ip).filter(|p| !p.last_error.is_empty())
-        })
-        .await;
-        assert_ne!(status.state, State::Established);
-        assert!(status.last_error.contains("MD5"), "{}", status.last_error);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_ne!(
-            speaker.peer(router_ip).expect("peer").state,
-            State::Established
-        );
-
-        let mut peer = router_peer();
-        peer.password = Some(b"frr-md5-key".to_vec());
-        peer.password_file = Some(right.clone());
-        peer.ebgp_multihop_ttl = 2;
-        speaker.add_peer(peer).await.expect("peer replaced");
-        established(&speaker, router_ip).await;
+        let mut wrong_peer = router_peer();
+        wrong_peer.password = Some(b"not-the-key".to_vec());
+        wrong_peer.password_file = Some(wrong.clone());
+        let mut right_peer = router_peer();
+        right_peer.password = Some(b"frr-md5-key".to_vec());
+        right_peer.password_file = Some(right.clone());
+        right_peer.ebgp_multihop_ttl = 2;
+        md5_wrong_then_right(&speaker, wrong_peer, right_peer).await;
         announce_vips(&speaker);
         let v4 = eventually("the /32 in FRR over MD5", Duration::from_secs(10), || {
             router.next_hops(VIP_V4)

@@ -273,6 +273,32 @@ pub async fn established(speaker: &Speaker, peer: IpAddr) -> PeerSnapshot {
     .await
 }
 
+/// TCP MD5 against a keyed router: the peer `wrong` (another password) never reaches
+/// Established and its error names MD5; then `right` replaces it and comes up. Returns the
+/// error report of the wrong phase.
+pub async fn md5_wrong_then_right(
+    speaker: &Speaker,
+    wrong: PeerConfig,
+    right: PeerConfig,
+) -> PeerSnapshot {
+    let router_ip = wrong.address;
+    speaker.add_peer(wrong).await.expect("peer added");
+    let status = eventually("an error report", Duration::from_secs(10), || {
+        speaker.peer(router_ip).filter(|p| !p.last_error.is_empty())
+    })
+    .await;
+    assert_ne!(status.state, State::Established);
+    assert!(status.last_error.contains("MD5"), "{}", status.last_error);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_ne!(
+        speaker.peer(router_ip).expect("peer").state,
+        State::Established
+    );
+    speaker.add_peer(right).await.expect("peer replaced");
+    established(speaker, router_ip).await;
+    status
+}
+
 /// Writes a file in the topology's temp dir.
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write config");
