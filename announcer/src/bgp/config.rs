@@ -1,6 +1,6 @@
 //! Peer configuration and route attributes, and their validation from the gRPC `Peer` and
 //! `BgpAttributes` messages. Every error names the field and the value, e.g.
-//! `peer.hold_time_seconds: 2 must be 0 or at least 3`.
+//! `peer.hold_time_seconds: 2 must be 0 or 3..=65535`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
