@@ -74,12 +74,7 @@ impl Harness {
     /// outputs).
     async fn fire_next(&mut self) -> (u64, Timer, Vec<Output>) {
         let timer = self.timers.expired().await;
-        let input = match timer {
-            Timer::ConnectRetry => Input::ConnectRetryTimerExpires,
-            Timer::Hold => Input::HoldTimerExpires,
-            Timer::Keepalive => Input::KeepaliveTimerExpires,
-            Timer::IdleHold => Input::IdleHoldTimerExpires,
-        };
+        let input = Input::from(timer);
         let at = (Instant::now() - self.start).as_secs();
         (at, timer, self.feed(input))
     }

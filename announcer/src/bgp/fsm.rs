@@ -49,6 +49,18 @@ pub enum Timer {
     IdleHold,
 }
 
+impl From<Timer> for Input {
+    /// The RFC 4271 §8.1.3 event of an expired timer.
+    fn from(timer: Timer) -> Input {
+        match timer {
+            Timer::ConnectRetry => Input::ConnectRetryTimerExpires,
+            Timer::Hold => Input::HoldTimerExpires,
+            Timer::Keepalive => Input::KeepaliveTimerExpires,
+            Timer::IdleHold => Input::IdleHoldTimerExpires,
+        }
+    }
+}
+
 impl Timer {
     pub const ALL: [Timer; 4] = [
         Timer::ConnectRetry,
@@ -198,10 +210,6 @@ impl Fsm {
     /// Sets our BGP identifier once the connection's local address is known (before OPEN).
     pub fn set_router_id(&mut self, router_id: Ipv4Addr) {
         self.config.router_id = router_id;
-    }
-
-    pub fn config(&self) -> &FsmConfig {
-        &self.config
     }
 
     /// What was negotiated, while the session is OpenConfirm or Established.

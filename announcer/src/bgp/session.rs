@@ -255,17 +255,17 @@ impl Session {
                     let waiting = matches!(self.fsm.state(), State::Active | State::Connect);
                     if waiting && self.connection.is_none() {
                         self.connecting = None;
+                        // An accepted socket got the listener's TTL; ours was set before SYN.
+                        if let Err(error) = set_ttl(&stream, self.config.ttl(), self.config.address)
+                        {
+                            tracing::warn!(peer = %self.config.address, "setting TTL: {error}");
+                        }
                         self.attach(stream).await;
                     }
                     // Otherwise the stream is dropped: one connection per peer.
                 }
                 Wake::Timer(timer) => {
-                    let input = match timer {
-                        Timer::ConnectRetry => Input::ConnectRetryTimerExpires,
-                        Timer::Hold => Input::HoldTimerExpires,
-                        Timer::Keepalive => Input::KeepaliveTimerExpires,
-                        Timer::IdleHold => Input::IdleHoldTimerExpires,
-                    };
+                    let input = Input::from(timer);
                     self.handle(input).await;
                 }
                 Wake::Connected(result) => {
@@ -327,9 +327,6 @@ impl Session {
             self.fsm.set_router_id(id);
         }
         let _ = stream.set_nodelay(true);
-        if let Err(error) = set_ttl(&stream, self.config.ttl(), self.config.address) {
-            tracing::warn!(peer = %self.config.address, "setting TTL: {error}");
-        }
         let (read, writer) = stream.into_split();
         self.ctx = CodecContext::default();
         let reader = FramedRead::new(read, Framer { ctx: self.ctx });

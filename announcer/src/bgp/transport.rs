@@ -60,8 +60,9 @@ pub(super) fn connect_error(config: &PeerConfig, error: &io::Error) -> String {
     }
 }
 
-pub(super) fn set_ttl(stream: &TcpStream, ttl: u32, peer: IpAddr) -> io::Result<()> {
-    let socket = socket2::SockRef::from(stream);
+/// Sets the IP TTL (IPv6: unicast hop limit) of a session socket, connected or not.
+pub(super) fn set_ttl(socket: &impl std::os::fd::AsFd, ttl: u32, peer: IpAddr) -> io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
     match peer {
         IpAddr::V4(_) => socket.set_ttl_v4(ttl),
         IpAddr::V6(_) => socket.set_unicast_hops_v6(ttl),
@@ -80,13 +81,7 @@ pub(super) async fn connect(config: PeerConfig) -> io::Result<TcpStream> {
     if let Some(source) = config.source_address {
         socket.bind(SocketAddr::new(source, 0))?;
     }
-    {
-        let raw = socket2::SockRef::from(&socket);
-        match peer.ip() {
-            IpAddr::V4(_) => raw.set_ttl_v4(config.ttl())?,
-            IpAddr::V6(_) => raw.set_unicast_hops_v6(config.ttl())?,
-        }
-    }
+    set_ttl(&socket, config.ttl(), config.address)?;
     if let Some(password) = &config.password {
         crate::sys::tcp_md5::set_md5_key(&socket, config.address, password)?;
     }

@@ -151,14 +151,6 @@ impl DecodeError {
             reason,
         }
     }
-
-    /// The NOTIFICATION to send, if this error closes the session.
-    pub fn notification(&self) -> Option<&Notification> {
-        match &self.action {
-            ErrorAction::SendNotification(notification) => Some(notification),
-            ErrorAction::TreatAsWithdraw => None,
-        }
-    }
 }
 
 /// A message that cannot be written.

@@ -20,6 +20,6 @@ pub use attributes::{
 };
 pub use error::{DecodeError, EncodeError, ErrorAction, Notification};
 pub use message::{CodecContext, HEADER_LEN, MAX_MESSAGE_LEN, Message, RouteRefresh, frame_length};
-pub use nlri::{Family, Prefix};
+pub use nlri::Family;
 pub use open::{AS_TRANS, Capability, GracefulRestartFamily, Open};
 pub use update::Update;

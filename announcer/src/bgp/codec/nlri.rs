@@ -47,9 +47,6 @@ impl fmt::Display for Family {
     }
 }
 
-/// A prefix as carried in NLRI; re-exported name for readers of the codec.
-pub type Prefix = IpNet;
-
 /// How many bytes `prefix` takes in an NLRI field.
 pub(super) fn encoded_len(prefix: &IpNet) -> usize {
     1 + usize::from(prefix.prefix_len()).div_ceil(8)

@@ -221,16 +221,7 @@ impl Open {
         let open_error = |subcode: u8, data: Vec<u8>, reason: String| {
             DecodeError::notify(Notification::OPEN_MESSAGE_ERROR, subcode, data, reason)
         };
-        if body.len() < 10 {
-            return Err(DecodeError::notify(
-                Notification::MESSAGE_HEADER_ERROR,
-                2,
-                u16::try_from(body.len() + 19)
-                    .unwrap_or(u16::MAX)
-                    .to_be_bytes(),
-                format!("OPEN body of {} bytes is shorter than 10", body.len()),
-            ));
-        }
+        // `Message::decode` already refused an OPEN shorter than 29 bytes (10 of body).
         if body[0] != 4 {
             return Err(open_error(
                 1,
