@@ -164,7 +164,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     .map(Input::Config)
     .boxed();
     let (reread_tx, reread_rx) = mpsc::unbounded_channel();
-    let rereads = tokio_stream_from(reread_rx).map(Input::Reread).boxed();
+    let rereads = stream_of(reread_rx).map(Input::Reread).boxed();
     let mut inputs = futures::stream::select_all([services, configs, rereads]);
 
     let (job_tx, job_rx) = mpsc::unbounded_channel();
@@ -297,7 +297,7 @@ fn send_writes(jobs: &mpsc::UnboundedSender<Job>, writes: Vec<ServiceWrite>) {
 }
 
 /// An mpsc receiver as a Stream (tokio-stream's wrapper, without the extra dependency).
-fn tokio_stream_from<T: Send + 'static>(
+pub(crate) fn stream_of<T: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))

@@ -33,14 +33,6 @@ pub enum Error {
         /// What we were doing.
         action: String,
     },
-    /// A value could not be turned into JSON (a bug, reported rather than panicking).
-    #[error("cannot serialize {what}: {source}")]
-    Serialize {
-        /// What was being serialized.
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
 impl Error {
@@ -56,7 +48,6 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::NotLeader { .. } => "not_leader",
             Error::Timeout { .. } => "timeout",
-            Error::Serialize { .. } => "serialize",
         }
     }
 
@@ -68,11 +59,6 @@ impl Error {
             kube::Error::Api(status) if is_conflict_code(status.code) => Error::Conflict { action },
             _ => Error::Kube { action, source },
         }
-    }
-
-    /// True when the object no longer exists.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Kube { source: kube::Error::Api(status), .. } if status.code == 404)
     }
 }
 

@@ -235,27 +235,28 @@ impl Writer {
 
     async fn reread(&self, key: &ServiceKey) {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
-        let reread = match api.get_opt(&key.name).await {
-            Ok(Some(service)) => Reread::Found(Box::new(service)),
-            Ok(None) => Reread::Gone(key.clone()),
-            Err(source) => {
-                let error = Error::from_kube(
-                    format!("get Service {}/{}", key.namespace, key.name),
-                    source,
-                );
-                self.metrics.reconcile_error(error.metric_label());
-                tracing::warn!(%error, "re-read failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                // Try once more; after that the watch (which relists on errors) brings it.
-                match api.get_opt(&key.name).await {
-                    Ok(Some(service)) => Reread::Found(Box::new(service)),
-                    Ok(None) => Reread::Gone(key.clone()),
-                    Err(_) => return,
+        // Two tries; after that the watch (which relists on errors) brings the Service.
+        for attempt in 0..2 {
+            let reread = match api.get_opt(&key.name).await {
+                Ok(Some(service)) => Reread::Found(Box::new(service)),
+                Ok(None) => Reread::Gone(key.clone()),
+                Err(source) => {
+                    if attempt == 0 {
+                        let error = Error::from_kube(
+                            format!("get Service {}/{}", key.namespace, key.name),
+                            source,
+                        );
+                        self.metrics.reconcile_error(error.metric_label());
+                        tracing::warn!(%error, "re-read failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    continue;
                 }
-            }
-        };
-        // The index task may be gone (term ended); then nobody needs the answer.
-        let _ = self.rereads.send(reread);
+            };
+            // The index task may be gone (term ended); then nobody needs the answer.
+            let _ = self.rereads.send(reread);
+            return;
+        }
     }
 }
 
@@ -324,9 +325,7 @@ pub async fn publish_events(
     metrics: Arc<Metrics>,
     concurrency: usize,
 ) {
-    let mut batches = batches;
-    let stream = futures::stream::poll_fn(move |cx| batches.poll_recv(cx));
-    stream
+    crate::controller::stream_of(batches)
         .for_each_concurrent(concurrency, |batch| {
             let api: Api<K8sEvent> = Api::namespaced(client.clone(), &batch.key.namespace);
             let claims = claims.clone();

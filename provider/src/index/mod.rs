@@ -81,7 +81,6 @@ impl ServiceWrite {
 pub struct Index {
     settings: IndexSettings,
     allocator: Allocator,
-    pools: PoolSet,
     /// Problems of the current ConfigMap as (affected namespace or None = all, sentence).
     config_problems: Vec<(Option<String>, String)>,
     views: BTreeMap<ServiceKey, ServiceView>,
@@ -116,7 +115,6 @@ impl Index {
         Index {
             settings,
             allocator: Allocator::new(PoolSet::default()),
-            pools: PoolSet::default(),
             config_problems: Vec::new(),
             views: BTreeMap::new(),
             seen: HashMap::new(),
@@ -135,11 +133,6 @@ impl Index {
     /// True once existing allocations are adopted and new ones are made.
     pub fn is_serving(&self) -> bool {
         self.serving
-    }
-
-    /// Problems of the current ConfigMap (sentences naming key and value).
-    pub fn config_problems(&self) -> impl Iterator<Item = &str> {
-        self.config_problems.iter().map(|(_, text)| text.as_str())
     }
 
     /// The allocation a Service holds (for tests and diagnostics).
@@ -256,7 +249,6 @@ impl Index {
         self.metrics
             .config_errors
             .set(i64::try_from(self.config_problems.len()).unwrap_or(i64::MAX));
-        self.pools = pools.clone();
         self.allocator.set_pools(pools);
         self.config_listed = true;
         self.pools_unknown = false;
@@ -388,15 +380,20 @@ impl Index {
 
     /// Computes the outcome for one Service and pushes the write it needs, if any.
     fn reconcile_into(&mut self, key: &ServiceKey, writes: &mut Vec<ServiceWrite>) {
-        // A clone, because computing the outcome mutates the allocator next to the views.
-        let Some(view) = self.views.get(key).cloned() else {
+        // Out of the map while the outcome mutates the allocator next to it (no copy).
+        let Some((held_key, view)) = self.views.remove_entry(key) else {
             return;
         };
-        let Some(outcome) = self.outcome(&view) else {
+        self.reconcile_view(&view, writes);
+        self.views.insert(held_key, view);
+    }
+
+    fn reconcile_view(&mut self, view: &ServiceView, writes: &mut Vec<ServiceWrite>) {
+        let key = &view.key;
+        let Some(outcome) = self.outcome(view) else {
             self.seen.remove(key);
             return;
         };
-        let view = &view;
         let seen = match self.seen.get(key) {
             Some(seen) => seen.clone(),
             None => {
@@ -456,7 +453,8 @@ impl Index {
         let key = &view.key;
         // `interface-<ns>` applies even when the namespace allocates from the global pool.
         let interface = self
-            .pools
+            .allocator
+            .pools()
             .interface_for_namespace(&key.namespace)
             .map(str::to_owned);
         if view.deleting || !view.in_scope(&self.settings.classes) {
