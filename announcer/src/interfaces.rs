@@ -34,7 +34,8 @@ pub fn list() -> io::Result<Vec<Interface>> {
         let iface = by_name
             .entry(entry.interface_name.clone())
             .or_insert_with(|| Interface {
-                index: nix::net::if_::if_nametoindex(entry.interface_name.as_str()).unwrap_or(0),
+                // Filled from the link-layer entry below; looked up only if there is none.
+                index: 0,
                 name: entry.interface_name.clone(),
                 mac: None,
                 up: false,
@@ -49,6 +50,7 @@ pub fn list() -> io::Result<Vec<Interface>> {
             continue;
         };
         if let Some(link) = address.as_link_addr() {
+            iface.index = u32::try_from(link.ifindex()).unwrap_or(0);
             iface.mac = link.addr().filter(|mac| mac.iter().any(|b| *b != 0));
         } else if let Some(v4) = address.as_sockaddr_in() {
             let prefix = entry
@@ -67,6 +69,9 @@ pub fn list() -> io::Result<Vec<Interface>> {
                 iface.addresses.push(net);
             }
         }
+    }
+    for iface in by_name.values_mut().filter(|i| i.index == 0) {
+        iface.index = nix::net::if_::if_nametoindex(iface.name.as_str()).unwrap_or(0);
     }
     Ok(by_name.into_values().filter(|i| i.index != 0).collect())
 }

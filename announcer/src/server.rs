@@ -33,11 +33,6 @@ pub enum ServerError {
     },
 }
 
-/// Runs the announcer without a BGP speaker.
-pub async fn run(args: ServerArgs) -> Result<(), ServerError> {
-    run_with(args, |_, _| None).await
-}
-
 /// Runs the announcer; `make_backend` may build a BGP speaker that emits events through the
 /// given sender.
 pub async fn run_with(

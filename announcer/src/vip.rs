@@ -13,7 +13,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, CacheInfo};
 use rtnetlink::{AddressMessageBuilder, Handle};
 use tokio::task::JoinHandle;
@@ -169,24 +168,5 @@ impl VipManager {
                 tracing::warn!("{e}");
             }
         }
-    }
-
-    /// Addresses currently present on interface `index` according to the kernel (used by tests
-    /// and diagnostics).
-    pub async fn kernel_addresses(&self, index: u32) -> Vec<IpAddr> {
-        let mut stream = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
-        let mut out = Vec::new();
-        while let Ok(Some(message)) = stream.try_next().await {
-            out.extend(message.attributes.iter().filter_map(|a| match a {
-                AddressAttribute::Address(ip) => Some(*ip),
-                _ => None,
-            }));
-        }
-        out
     }
 }

@@ -225,14 +225,7 @@ fn build_advertisement(
 /// asker has no address yet (RFC 4861 §7.2.4). `source` must be an address of the interface.
 pub fn build_solicited_advertisement(our_mac: Mac, source: Ipv6Addr, ns: &Solicitation) -> Vec<u8> {
     if ns.is_dad() {
-        build_advertisement(
-            our_mac,
-            source,
-            ns.target,
-            ALL_NODES,
-            multicast_mac(ALL_NODES),
-            false,
-        )
+        build_unsolicited_advertisement(our_mac, source, ns.target)
     } else {
         let eth_destination = ns.source_lla.unwrap_or(ns.eth_source);
         build_advertisement(our_mac, source, ns.target, ns.source, eth_destination, true)

@@ -106,11 +106,6 @@ impl PacketSocket {
         .map_err(|e| io::Error::other(e.to_string()))
     }
 
-    /// The interface this socket is bound to.
-    pub fn ifindex(&self) -> u32 {
-        self.ifindex
-    }
-
     fn bind(&self) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain old data, so all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
