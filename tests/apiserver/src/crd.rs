@@ -44,16 +44,7 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
     };
     let singular = text(&["names", "singular"]).unwrap_or_else(|| kind.to_ascii_lowercase());
     let list_kind = text(&["names", "listKind"]).unwrap_or_else(|| format!("{kind}List"));
-    let short_names: Vec<String> = spec
-        .pointer("/names/shortNames")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let short_names = crate::meta::str_list(spec.pointer("/names/shortNames"));
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)

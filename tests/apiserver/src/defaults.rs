@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::meta;
 use crate::resources::ResourceType;
 
 /// Cluster IPs and node ports in use.
@@ -65,7 +66,7 @@ impl Allocations {
 
     /// Frees what a deleted Service held.
     pub fn release(&mut self, service: &Value) {
-        for ip in str_list(service.pointer("/spec/clusterIPs")) {
+        for ip in meta::str_list(service.pointer("/spec/clusterIPs")) {
             self.used.remove(&ip);
         }
         for port in ports(service) {
@@ -74,17 +75,6 @@ impl Allocations {
             }
         }
     }
-}
-
-fn str_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn ports(service: &Value) -> Vec<Value> {
@@ -193,7 +183,7 @@ pub fn default_service(
             "spec.ipFamilyPolicy: Unsupported value: \"{policy}\": supported values: \"PreferDualStack\", \"RequireDualStack\", \"SingleStack\""
         )));
     }
-    let mut families = str_list(spec.get("ipFamilies"));
+    let mut families = meta::str_list(spec.get("ipFamilies"));
     if let Some(bad) = families.iter().find(|f| *f != "IPv4" && *f != "IPv6") {
         return Err(invalid(format!(
             "spec.ipFamilies: Unsupported value: \"{bad}\": supported values: \"IPv4\", \"IPv6\""
@@ -334,7 +324,7 @@ mod tests {
         );
         default_service(&mut s, None, &mut alloc).expect("defaults");
         assert_eq!(s["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
-        let ips = str_list(s.pointer("/spec/clusterIPs"));
+        let ips = meta::str_list(s.pointer("/spec/clusterIPs"));
         assert!(ips.len() == 2 && ips[1].contains(':'), "{ips:?}");
         let node_port = s["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
         assert!((30_000..=32_767).contains(&node_port), "{node_port}");

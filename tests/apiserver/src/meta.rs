@@ -140,3 +140,16 @@ impl IdSource {
             .collect()
     }
 }
+
+/// The strings of a JSON array (non-strings skipped); empty when absent or not an array.
+pub fn str_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -96,16 +96,7 @@ fn service_external_ip(obj: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let external: Vec<String> = obj
-        .pointer("/spec/externalIPs")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let external = crate::meta::str_list(obj.pointer("/spec/externalIPs"));
     let all: Vec<String> = ingress.into_iter().chain(external).collect();
     if all.is_empty() && text_at(obj, "/spec/type") == "LoadBalancer" {
         return json!("<pending>");

@@ -473,14 +473,5 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
-    meta::metadata(obj)
-        .and_then(|m| m.get("finalizers"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    meta::str_list(meta::metadata(obj).and_then(|m| m.get("finalizers")))
 }
