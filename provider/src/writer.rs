@@ -88,14 +88,8 @@ pub struct Writer {
 }
 
 fn merge(older: Job, newer: Job) -> Job {
-    let mut events = older.write.events;
-    events.extend(newer.write.events);
     Job {
-        write: ServiceWrite {
-            events,
-            allocates: older.write.allocates || newer.write.allocates,
-            ..newer.write
-        },
+        write: older.write.absorb(newer.write),
         observed: older.observed.min(newer.observed),
     }
 }

@@ -71,10 +71,38 @@ pub struct ServiceWrite {
 }
 
 impl ServiceWrite {
+    /// One write for both: `newer`'s patches (computed later) win, the Events of both are
+    /// kept in order, and it allocates if either did.
+    pub fn absorb(self, newer: ServiceWrite) -> ServiceWrite {
+        let mut events = self.events;
+        events.extend(newer.events);
+        ServiceWrite {
+            events,
+            allocates: self.allocates || newer.allocates,
+            ..newer
+        }
+    }
+
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.main.is_empty() && self.status.is_empty() && self.events.is_empty()
     }
+}
+
+/// Folds writes to the same Service into one ([`ServiceWrite::absorb`]), in first-seen order.
+fn coalesce(writes: Vec<ServiceWrite>) -> Vec<ServiceWrite> {
+    let mut at: HashMap<ServiceKey, usize> = HashMap::new();
+    let mut out: Vec<Option<ServiceWrite>> = Vec::with_capacity(writes.len());
+    for write in writes {
+        match at.get(&write.key) {
+            Some(&i) => out[i] = out[i].take().map(|older| older.absorb(write)),
+            None => {
+                at.insert(write.key.clone(), out.len());
+                out.push(Some(write));
+            }
+        }
+    }
+    out.into_iter().flatten().collect()
 }
 
 /// The index. See the module documentation.
@@ -213,7 +241,9 @@ impl Index {
         } else {
             self.maybe_start(&mut writes);
         }
-        writes
+        // Releases of vanished Services retry failed ones, which `reconcile_all` visits again:
+        // one write per Service, or the second would fail its resourceVersion test.
+        coalesce(writes)
     }
 
     /// The pool ConfigMap was read: `None` means it does not exist.

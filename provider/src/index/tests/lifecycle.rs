@@ -218,3 +218,22 @@ fn desired_fields_leave_unrelated_user_annotations_alone() {
     assert_eq!(annotation(&after, "team").as_deref(), Some("blue"));
     assert_eq!(Field::<String>::default(), Field::Keep);
 }
+
+#[test]
+fn a_relist_that_frees_an_address_writes_the_waiting_service_once() {
+    let pool = [("range-global", "192.0.2.10-192.0.2.10")];
+    let web = service("default", "web", 1);
+    let api = service("default", "api", 2);
+    let (mut index, writes) = started(settings(), &pool, vec![web, api.clone()]);
+    assert!(only(writes, "web").allocates);
+    // web is gone from the new list: its release lets api allocate, and the relist reconciles
+    // api as well; both must end up in a single write.
+    let writes = index.reset_services(&[api]);
+    let write = only(writes, "api");
+    assert!(write.allocates);
+    assert!(
+        write.events.iter().any(|e| e.reason == "AddressAllocated"),
+        "{:?}",
+        write.events
+    );
+}
