@@ -184,6 +184,7 @@ fn announcement(
         interface: Some(selector.to_proto()),
         labels,
         bgp: None,
+        candidates: Vec::new(),
     })
 }
 
@@ -278,6 +279,7 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 .sync(pb::SyncRequest {
                     generation,
                     announcements,
+                    node: String::new(),
                 })
                 .await?
                 .into_inner();

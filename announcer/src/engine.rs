@@ -116,6 +116,7 @@ impl Engine {
         let pb::SyncRequest {
             generation,
             announcements,
+            ..
         } = request;
         let mut wanted = Vec::with_capacity(announcements.len());
         let mut l2_or_vip: HashMap<IpAddr, (usize, Mode)> = HashMap::new();

@@ -123,6 +123,9 @@ pub struct Desired {
     pub labels: BTreeMap<String, String>,
     /// BGP attributes of this address (mode BGP only).
     pub bgp: Option<Box<pb::BgpAttributes>>,
+    /// Ordered failover candidates (node names, owner first; LAYER2 and VIP). Carried and
+    /// reported, not acted upon yet.
+    pub candidates: Vec<String>,
 }
 
 impl Desired {
@@ -139,6 +142,7 @@ impl Desired {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             bgp: self.bgp.as_deref().cloned(),
+            candidates: self.candidates.clone(),
         }
     }
 }
@@ -235,6 +239,7 @@ pub fn validate(field: &str, wire: &pb::Announcement) -> Result<Desired, Invalid
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         bgp: wire.bgp.clone().map(Box::new),
+        candidates: wire.candidates.clone(),
     })
 }
 
