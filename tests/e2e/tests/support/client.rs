@@ -1,0 +1,113 @@
+//! What a user on the LAN sees: the client's neighbour table, a TCP connection to the
+//! load-balancer address (answered by whichever node's `e2e-hello` the address leads to),
+//! and a steady ping whose loss shows any flap.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use super::daemon::Daemon;
+use super::topology::Host;
+
+/// Connects to `address:80` from inside `host`'s namespace (a thread that enters the
+/// namespace, so the test process itself stays where it is) and returns the greeting,
+/// e.g. `You've hit node-2`.
+pub fn tcp_hello(host: &Host, address: &str) -> Result<String, String> {
+    let ip: IpAddr = address
+        .parse()
+        .map_err(|e| format!("{address:?} is not an IP address: {e}"))?;
+    let ns_path = format!("/run/netns/{}", host.ns);
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let ns =
+                    std::fs::File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("setns {ns_path}: {e}"))?;
+                let target = SocketAddr::new(ip, 80);
+                let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))
+                    .map_err(|e| format!("TCP connect to {target} from {}: {e}", "client"))?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                stream
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("reading from {target}: {e}"))?;
+                Ok(text.trim().to_string())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A `ping -i <interval> -c <count>` running in the background.
+pub struct Ping {
+    daemon: Daemon,
+    pub address: String,
+}
+
+/// What a finished ping counted.
+#[derive(Debug, Clone, Copy)]
+pub struct PingResult {
+    pub transmitted: u32,
+    pub received: u32,
+}
+
+impl PingResult {
+    pub fn lost(&self) -> u32 {
+        self.transmitted.saturating_sub(self.received)
+    }
+}
+
+impl Ping {
+    /// Starts pinging `address` from `host` every `interval_s` seconds, `count` times.
+    pub fn start(host: &Host, address: &str, interval_s: &str, count: u32, dir: &Path) -> Ping {
+        let name = format!("ping-{}", address.replace([':', '.'], "_"));
+        let count = count.to_string();
+        let daemon = Daemon::spawn(
+            &name,
+            &host.ns,
+            &[
+                "ping", "-n", "-i", interval_s, "-c", &count, "-W", "1", address,
+            ],
+            &[],
+            dir,
+        );
+        Ping {
+            daemon,
+            address: address.to_string(),
+        }
+    }
+
+    /// Waits for ping to finish (at most `timeout`) and parses its summary line
+    /// `N packets transmitted, M received`.
+    pub fn finish(mut self, timeout: Duration) -> PingResult {
+        if self.daemon.wait_exit(timeout).is_none() {
+            // Ends it by its PID; SIGINT would also print the summary, SIGTERM does not.
+            self.daemon.stop();
+            panic!(
+                "ping {} did not finish within {timeout:?}\n{}",
+                self.address,
+                self.daemon.log_tail(5)
+            );
+        }
+        let text = self.daemon.log_text();
+        let summary = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no ping summary for {}:\n{text}", self.address));
+        let numbers: Vec<u32> = summary
+            .split(',')
+            .filter_map(|part| part.split_whitespace().next()?.parse().ok())
+            .collect();
+        match numbers.as_slice() {
+            [transmitted, received, ..] => PingResult {
+                transmitted: *transmitted,
+                received: *received,
+            },
+            _ => panic!("cannot read ping summary {summary:?}"),
+        }
+    }
+}
