@@ -25,6 +25,7 @@
 
 pub mod bird;
 pub mod certs;
+pub mod checks;
 pub mod client;
 pub mod cluster;
 pub mod daemon;
