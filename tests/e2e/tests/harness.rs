@@ -49,9 +49,11 @@ fn announcers_driven_by_ctl_make_allocated_addresses_reachable_from_the_lan() {
                 ips.first().cloned().ok_or_else(|| "no ingress".to_string())
             },
         );
-        cluster
-            .steps
-            .log(&format!("provider allocated {ip} to {namespace}/{name}"));
+        let event =
+            support::checks::wait_event(&cluster, namespace, name, "AddressAllocated", &[&ip]);
+        cluster.steps.log(&format!(
+            "provider allocated {ip} to {namespace}/{name}; Event AddressAllocated {event:?}"
+        ));
         address.insert(*name, ip);
     }
 
@@ -86,6 +88,24 @@ fn announcers_driven_by_ctl_make_allocated_addresses_reachable_from_the_lan() {
             "{mode} {ip} on {node}: client got {greeting:?}, neighbour {seen} = {node}'s MAC"
         ));
     }
+
+    // The ping reader the no-flap scenarios use: 20 echo requests, none lost.
+    let client = cluster.host("client").clone();
+    let ping =
+        support::client::Ping::start(&client, &address["l2-v4"], "0.05", 20, cluster.dir.path());
+    let result = ping.finish(Duration::from_secs(15));
+    assert_eq!(
+        (result.transmitted, result.lost()),
+        (20, 0),
+        "ping of {} from the client",
+        address["l2-v4"]
+    );
+    cluster.steps.log(&format!(
+        "client pinged {}: lost {}/{}",
+        address["l2-v4"],
+        result.lost(),
+        result.transmitted
+    ));
 
     // BGP: every node advertises; BIRD holds one path per node and installs one.
     let ip = address["bgp-v4"].clone();
