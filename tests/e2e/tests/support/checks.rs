@@ -134,8 +134,9 @@ fn active_on(cluster: &Cluster, ip: &str, mode: &str) -> Result<Vec<String>, Str
     Ok(nodes)
 }
 
-/// Waits until exactly one node announces `ip` (active, `mode`) and no other node lists it
-/// at all; returns that node. `not` excludes a node (the one an address must move away from).
+/// Waits until exactly one node announces `ip` (active, `mode`) and no other node holds it
+/// active in any mode (another node may list it not in force, e.g. as a failover candidate);
+/// returns that node. `not` excludes a node (the one an address must move away from).
 pub fn wait_single_owner(cluster: &Cluster, ip: &str, mode: &str, not: Option<&str>) -> String {
     let expected = match not {
         Some(old) => {
@@ -145,9 +146,14 @@ pub fn wait_single_owner(cluster: &Cluster, ip: &str, mode: &str, not: Option<&s
     };
     wait_for(&expected, CHANGE, || {
         let active = active_on(cluster, ip, mode)?;
-        let listing = cluster.nodes_announcing(ip)?;
+        let mut active_any_mode = Vec::new();
+        for other in ["layer2", "vip", "bgp"] {
+            active_any_mode.extend(active_on(cluster, ip, other)?);
+        }
         match active.as_slice() {
-            [owner] if listing == active && Some(owner.as_str()) != not => Ok(owner.clone()),
+            [owner] if active_any_mode == active && Some(owner.as_str()) != not => {
+                Ok(owner.clone())
+            }
             _ => Err(all_states(cluster)),
         }
     })
