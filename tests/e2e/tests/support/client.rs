@@ -2,7 +2,7 @@
 //! load-balancer address (answered by whichever node's `e2e-hello` the address leads to),
 //! and a steady ping whose loss shows any flap.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -10,14 +10,31 @@ use std::time::Duration;
 use super::daemon::Daemon;
 use super::topology::Host;
 
-/// Connects to `address:80` from inside `host`'s namespace (a thread that enters the
-/// namespace, so the test process itself stays where it is) and returns the greeting,
-/// e.g. `You've hit node-2`.
+/// Connects to `address:80` from inside `host`'s namespace and returns the greeting, e.g.
+/// `You've hit node-2`.
 pub fn tcp_hello(host: &Host, address: &str) -> Result<String, String> {
+    tcp_exchange(host, address, 80, b"")
+}
+
+/// `GET <path>` over HTTP/1.0 to `address:port` from inside `host`'s namespace; the whole
+/// response.
+pub fn http_get(host: &Host, address: &str, port: u16, path: &str) -> Result<String, String> {
+    tcp_exchange(
+        host,
+        address,
+        port,
+        format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Connects to `address:port` from a thread that enters `host`'s namespace (so the test
+/// process itself stays where it is), sends `request`, and reads until the peer closes.
+fn tcp_exchange(host: &Host, address: &str, port: u16, request: &[u8]) -> Result<String, String> {
     let ip: IpAddr = address
         .parse()
         .map_err(|e| format!("{address:?} is not an IP address: {e}"))?;
     let ns_path = format!("/run/netns/{}", host.ns);
+    let from = host.name.clone();
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -25,12 +42,15 @@ pub fn tcp_hello(host: &Host, address: &str) -> Result<String, String> {
                     std::fs::File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
                 nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(|e| format!("setns {ns_path}: {e}"))?;
-                let target = SocketAddr::new(ip, 80);
+                let target = SocketAddr::new(ip, port);
                 let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))
-                    .map_err(|e| format!("TCP connect to {target} from {}: {e}", "client"))?;
+                    .map_err(|e| format!("TCP connect to {target} from {from}: {e}"))?;
                 stream
                     .set_read_timeout(Some(Duration::from_secs(2)))
                     .map_err(|e| e.to_string())?;
+                stream
+                    .write_all(request)
+                    .map_err(|e| format!("writing to {target}: {e}"))?;
                 let mut text = String::new();
                 stream
                     .read_to_string(&mut text)

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::bird::{Bird, NODE_ASN, ROUTER_ASN};
 use super::certs::{AnnouncerTls, ProviderTls, write_pki};
+use super::client::http_get;
 use super::daemon::Daemon;
 use super::kube::{self, Kubectl};
 use super::topology::{Host, Topology};
@@ -63,6 +64,8 @@ pub struct Cluster {
     pub provider_tls: ProviderTls,
     /// Whether each node's announcer endpoint is ready in the announcer EndpointSlice.
     announcer_ready: Vec<bool>,
+    /// Log files of every provider replica ever started.
+    provider_logs: Vec<PathBuf>,
     pub steps: Steps,
     pub dir: tempfile::TempDir,
 }
@@ -135,6 +138,7 @@ impl Cluster {
             announcer_tls,
             provider_tls,
             announcer_ready: vec![true; NODES.len()],
+            provider_logs: Vec::new(),
             steps,
             dir,
         };
@@ -248,7 +252,7 @@ impl Cluster {
                 "--bgp-config",
                 &bgp_config.to_string_lossy(),
             ],
-            &[("RUST_LOG", "info")],
+            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
             self.dir.path(),
         );
         NodeAnnouncer { daemon, socket }
@@ -408,13 +412,28 @@ impl Cluster {
             &self.provider_tls,
         ));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let cp = self.topology.host("cp").ns.clone();
-        let daemon = Daemon::spawn(
+        let cp = self.topology.host("cp").clone();
+        let mut daemon = Daemon::spawn(
             &format!("provider-{}", options.identity),
-            &cp,
+            &cp.ns,
             &args,
-            &[("RUST_LOG", "info")],
+            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
             self.dir.path(),
+        );
+        self.provider_logs.push(daemon.log.clone());
+        wait_for(
+            &format!("provider {} to answer /healthz", options.identity),
+            Duration::from_secs(20),
+            || {
+                daemon.assert_running();
+                let response = http_get(&cp, "127.0.0.1", options.metrics_port, "/healthz")?;
+                response
+                    .lines()
+                    .next()
+                    .is_some_and(|status| status.contains(" 200 "))
+                    .then_some(())
+                    .ok_or(response)
+            },
         );
         self.providers.push(daemon);
     }
@@ -428,17 +447,19 @@ impl Cluster {
         }
     }
 
-    /// The logs of every process, for failure messages.
-    pub fn log_tails(&mut self, lines: usize) -> String {
+    /// The last `lines` lines of every provider's and announcer's log (stopped providers
+    /// included), for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
         let mut text = String::new();
-        for provider in &self.providers {
-            text.push_str(&provider.log_tail(lines));
+        for log in &self.provider_logs {
+            text.push_str(&super::daemon::tail(log, lines));
             text.push('\n');
         }
         for announcer in self.announcers.iter().flatten() {
             text.push_str(&announcer.daemon.log_tail(lines));
             text.push('\n');
         }
+        text.push_str(&self.bird.daemon.log_tail(lines));
         text
     }
 
@@ -447,6 +468,15 @@ impl Cluster {
         self.kubectl
             .get("service", Some(namespace), name)
             .unwrap_or_else(|| panic!("Service {namespace}/{name} does not exist"))
+    }
+}
+
+impl Drop for Cluster {
+    /// A failed test shows what the processes said (their logs go with the temp dir).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("=== e2e failure: process logs ===\n{}", self.log_tails(40));
+        }
     }
 }
 

@@ -49,14 +49,7 @@ impl Daemon {
 
     /// The last `lines` lines of the log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = self.log_text();
-        let all: Vec<&str> = text.lines().collect();
-        let from = all.len().saturating_sub(lines);
-        format!(
-            "--- last lines of {} ---\n{}",
-            self.log.display(),
-            all[from..].join("\n")
-        )
+        tail(&self.log, lines)
     }
 
     /// Whether the process is still running.
@@ -119,4 +112,16 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The last `lines` lines of the file at `path`, headed by its name.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let from = all.len().saturating_sub(lines);
+    format!(
+        "--- last lines of {} ---\n{}",
+        path.display(),
+        all[from..].join("\n")
+    )
 }
