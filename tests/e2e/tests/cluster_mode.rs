@@ -31,9 +31,7 @@ fn cluster_with_provider(test: &str) -> Option<Cluster> {
     if !support::netns::prerequisites(test, &["bird", "birdc", "kubectl", "ping"]) {
         return None;
     }
-    let mut cluster = Cluster::start();
-    cluster.start_provider(&provider("p1", false, 18080));
-    Some(cluster)
+    Some(Cluster::start(&[provider("p1", false, 18080)]))
 }
 
 fn provider(identity: &str, leader_elect: bool, metrics_port: u16) -> ProviderOptions {
@@ -532,9 +530,7 @@ fn leader_handover_does_not_flap() {
     ) {
         return;
     }
-    let mut cluster = Cluster::start();
-    cluster.start_provider(&provider("a", true, 18081));
-    cluster.start_provider(&provider("b", true, 18082));
+    let mut cluster = Cluster::start(&[provider("a", true, 18081), provider("b", true, 18082)]);
     let (ip, _) = create_announced(&cluster, "default", "web", json!({}), json!({}), "layer2");
     let (bgp, _) = create_announced(&cluster, "bgp", "route", mode("bgp"), json!({}), "bgp");
     let owner = wait_single_owner(&cluster, &ip, "layer2", None);

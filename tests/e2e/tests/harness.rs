@@ -22,13 +22,12 @@ fn announcers_driven_by_ctl_make_allocated_addresses_reachable_from_the_lan() {
     ) {
         return;
     }
-    let mut cluster = Cluster::start();
-    cluster.start_provider(&ProviderOptions {
+    let cluster = Cluster::start(&[ProviderOptions {
         cluster_mode: false,
         leader_elect: false,
         identity: "alloc-only".into(),
         metrics_port: 18080,
-    });
+    }]);
 
     let services = [
         ("default", "l2-v4", json!({})),

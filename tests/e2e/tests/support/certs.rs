@@ -1,9 +1,16 @@
-//! TLS material for the provider ↔ announcer gRPC link, in "bring your own CA" form
-//! (`--announcer-tls=files`): one CA, a server certificate for the name the provider
-//! verifies (`ferrolb-announcer`, whatever IP it dials) shared by every announcer, and a
-//! client certificate for the provider. Written as PEM files into the run's directory.
+//! TLS material for the provider ↔ announcer gRPC link, two ways:
+//! - "bring your own CA" (`--announcer-tls=files`): [`write_pki`] makes one CA, a server
+//!   certificate for the name the provider verifies (`ferrolb-announcer`, whatever IP it
+//!   dials) shared by every announcer, and a client certificate for the provider;
+//! - provider-managed (`--announcer-tls=managed`): the provider creates Secret
+//!   `kube-system/ferrolb-announcer-tls` and [`write_announcer_tls_from_secret`] plays
+//!   kubelet, writing its keys where the announcers read them.
+//!
+//! Either way the announcers read PEM files from the run's directory.
 
 use std::path::{Path, PathBuf};
+
+use super::kube::Kubectl;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -12,6 +19,54 @@ use rcgen::{
 
 /// The DNS name in the announcers' server certificate.
 pub const ANNOUNCER_SERVER_NAME: &str = "ferrolb-announcer";
+
+/// Who makes the announcers' certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnouncerTlsMode {
+    /// The harness's own CA, handed to the provider as files.
+    Files,
+    /// The provider's Secret `kube-system/ferrolb-announcer-tls`.
+    Managed,
+}
+
+/// Writes `tls.crt`, `tls.key` and `ca.crt` of Secret `kube-system/ferrolb-announcer-tls`
+/// to the paths in `tls` (Err while the Secret or a key is missing).
+pub fn write_announcer_tls_from_secret(
+    kubectl: &Kubectl,
+    tls: &AnnouncerTls,
+) -> Result<(), String> {
+    for (key, path) in [
+        ("tls.crt", &tls.cert),
+        ("tls.key", &tls.key),
+        ("ca.crt", &tls.client_ca),
+    ] {
+        let template = format!("--template={{{{index .data \"{key}\" | base64decode}}}}");
+        let out = kubectl.run(
+            &[
+                "get",
+                "secret",
+                "ferrolb-announcer-tls",
+                "-n",
+                "kube-system",
+                "-o",
+                "go-template",
+                &template,
+            ],
+            None,
+        );
+        let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() || !pem.contains("-----BEGIN") {
+            // Only kubectl's first stderr line: the rest would print the Secret's keys.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr.lines().next().unwrap_or("not a PEM block");
+            return Err(format!(
+                "Secret kube-system/ferrolb-announcer-tls key {key}: {why}"
+            ));
+        }
+        std::fs::write(path, pem).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
 
 /// Paths of the PEM files an announcer needs (`--tls-cert --tls-key --client-ca`).
 #[derive(Debug, Clone)]

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::bird::{Bird, NODE_ASN, ROUTER_ASN};
-use super::certs::{AnnouncerTls, ProviderTls, write_pki};
+use super::certs::{
+    AnnouncerTls, AnnouncerTlsMode, ProviderTls, write_announcer_tls_from_secret, write_pki,
+};
 use super::client::http_get;
 use super::daemon::Daemon;
 use super::kube::{self, Kubectl};
@@ -35,6 +37,10 @@ pub struct NodeAnnouncer {
     pub daemon: Daemon,
     pub socket: PathBuf,
 }
+
+/// Where the announcers' TLS material comes from: our own CA (`--announcer-tls=files`) or
+/// the provider (`--announcer-tls=managed`). The one switch between the two.
+pub const ANNOUNCER_TLS: AnnouncerTlsMode = AnnouncerTlsMode::Files;
 
 /// How a provider replica runs.
 #[derive(Debug, Clone)]
@@ -71,8 +77,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Builds the topology and starts everything but the provider.
-    pub fn start() -> Cluster {
+    /// Builds the topology and starts everything, the provider replicas `providers` included.
+    /// With provider-managed TLS the providers start first and the harness hands their
+    /// Secret to the announcers, as kubelet would mount it; with our own CA the announcers
+    /// start first, so the providers' first dial succeeds.
+    pub fn start(providers: &[ProviderOptions]) -> Cluster {
         let steps = Steps::new();
         let dir = tempfile::Builder::new()
             .prefix(&format!("ferrolb-e2e-{}-", std::process::id()))
@@ -157,6 +166,21 @@ impl Cluster {
             .steps
             .log("Nodes Ready, announcer Service + EndpointSlice, pool ConfigMap written");
 
+        let managed =
+            ANNOUNCER_TLS == AnnouncerTlsMode::Managed && providers.iter().any(|p| p.cluster_mode);
+        if managed {
+            for options in providers {
+                cluster.start_provider(options);
+            }
+            wait_for(
+                "the provider to create Secret kube-system/ferrolb-announcer-tls",
+                Duration::from_secs(30),
+                || write_announcer_tls_from_secret(&cluster.kubectl, &cluster.announcer_tls),
+            );
+            cluster.steps.log(
+                "providers up; Secret kube-system/ferrolb-announcer-tls copied for the announcers",
+            );
+        }
         for (i, node) in NODES.iter().enumerate() {
             let announcer = cluster.spawn_announcer(i);
             cluster.announcers.push(Some(announcer));
@@ -194,6 +218,14 @@ impl Cluster {
         cluster
             .steps
             .log("BIRD: BGP Established with node-1, node-2, node-3");
+        if !managed {
+            for options in providers {
+                cluster.start_provider(options);
+            }
+        }
+        if !providers.is_empty() {
+            cluster.steps.log("provider replicas answer /healthz");
+        }
         cluster
     }
 
@@ -489,9 +521,7 @@ pub struct Announced {
     pub since_unix_ms: u64,
 }
 
-/// The provider's flags for talking to announcers. The one place that knows how TLS reaches
-/// the provider: files mode today (our own CA); managed mode would drop the file flags and
-/// have the harness copy Secret `kube-system/ferrolb-announcer-tls` to the announcers.
+/// The provider's flags for talking to announcers ([`ANNOUNCER_TLS`] picks the TLS flags).
 fn provider_announcer_args(cluster_mode: bool, tls: &ProviderTls) -> Vec<String> {
     if !cluster_mode {
         // Providers from before cluster mode have no such flag and never dial announcers.
@@ -501,18 +531,24 @@ fn provider_announcer_args(cluster_mode: bool, tls: &ProviderTls) -> Vec<String>
             Vec::new()
         };
     }
-    vec![
+    let mut args = vec![
         "--announcers=cluster".into(),
         format!(
             "--announcer-service={}/{}",
             kube::ANNOUNCER_NAMESPACE,
             kube::ANNOUNCER_SERVICE
         ),
-        "--announcer-tls=files".into(),
-        format!("--announcer-client-cert={}", tls.cert.display()),
-        format!("--announcer-client-key={}", tls.key.display()),
-        format!("--announcer-ca={}", tls.ca.display()),
-    ]
+    ];
+    match ANNOUNCER_TLS {
+        AnnouncerTlsMode::Files => args.extend([
+            "--announcer-tls=files".into(),
+            format!("--announcer-client-cert={}", tls.cert.display()),
+            format!("--announcer-client-key={}", tls.key.display()),
+            format!("--announcer-ca={}", tls.ca.display()),
+        ]),
+        AnnouncerTlsMode::Managed => args.push("--announcer-tls=managed".into()),
+    }
+    args
 }
 
 /// Whether `ferrolb-provider --help` lists `flag`.
