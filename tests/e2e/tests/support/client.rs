@@ -27,6 +27,33 @@ pub fn http_get(host: &Host, address: &str, port: u16, path: &str) -> Result<Str
     )
 }
 
+/// An HTTP/1.0 request with a JSON-ish body to `address:port` from inside `host`'s
+/// namespace; the status code and the response body.
+pub fn http_request(
+    host: &Host,
+    address: &str,
+    port: u16,
+    request: (&str, &str, &str),
+    body: &str,
+) -> Result<(u16, String), String> {
+    let (method, path, content_type) = request;
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let response = tcp_exchange(host, address, port, format!("{head}{body}").as_bytes())?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
 /// Connects to `address:port` from a thread that enters `host`'s namespace (so the test
 /// process itself stays where it is), sends `request`, and reads until the peer closes.
 fn tcp_exchange(host: &Host, address: &str, port: u16, request: &[u8]) -> Result<String, String> {

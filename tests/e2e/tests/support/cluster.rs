@@ -154,6 +154,19 @@ impl Cluster {
         for node in NODES {
             cluster.kubectl.apply(&kube::node(node));
             cluster.set_node_ready(node, true);
+            let stored = cluster.kubectl.get("node", None, node);
+            let ready = stored.as_ref().and_then(|n| {
+                n["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "Ready")
+                    .map(|c| c["status"] == "True")
+            });
+            assert_eq!(
+                ready,
+                Some(true),
+                "Node {node} should be Ready after the status patch: {stored:?}"
+            );
         }
         cluster.kubectl.apply(&kube::announcer_service(GRPC_PORT));
         cluster.write_announcer_endpoints();
@@ -375,13 +388,8 @@ impl Cluster {
     /// Sets the kubelet's Ready condition of `node`.
     pub fn set_node_ready(&self, node: &str, ready: bool) {
         let host = self.topology.host(node);
-        self.kubectl.merge_patch(
-            "node",
-            None,
-            node,
-            &kube::node_status(ready, &host.ipv4, &host.ipv6),
-            true,
-        );
+        self.kubectl
+            .patch_node_status(node, &kube::node_status(ready, &host.ipv4, &host.ipv6));
     }
 
     /// Marks `node`'s announcer endpoint ready or not, as the EndpointSlice controller

@@ -106,6 +106,45 @@ impl Kubectl {
         self.ok(&args, None);
     }
 
+    /// A merge patch of `/api/v1/nodes/<name>/status`, sent over HTTP by the harness
+    /// itself: `kubectl patch --subresource` needs kubectl 1.24+, and Debian's
+    /// kubernetes-client is 1.20.
+    pub fn patch_node_status(&self, name: &str, patch: &Value) {
+        let port = self.server_port();
+        let host = super::topology::Host {
+            name: "cp".into(),
+            ns: self.ns.clone(),
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+        };
+        let path = format!("/api/v1/nodes/{name}/status");
+        let (status, body) = super::client::http_request(
+            &host,
+            "127.0.0.1",
+            port,
+            ("PATCH", &path, "application/merge-patch+json"),
+            &patch.to_string(),
+        )
+        .unwrap_or_else(|e| panic!("PATCH {path}: {e}"));
+        assert_eq!(status, 200, "PATCH {path}: HTTP {status}: {body}");
+    }
+
+    /// The API server's port, from the kubeconfig it wrote (`server: http://127.0.0.1:N`).
+    fn server_port(&self) -> u16 {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix("server:"))
+            .and_then(|url| {
+                url.trim()
+                    .trim_matches('"')
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no server port in {}", self.kubeconfig.display()))
+    }
+
     /// `kubectl delete --wait=false`.
     pub fn delete(&self, resource: &str, namespace: &str, name: &str) {
         self.ok(
