@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages FerroLB's tests use, when missing. Idempotent.
+# tests/e2e needs iproute2, iputils-ping, bird2 and kubectl from this list.
 set -euo pipefail
 PKGS="iproute2 iputils-ping arping ndisc6 tcpdump gobgpd bird2 frr exabgp"
 missing=""
