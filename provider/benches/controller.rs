@@ -209,6 +209,7 @@ async fn in_process(case: &str, n: usize, rate: Option<f64>) {
         "ferrolb-provider",
         "--leader-elect=false",
         "--initialize-nodes=false",
+        "--announcers=none",
         &concurrency,
     ])
     .expect("flags");
@@ -285,6 +286,7 @@ fn spawn_provider(kubeconfig: &std::path::Path) -> std::process::Child {
         .args([
             "--leader-elect=false",
             "--initialize-nodes=false",
+            "--announcers=none",
             "--metrics-addr=127.0.0.1:0",
         ])
         .env("RUST_LOG", "error")

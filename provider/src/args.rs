@@ -107,6 +107,45 @@ pub struct Args {
     /// thread per node CPU would only add allocator arenas (resident memory) on large nodes.
     #[arg(long, env = "FERROLB_WORKER_THREADS", default_value_t = 2)]
     pub worker_threads: usize,
+
+    /// Who makes addresses reachable: `cluster` (the leader drives ferrolb-announcer on every
+    /// node; ingress is written once an address is really announced) or `none` (another
+    /// announcer such as kube-vip reads `kube-vip.io/loadbalancerIPs`; ingress as soon as
+    /// allocated).
+    #[arg(long, env = "FERROLB_ANNOUNCERS", value_enum, default_value_t = AnnouncersMode::Cluster)]
+    pub announcers: AnnouncersMode,
+
+    /// The headless Service, `namespace/name`, whose EndpointSlices list the announcers
+    /// (cluster mode): one endpoint per node, the node's address, the port named `grpc`.
+    #[arg(
+        long,
+        env = "FERROLB_ANNOUNCER_SERVICE",
+        default_value = "kube-system/ferrolb-announcer"
+    )]
+    pub announcer_service: String,
+
+    /// The mode of Services that name none with `ferrolb.io/mode` or OpenELB's
+    /// `protocol.openelb.kubesphere.io/v1alpha1`: `layer2`, `vip` or `bgp`.
+    #[arg(long, env = "FERROLB_DEFAULT_MODE", default_value = "layer2", value_parser = parse_mode)]
+    pub default_mode: crate::announce::Mode,
+
+    /// How many nodes each layer2/vip announcement names as ordered failover candidates
+    /// (the owner first).
+    #[arg(long, env = "FERROLB_FAILOVER_CANDIDATES", default_value_t = 3)]
+    pub failover_candidates: usize,
+}
+
+/// Who makes allocated addresses reachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnnouncersMode {
+    /// FerroLB's own announcers, driven by the leader.
+    Cluster,
+    /// Somebody else (kube-vip); today's kube-vip-cloud-provider behaviour.
+    None,
+}
+
+fn parse_mode(text: &str) -> Result<crate::announce::Mode, String> {
+    crate::announce::Mode::parse(text).ok_or_else(|| format!("`{text}` is not layer2, vip or bgp"))
 }
 
 /// Who writes `status.loadBalancer.ingress`.
@@ -171,6 +210,12 @@ impl Args {
         if self.worker_threads == 0 {
             return Err("--worker-threads must be at least 1".to_string());
         }
+        if self.announcers == AnnouncersMode::Cluster {
+            self.announcer_service_key()?;
+        }
+        if self.failover_candidates == 0 {
+            return Err("--failover-candidates must be at least 1".to_string());
+        }
         if self.write_concurrency == 0 {
             return Err("--write-concurrency must be at least 1".to_string());
         }
@@ -184,6 +229,19 @@ impl Args {
             self.kube_vip_class_mode
                 .then(|| self.kube_vip_class_name.clone())
         })
+    }
+
+    /// `--announcer-service` as a Service key.
+    pub fn announcer_service_key(&self) -> Result<crate::ipam::ServiceKey, String> {
+        match self.announcer_service.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+                Ok(crate::ipam::ServiceKey::new(namespace, name))
+            }
+            _ => Err(format!(
+                "--announcer-service `{}` is not namespace/name",
+                self.announcer_service
+            )),
+        }
     }
 
     /// The Lease holder identity.

@@ -1,11 +1,15 @@
-//! Wiring: watchers → index → writer, gated by the Lease.
+//! Wiring: watchers → the two jobs (allocate, announce) → writer and drivers, gated by the
+//! Lease.
 //!
 //! ```text
 //!   lease::run ──Claim──┬──────────────────────────────────────────────┐
 //!                       ▼                                              ▼
 //!   Service watcher ─┐                                          nodes::run
-//!   ConfigMap watcher ┼─▶ index task (owns Index) ──Job──▶ Writer ──▶ API server
-//!   Writer rereads ──┘
+//!   ConfigMap watcher ┼─▶ index task: Index (allocate) ──Job──▶ Writer ──▶ API server
+//!   Writer rereads ──┘         │ ▲
+//!   Node watcher ──────┐       ▼ │ statuses, moves         (cluster mode only)
+//!   EndpointSlice ─────┼─▶ announce::Job (plan) ──NodeDesired──▶ drivers ──gRPC──▶ announcers
+//!   driver reports ────┘
 //! ```
 //!
 //! A *term* starts when this replica's claim becomes current and ends when it lapses. Each
@@ -15,7 +19,10 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, stream::BoxStream};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Node, Service},
+    discovery::v1::EndpointSlice,
+};
 use kube::{
     Api, Client,
     runtime::{WatchStreamExt, watcher},
@@ -27,7 +34,11 @@ use tokio::{
 };
 
 use crate::{
-    args::Args,
+    announce::{
+        driver::{ClientTls, DriverReport},
+        job::Job as AnnounceJob,
+    },
+    args::{AnnouncersMode, Args},
     http::{Health, Phase},
     index::{Index, IndexSettings, ServiceWrite},
     lease::{self, Claim, LeaseSettings},
@@ -56,6 +67,19 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Readiness.
     pub health: Arc<Health>,
+    /// Cluster mode (`--announcers=cluster`); `None` when another announcer is used.
+    pub cluster: Option<ClusterContext>,
+}
+
+/// What the announce job needs.
+#[derive(Clone)]
+pub struct ClusterContext {
+    /// The announcers' headless Service.
+    pub announcer_service: crate::ipam::ServiceKey,
+    /// Failover candidates per layer2/vip address.
+    pub candidates: usize,
+    /// The client TLS material for announcers (from `certs`); `None` until there is some.
+    pub tls: watch::Receiver<Option<Arc<ClientTls>>>,
 }
 
 impl Context {
@@ -77,6 +101,8 @@ impl Context {
                 status: args.status,
                 reallocate_outside_pools: args.reallocate_outside_pools,
                 config_source: format!("{}/{}", args.config_namespace, args.config_name),
+                cluster_default_mode: (args.announcers == AnnouncersMode::Cluster)
+                    .then_some(args.default_mode),
             },
             config_namespace: args.config_namespace.clone(),
             config_name: args.config_name.clone(),
@@ -84,6 +110,15 @@ impl Context {
             write_concurrency: args.write_concurrency,
             metrics,
             health,
+            cluster: match (args.announcers, args.announcer_service_key()) {
+                (AnnouncersMode::Cluster, Ok(announcer_service)) => Some(ClusterContext {
+                    announcer_service,
+                    candidates: args.failover_candidates,
+                    // Replaced by the caller with the certificate task's receiver.
+                    tls: watch::channel(None).1,
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -143,6 +178,9 @@ enum Input {
     Services(Result<watcher::Event<Service>, watcher::Error>),
     Config(Result<watcher::Event<ConfigMap>, watcher::Error>),
     Reread(Reread),
+    Nodes(Result<watcher::Event<Node>, watcher::Error>),
+    Slices(Result<watcher::Event<EndpointSlice>, watcher::Error>),
+    Driver(DriverReport),
 }
 
 /// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
@@ -165,7 +203,40 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     .boxed();
     let (reread_tx, reread_rx) = mpsc::unbounded_channel();
     let rereads = stream_of(reread_rx).map(Input::Reread).boxed();
-    let mut inputs = futures::stream::select_all([services, configs, rereads]);
+    let mut streams = vec![services, configs, rereads];
+    let mut announce = None;
+    if let Some(cluster) = &ctx.cluster {
+        let nodes = watcher(
+            Api::<Node>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(Input::Nodes)
+        .boxed();
+        let slices = watcher(
+            Api::<EndpointSlice>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(Input::Slices)
+        .boxed();
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        streams.extend([
+            nodes,
+            slices,
+            stream_of(report_rx).map(Input::Driver).boxed(),
+        ]);
+        let epoch = claims.borrow().epoch;
+        announce = Some(AnnounceJob::new(
+            cluster.announcer_service.clone(),
+            cluster.candidates,
+            epoch,
+            cluster.tls.clone(),
+            report_tx,
+            ctx.metrics.clone(),
+        ));
+    }
+    let mut inputs = futures::stream::select_all(streams);
 
     let (job_tx, job_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
@@ -200,6 +271,11 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut config_failures = 0_u32;
     // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
     let mut stats_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // The announce job runs at most every few milliseconds: a burst of events costs one
+    // placement per touched address, and one Sync per node.
+    let mut announce_tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    announce_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut announce_dirty = false;
     loop {
         let input = tokio::select! {
             input = inputs.next() => match input {
@@ -212,7 +288,15 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 }
                 continue;
             }
+            _ = announce_tick.tick(), if announce_dirty => {
+                announce_dirty = false;
+                if let Some(job) = announce.as_mut() {
+                    send_writes(&job_tx, job.flush(&mut index));
+                }
+                continue;
+            }
         };
+        announce_dirty |= announce.is_some();
         let writes = match input {
             Input::Services(Ok(event)) => match event {
                 watcher::Event::Init => {
@@ -280,6 +364,29 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             }
             Input::Reread(Reread::Found(service)) => index.apply_service(&service),
             Input::Reread(Reread::Gone(key)) => index.delete_service(&key.namespace, &key.name),
+            Input::Nodes(Ok(event)) => {
+                if let Some(job) = announce.as_mut() {
+                    job.node_event(event);
+                }
+                Vec::new()
+            }
+            Input::Slices(Ok(event)) => {
+                if let Some(job) = announce.as_mut() {
+                    job.slice_event(event);
+                }
+                Vec::new()
+            }
+            Input::Nodes(Err(error)) | Input::Slices(Err(error)) => {
+                tracing::warn!(%error, "watch failed; the watcher retries with backoff");
+                ctx.metrics.reconcile_error("watch");
+                Vec::new()
+            }
+            Input::Driver(report) => {
+                if let Some(job) = announce.as_mut() {
+                    job.report(report);
+                }
+                Vec::new()
+            }
         };
         if index.is_serving() && ctx.health.phase() != Phase::Serving {
             ctx.health.set(Phase::Serving);

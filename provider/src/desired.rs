@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use crate::{
     nodes::pointer,
     service_view::{
-        ALLOCATED, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL, LOADBALANCER_IPS, REQUESTED,
-        SERVICE_INTERFACE, ServiceView,
+        ALLOCATED, ANNOUNCED_CONDITION, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL,
+        LOADBALANCER_IPS, REQUESTED, SERVICE_INTERFACE, ServiceView,
     },
 };
 
@@ -107,6 +107,8 @@ pub struct Desired {
     pub ingress: Field<Vec<IpAddr>>,
     /// Our condition in `status.conditions`.
     pub condition: Field<ConditionSpec>,
+    /// The `ferrolb.io/Announced` condition (cluster mode).
+    pub announced: Field<ConditionSpec>,
 }
 
 fn add(segments: &[&str], value: Value) -> PatchOperation {
@@ -220,6 +222,58 @@ pub fn main_patch(view: &ServiceView, desired: &Desired) -> Vec<PatchOperation> 
     ops
 }
 
+/// Makes the condition `type_` in `conditions` what `want` says; true when that changed it.
+fn apply_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    want: &Field<ConditionSpec>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> bool {
+    let at = conditions.iter().position(|c| c.type_ == type_);
+    match want {
+        Field::Keep => false,
+        Field::Remove => match at {
+            Some(at) => {
+                conditions.remove(at);
+                true
+            }
+            None => false,
+        },
+        Field::Set(spec) => {
+            let status = if spec.status { "True" } else { "False" };
+            let current = at.map(|at| &conditions[at]);
+            let unchanged = current.is_some_and(|c| {
+                c.status == status
+                    && c.reason == spec.reason
+                    && c.message == spec.message
+                    && c.observed_generation == generation
+            });
+            if unchanged {
+                return false;
+            }
+            // lastTransitionTime moves only when the status flips (API conventions).
+            let since = match current {
+                Some(c) if c.status == status => c.last_transition_time.clone(),
+                _ => Time(now),
+            };
+            let condition = Condition {
+                type_: type_.to_string(),
+                status: status.to_string(),
+                reason: spec.reason.clone(),
+                message: spec.message.clone(),
+                observed_generation: generation,
+                last_transition_time: since,
+            };
+            match at {
+                Some(at) => conditions[at] = condition,
+                None => conditions.push(condition),
+            }
+            true
+        }
+    }
+}
+
 /// Operations on the status subresource. `now` stamps a changed condition.
 pub fn status_patch(view: &ServiceView, desired: &Desired, now: Timestamp) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
@@ -249,47 +303,17 @@ pub fn status_patch(view: &ServiceView, desired: &Desired, now: Timestamp) -> Ve
             ops.push(add(&["status", "loadBalancer"], value));
         }
     }
-    let current = view.our_condition();
-    let others = || {
-        view.conditions
-            .iter()
-            .flatten()
-            .filter(|c| c.type_ != CONDITION_TYPE)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    match &desired.condition {
-        Field::Set(spec) => {
-            let status = if spec.status { "True" } else { "False" };
-            let unchanged = current.is_some_and(|c| {
-                c.status == status
-                    && c.reason == spec.reason
-                    && c.message == spec.message
-                    && c.observed_generation == view.generation
-            });
-            if !unchanged {
-                // lastTransitionTime moves only when the status flips (API conventions).
-                let since = match current {
-                    Some(c) if c.status == status => c.last_transition_time.clone(),
-                    _ => Time(now),
-                };
-                let mut conditions = others();
-                conditions.push(Condition {
-                    type_: CONDITION_TYPE.to_string(),
-                    status: status.to_string(),
-                    reason: spec.reason.clone(),
-                    message: spec.message.clone(),
-                    observed_generation: view.generation,
-                    last_transition_time: since,
-                });
-                ensure_status(&mut ops);
-                ops.push(add(&["status", "conditions"], json!(conditions)));
-            }
-        }
-        Field::Remove if current.is_some() => {
-            ops.push(add(&["status", "conditions"], json!(others())));
-        }
-        _ => {}
+    let mut conditions: Vec<Condition> = view.conditions.clone().unwrap_or_default();
+    let mut changed = false;
+    for (type_, want) in [
+        (CONDITION_TYPE, &desired.condition),
+        (ANNOUNCED_CONDITION, &desired.announced),
+    ] {
+        changed |= apply_condition(&mut conditions, type_, want, view.generation, now);
+    }
+    if changed {
+        ensure_status(&mut ops);
+        ops.push(add(&["status", "conditions"], json!(conditions)));
     }
     ops
 }

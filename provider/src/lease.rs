@@ -110,13 +110,22 @@ pub fn next_spec(
 pub struct Claim {
     /// Writes are allowed strictly before this instant; `None` = not leading.
     pub valid_until: Option<Instant>,
+    /// The Lease's `leaseTransitions` of this term, plus one. It grows with every change of
+    /// holder, so announcer `Sync` generations derived from it keep increasing across leaders
+    /// and a deposed leader's late Sync is refused as stale. 0 when not leading.
+    pub epoch: u64,
 }
 
 impl Claim {
     /// A claim that never lapses (leader election disabled).
     pub fn forever() -> Self {
+        // Without a Lease the start time orders successive processes.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs());
         Claim {
             valid_until: Some(Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)),
+            epoch: started,
         }
     }
 
@@ -182,7 +191,7 @@ pub async fn run(
     loop {
         let started = Instant::now();
         match round(&api, &settings).await {
-            Ok(true) => {
+            Ok(Some(transitions)) => {
                 if !leading {
                     tracing::info!(identity = %settings.identity, "acquired the leader Lease");
                     metrics.leader_transitions.inc();
@@ -190,9 +199,10 @@ pub async fn run(
                 leading = true;
                 claims.send_replace(Claim {
                     valid_until: Some(started + settings.renew_deadline),
+                    epoch: u64::try_from(transitions).unwrap_or(0) + 1,
                 });
             }
-            Ok(false) => {
+            Ok(None) => {
                 if leading {
                     tracing::warn!(identity = %settings.identity, "lost the leader Lease");
                 }
@@ -234,8 +244,8 @@ pub async fn release(client: Client, settings: &LeaseSettings) {
     }
 }
 
-/// One read-decide-write round. Returns whether we hold the Lease afterwards.
-async fn round(api: &Api<Lease>, settings: &LeaseSettings) -> Result<bool> {
+/// One read-decide-write round. Returns the Lease's transitions when we hold it afterwards.
+async fn round(api: &Api<Lease>, settings: &LeaseSettings) -> Result<Option<i32>> {
     let action = format!("update Lease {}/{LEASE_NAME}", settings.namespace);
     let current = api
         .get_opt(LEASE_NAME)
@@ -248,7 +258,7 @@ async fn round(api: &Api<Lease>, settings: &LeaseSettings) -> Result<bool> {
         now,
     );
     match decision {
-        Decision::Wait { .. } | Decision::Yield => return Ok(false),
+        Decision::Wait { .. } | Decision::Yield => return Ok(None),
         Decision::Acquire | Decision::Renew => {}
     }
     let spec = next_spec(
@@ -258,6 +268,7 @@ async fn round(api: &Api<Lease>, settings: &LeaseSettings) -> Result<bool> {
         settings.duration,
         now,
     );
+    let transitions = spec.lease_transitions.unwrap_or(0);
     let result = match current {
         Some(mut lease) => {
             // PUT carries the resourceVersion we read: a concurrent writer makes this a 409.
@@ -278,9 +289,9 @@ async fn round(api: &Api<Lease>, settings: &LeaseSettings) -> Result<bool> {
         }
     };
     match result {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(Some(transitions)),
         // Somebody else won this round.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
         Err(source) => Err(Error::from_kube(action, source)),
     }
 }
@@ -380,6 +391,7 @@ mod tests {
     async fn claim_lapses_at_its_deadline_without_any_message() {
         let (tx, mut rx) = watch::channel(Claim {
             valid_until: Some(Instant::now() + Duration::from_millis(200)),
+            epoch: 1,
         });
         assert!(rx.borrow().is_current());
         let started = Instant::now();

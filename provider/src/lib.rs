@@ -5,6 +5,7 @@
 //! look (`kube-vip.io/loadbalancerIPs`).
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod args;
 pub mod controller;
 pub mod desired;

@@ -35,6 +35,15 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Labels of the per-node announcement gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeModeLabels {
+    /// Node name.
+    pub node: String,
+    /// `layer2`, `vip` or `bgp`.
+    pub mode: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the provider exports.
@@ -62,6 +71,16 @@ pub struct Metrics {
     pub leader_transitions: Counter,
     /// Malformed entries in the pool ConfigMap at its last reading.
     pub config_errors: Gauge,
+    /// Announcers the leader holds a working connection to (cluster mode).
+    pub announcers_connected: Gauge,
+    /// Announcements in each node's desired set, by mode (cluster mode).
+    pub node_announcements: Family<NodeModeLabels, Gauge>,
+    /// Addresses that moved to another node (or to none), by reason.
+    pub moves: Family<ReasonLabel, Counter>,
+    /// Seconds a Sync to an announcer took, call to answer.
+    pub sync_latency: Histogram,
+    /// Syncs refused by an announcer (stale generation, invalid set).
+    pub sync_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -81,6 +100,14 @@ impl Default for Metrics {
             leader: Gauge::default(),
             leader_transitions: Counter::default(),
             config_errors: Gauge::default(),
+            announcers_connected: Gauge::default(),
+            node_announcements: Family::default(),
+            moves: Family::default(),
+            // 0.5 ms .. ~4 s
+            sync_latency: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14),
+            ),
+            sync_refusals: Counter::default(),
         }
     }
 }
@@ -143,6 +170,31 @@ impl Metrics {
             "config_errors",
             "Malformed entries in the pool ConfigMap",
             self.config_errors.clone(),
+        );
+        r.register(
+            "announcers_connected",
+            "Announcers the leader holds a working connection to",
+            self.announcers_connected.clone(),
+        );
+        r.register(
+            "node_announcements",
+            "Announcements in each node's desired set, by mode",
+            self.node_announcements.clone(),
+        );
+        r.register(
+            "announcement_moves",
+            "Addresses that moved to another node, by reason",
+            self.moves.clone(),
+        );
+        r.register(
+            "announcer_sync_latency_seconds",
+            "Time a Sync to an announcer took",
+            self.sync_latency.clone(),
+        );
+        r.register(
+            "announcer_sync_refusals",
+            "Syncs an announcer refused (stale generation or invalid set)",
+            self.sync_refusals.clone(),
         );
     }
 

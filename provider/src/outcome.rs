@@ -8,10 +8,69 @@
 use std::net::IpAddr;
 
 use crate::{
+    announce::{Mode, ServiceStatus},
     args::StatusMode,
     desired::{ConditionSpec, Desired, Field},
-    service_view::{IMPLEMENTATION_VALUE, ServiceView, join, split_raw},
+    service_view::{ANNOUNCED_CONDITION, IMPLEMENTATION_VALUE, ServiceView, join, split_raw},
 };
+
+/// What cluster mode says about a Service's announcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announce<'a> {
+    /// `--announcers=none`: somebody else announces; ingress as soon as allocated.
+    Off,
+    /// Cluster mode, but the planner has not judged this Service yet: leave ingress and the
+    /// condition as they are (a new leader must not blank what is really announced).
+    Unknown,
+    /// Cluster mode: the planner's verdict.
+    Status(&'a ServiceStatus),
+}
+
+/// The `ferrolb.io/Announced` condition for `status`; `Keep` while pending after success.
+fn announced_condition(view: &ServiceView, status: &ServiceStatus) -> Field<ConditionSpec> {
+    match status {
+        ServiceStatus::Announced { mode, by } => {
+            let list: Vec<String> = by
+                .iter()
+                .map(|(address, nodes)| {
+                    let nodes: Vec<&str> = nodes.iter().map(|n| n.as_ref()).collect();
+                    format!("{address} by {}", nodes.join(", "))
+                })
+                .collect();
+            let what = match mode {
+                Mode::Bgp => "advertised over BGP",
+                Mode::Layer2 => "answered in layer2 mode",
+                Mode::Vip => "held in vip mode",
+            };
+            Field::Set(ConditionSpec {
+                status: true,
+                reason: "Announced".to_string(),
+                message: format!("{} ({what})", list.join("; ")),
+            })
+        }
+        ServiceStatus::Pending { message, .. } => {
+            if view
+                .condition(ANNOUNCED_CONDITION)
+                .is_some_and(|c| c.status == "True")
+            {
+                Field::Keep
+            } else {
+                Field::Set(ConditionSpec {
+                    status: false,
+                    reason: "Pending".to_string(),
+                    message: message.clone(),
+                })
+            }
+        }
+        ServiceStatus::NotAnnounced {
+            reason, message, ..
+        } => Field::Set(ConditionSpec {
+            status: false,
+            reason: reason.to_string(),
+            message: message.clone(),
+        }),
+    }
+}
 
 /// The result of reconciling one Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +219,7 @@ fn release_common(view: &ServiceView, settings: WriteSettings) -> Desired {
         } else {
             Field::Keep
         },
+        announced: Field::Remove,
         ..Desired::default()
     }
 }
@@ -173,7 +233,12 @@ fn request_record(requested: &[String]) -> Field<String> {
 }
 
 /// The desired fields for `outcome`.
-pub fn desired(view: &ServiceView, outcome: &Outcome, settings: WriteSettings) -> Desired {
+pub fn desired(
+    view: &ServiceView,
+    outcome: &Outcome,
+    settings: WriteSettings,
+    announce: Announce<'_>,
+) -> Desired {
     match outcome {
         Outcome::Allocated {
             addresses,
@@ -216,17 +281,25 @@ pub fn desired(view: &ServiceView, outcome: &Outcome, settings: WriteSettings) -
                 implementation_label: Field::Set(IMPLEMENTATION_VALUE.to_string()),
                 load_balancer_ip,
                 finalizer: Some(true),
-                ingress: if settings.status == StatusMode::Allocated {
+                ingress: match (settings.status, announce) {
+                    (StatusMode::None, _) | (_, Announce::Unknown) => Field::Keep,
                     // 0.0.0.0 asks kube-vip for DHCP; the leased address is kube-vip's to report.
-                    Field::Set(
+                    (StatusMode::Allocated, Announce::Off) => Field::Set(
                         addresses
                             .iter()
                             .copied()
                             .filter(|a| !a.is_unspecified())
                             .collect(),
-                    )
-                } else {
-                    Field::Keep
+                    ),
+                    // Cluster mode: only what an announcer really has in force.
+                    (StatusMode::Allocated, Announce::Status(status)) => {
+                        Field::Set(status.active())
+                    }
+                },
+                announced: match announce {
+                    Announce::Off if view.condition(ANNOUNCED_CONDITION).is_some() => Field::Remove,
+                    Announce::Off | Announce::Unknown => Field::Keep,
+                    Announce::Status(status) => announced_condition(view, status),
                 },
                 condition: Field::Set(ConditionSpec {
                     status: true,

@@ -36,6 +36,14 @@ pub const IMPLEMENTATION_VALUE: &str = "kube-vip";
 pub const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
 /// Our Service condition.
 pub const CONDITION_TYPE: &str = "ferrolb.io/AddressAllocated";
+/// Our Service condition in cluster mode: is the address announced, by whom.
+pub const ANNOUNCED_CONDITION: &str = "ferrolb.io/Announced";
+/// Our annotation choosing the mode of a Service: `layer2`, `vip` or `bgp`.
+pub const MODE_ANNOTATION: &str = "ferrolb.io/mode";
+/// OpenELB's annotation choosing the mode (same values).
+pub const OPENELB_PROTOCOL: &str = "protocol.openelb.kubesphere.io/v1alpha1";
+/// The older name of OpenELB's annotation (PorterLB).
+pub const PORTER_PROTOCOL: &str = "protocol.porter.kubesphere.io/v1alpha1";
 
 /// Which Services this controller serves, by `spec.loadBalancerClass`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,6 +115,11 @@ pub struct ServiceView {
     pub ingress: Vec<(String, Option<String>)>,
     /// status.conditions.
     pub conditions: Option<Vec<Condition>>,
+    /// The mode annotation that applies, as (annotation, raw value): ours first, then
+    /// OpenELB's, then PorterLB's.
+    pub mode: Option<(&'static str, String)>,
+    /// spec.externalTrafficPolicy is Local.
+    pub local_traffic: bool,
 }
 
 fn non_empty(value: Option<&String>) -> Option<String> {
@@ -175,6 +188,10 @@ impl ServiceView {
                 })
                 .unwrap_or_default(),
             conditions: status.and_then(|s| s.conditions.clone()),
+            mode: [MODE_ANNOTATION, OPENELB_PROTOCOL, PORTER_PROTOCOL]
+                .into_iter()
+                .find_map(|name| annotation(name).map(|value| (name, value))),
+            local_traffic: spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
             key,
         })
     }
@@ -204,6 +221,7 @@ impl ServiceView {
             || self.requested_record.is_some()
             || self.has_finalizer()
             || self.our_condition().is_some()
+            || self.condition(ANNOUNCED_CONDITION).is_some()
     }
 
     /// Our finalizer is present.
@@ -215,10 +233,12 @@ impl ServiceView {
 
     /// Our condition, if present.
     pub fn our_condition(&self) -> Option<&Condition> {
-        self.conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == CONDITION_TYPE)
+        self.condition(CONDITION_TYPE)
+    }
+
+    /// The condition of type `type_`, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
     }
 
     /// The addresses recorded in `ferrolb.io/allocated` (unparseable items skipped).

@@ -152,6 +152,7 @@ async fn built_binary_allocates_follows_edits_and_releases_through_kubectl() {
                 "--renew-deadline=2s",
                 "--retry-period=500ms",
                 "--log-format=json",
+                "--announcers=none",
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -27,11 +27,12 @@ use k8s_openapi::{
 };
 
 use crate::{
+    announce::{InterfaceChoice, Mode, Move, ServiceStatus, Target},
     args::StatusMode,
     desired::{Ops, main_patch, status_patch},
     ipam::{Adoption, Allocator, ServiceKey},
     metrics::{Metrics, PoolFigures},
-    outcome::{EventNote, Outcome, Seen, WriteSettings, desired, events},
+    outcome::{Announce, EventNote, Outcome, Seen, WriteSettings, desired, events},
     pools::{PoolSet, parse_config},
     service_view::{ClassFilter, IMPLEMENTATION_VALUE, ServiceView, parse_list},
 };
@@ -49,6 +50,9 @@ pub struct IndexSettings {
     pub reallocate_outside_pools: bool,
     /// "namespace/name" of the pool ConfigMap, for messages.
     pub config_source: String,
+    /// Cluster mode (`--announcers=cluster`): the mode of Services that name none. `None`:
+    /// somebody else announces (`--announcers=none`).
+    pub cluster_default_mode: Option<Mode>,
 }
 
 /// One conditional write the writer should make.
@@ -126,6 +130,14 @@ pub struct Index {
     serving: bool,
     metrics: Arc<Metrics>,
     clock: fn() -> Timestamp,
+    /// Cluster mode: the planner's verdict per Service.
+    announced: HashMap<ServiceKey, ServiceStatus>,
+    /// Cluster mode: whether we last reported a Service announced (for its Events).
+    announced_seen: HashMap<ServiceKey, bool>,
+    /// Cluster mode: Events about moves, added to the Service's next write.
+    announce_notes: HashMap<ServiceKey, Vec<EventNote>>,
+    /// Cluster mode: Services whose announce target may have changed.
+    dirty_targets: BTreeSet<ServiceKey>,
 }
 
 impl Index {
@@ -155,6 +167,105 @@ impl Index {
             serving: false,
             metrics,
             clock,
+            announced: HashMap::new(),
+            announced_seen: HashMap::new(),
+            announce_notes: HashMap::new(),
+            dirty_targets: BTreeSet::new(),
+        }
+    }
+
+    /// Cluster mode: the Services whose announce target may have changed since the last call,
+    /// with their target (`None`: nothing to announce).
+    pub fn take_targets(&mut self) -> Vec<(ServiceKey, Option<Target>)> {
+        let Some(default_mode) = self.settings.cluster_default_mode else {
+            self.dirty_targets.clear();
+            return Vec::new();
+        };
+        std::mem::take(&mut self.dirty_targets)
+            .into_iter()
+            .map(|key| {
+                let target = self.target(&key, default_mode);
+                (key, target)
+            })
+            .collect()
+    }
+
+    fn target(&self, key: &ServiceKey, default_mode: Mode) -> Option<Target> {
+        let view = self.views.get(key)?;
+        if view.deleting || !view.in_scope(&self.settings.classes) {
+            return None;
+        }
+        let allocation = self.allocator.allocation(key)?;
+        let addresses: Vec<std::net::IpAddr> = allocation
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| !a.is_unspecified())
+            .collect();
+        if addresses.is_empty() {
+            return None;
+        }
+        let mode = match &view.mode {
+            None => Ok(default_mode),
+            Some((annotation, value)) => Mode::parse(value).ok_or_else(|| {
+                format!(
+                    "Service {key}: annotation {annotation}: `{value}` is not layer2, vip or bgp"
+                )
+            }),
+        };
+        let (mode, interface) =
+            match InterfaceChoice::parse(view.service_interface.as_deref().unwrap_or_default()) {
+                Ok(interface) => (mode, interface),
+                Err(problem) => (
+                    Err(format!(
+                        "Service {key}: annotation {}: {problem}",
+                        crate::service_view::SERVICE_INTERFACE
+                    )),
+                    InterfaceChoice::Automatic,
+                ),
+            };
+        Some(Target {
+            addresses,
+            mode,
+            interface,
+            local_traffic: view.local_traffic,
+            age: (view.created, view.uid.as_deref().unwrap_or_default().into()),
+        })
+    }
+
+    /// Cluster mode: the planner's verdict on a Service changed.
+    pub fn set_announced(
+        &mut self,
+        key: &ServiceKey,
+        status: Option<ServiceStatus>,
+    ) -> Vec<ServiceWrite> {
+        let changed = match status {
+            Some(status) => self.announced.insert(key.clone(), status.clone()) != Some(status),
+            None => self.announced.remove(key).is_some(),
+        };
+        let mut writes = Vec::new();
+        if (changed || self.announce_notes.contains_key(key)) && self.serving {
+            self.reconcile_into(key, &mut writes);
+        }
+        writes
+    }
+
+    /// Cluster mode: an address moved; its Services get an Event with their next write.
+    pub fn note_move(&mut self, moved: &Move) {
+        let to = moved.to.as_deref().unwrap_or("no node");
+        let note = format!(
+            "{} moved from {} to {to}: {}",
+            moved.address, moved.from, moved.why
+        );
+        for key in &moved.services {
+            self.announce_notes
+                .entry(key.clone())
+                .or_default()
+                .push(EventNote {
+                    warning: moved.to.is_none(),
+                    reason: "Moved",
+                    note: note.clone(),
+                });
         }
     }
 
@@ -198,6 +309,10 @@ impl Index {
         self.seen.remove(&key);
         self.outside.remove(&key);
         self.failed.remove(&key);
+        self.announced.remove(&key);
+        self.announced_seen.remove(&key);
+        self.announce_notes.remove(&key);
+        self.dirty_targets.insert(key.clone());
         if !self.serving {
             return Vec::new();
         }
@@ -420,6 +535,9 @@ impl Index {
 
     fn reconcile_view(&mut self, view: &ServiceView, writes: &mut Vec<ServiceWrite>) {
         let key = &view.key;
+        if self.settings.cluster_default_mode.is_some() {
+            self.dirty_targets.insert(key.clone());
+        }
         let Some(outcome) = self.outcome(view) else {
             self.seen.remove(key);
             return;
@@ -463,7 +581,17 @@ impl Index {
             write_load_balancer_ip: self.settings.write_load_balancer_ip,
             status: self.settings.status,
         };
-        let want = desired(view, &outcome, settings);
+        let status = self.announced.get(key).cloned();
+        let announce = match (self.settings.cluster_default_mode, &status, &outcome) {
+            (None, _, _) => Announce::Off,
+            (Some(_), Some(status), Outcome::Allocated { .. }) => {
+                notes.extend(self.announce_events(view, status));
+                Announce::Status(status)
+            }
+            (Some(_), _, _) => Announce::Unknown,
+        };
+        notes.extend(self.announce_notes.remove(key).unwrap_or_default());
+        let want = desired(view, &outcome, settings, announce);
         let write = ServiceWrite {
             key: key.clone(),
             uid: view.uid.clone(),
@@ -476,6 +604,43 @@ impl Index {
         if !write.is_empty() {
             writes.push(write);
         }
+    }
+
+    /// The Events for a change of a Service's announcement verdict.
+    fn announce_events(&mut self, view: &ServiceView, status: &ServiceStatus) -> Vec<EventNote> {
+        let was = *self
+            .announced_seen
+            .entry(view.key.clone())
+            .or_insert_with(|| {
+                view.condition(crate::service_view::ANNOUNCED_CONDITION)
+                    .is_some_and(|c| c.status == "True")
+            });
+        let mut notes = Vec::new();
+        match status {
+            ServiceStatus::Announced { mode, by } if !was => {
+                for (address, nodes) in by {
+                    let nodes: Vec<&str> = nodes.iter().map(|n| n.as_ref()).collect();
+                    notes.push(EventNote {
+                        warning: false,
+                        reason: "Announced",
+                        note: format!("{address} announced by {} ({mode})", nodes.join(", ")),
+                    });
+                }
+                self.announced_seen.insert(view.key.clone(), true);
+            }
+            ServiceStatus::NotAnnounced {
+                reason, message, ..
+            } if was => {
+                notes.push(EventNote {
+                    warning: true,
+                    reason: "AnnounceFailed",
+                    note: format!("{reason}: {message}"),
+                });
+                self.announced_seen.insert(view.key.clone(), false);
+            }
+            _ => {}
+        }
+        notes
     }
 
     /// The ipam outcome for a Service, or `None` for a Service we never touch.

@@ -36,7 +36,11 @@ impl Drop for Running {
 /// Starts the real controller against `server` with extra flags.
 pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
     let mut argv = vec!["ferrolb-provider"];
-    for default in ["--leader-elect=false", "--initialize-nodes=false"] {
+    for default in [
+        "--leader-elect=false",
+        "--initialize-nodes=false",
+        "--announcers=none",
+    ] {
         let name = default.split('=').next().unwrap_or_default();
         if !flags.iter().any(|f| f.starts_with(name)) {
             argv.push(default);

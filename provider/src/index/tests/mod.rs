@@ -24,6 +24,7 @@ pub(super) fn settings() -> IndexSettings {
         status: StatusMode::Allocated,
         reallocate_outside_pools: false,
         config_source: SOURCE.to_string(),
+        cluster_default_mode: None,
     }
 }
 

