@@ -584,6 +584,15 @@ impl Index {
         let status = self.announced.get(key).cloned();
         let announce = match (self.settings.cluster_default_mode, &status, &outcome) {
             (None, _, _) => Announce::Off,
+            // Waiting for reports (a new leader, a restarted announcer) about a Service that
+            // is announced: leave what it shows until the announcers answer.
+            (Some(_), Some(ServiceStatus::Pending { .. }), _)
+                if view
+                    .condition(crate::service_view::ANNOUNCED_CONDITION)
+                    .is_some_and(|c| c.status == "True") =>
+            {
+                Announce::Unknown
+            }
             (Some(_), Some(status), Outcome::Allocated { .. }) => {
                 notes.extend(self.announce_events(view, status));
                 Announce::Status(status)
