@@ -21,9 +21,10 @@ use super::kube::{self, Kubectl};
 use super::topology::{Host, Topology};
 use super::{Steps, wait_for, workspace_binary};
 
-/// The announcers' gRPC port (TCP, mTLS) and metrics port, on each node's own namespace.
-pub const GRPC_PORT: u16 = 7473;
-pub const METRICS_PORT: u16 = 7472;
+/// The announcers' gRPC port (TCP, mTLS) and metrics port, as in manifests/announcer, on
+/// each node's own namespace.
+pub const GRPC_PORT: u16 = 9720;
+pub const METRICS_PORT: u16 = 9721;
 /// Pools: the global one (layer2/vip, both families) and namespace `bgp`'s.
 pub const POOL_GLOBAL: &str = "192.0.2.100-192.0.2.120,2001:db8::100-2001:db8::120";
 pub const POOL_BGP: &str = "198.51.100.10-198.51.100.20";
