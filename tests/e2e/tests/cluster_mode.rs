@@ -64,8 +64,8 @@ fn create_announced(
         cluster,
         namespace,
         name,
-        &format!("message naming mode {mode_word}"),
-        |s| s.message.contains(mode_word),
+        &format!("message naming mode {mode_word} (any case)"),
+        |s| s.message.to_lowercase().contains(mode_word),
     );
     (seen.ips[0].clone(), seen.message)
 }
