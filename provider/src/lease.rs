@@ -30,6 +30,9 @@ use crate::{
     metrics::Metrics,
 };
 
+/// Epochs of Lease terms start here, above every millisecond timestamp (see [`Claim::epoch`]).
+pub const LEASE_EPOCH_BASE: u64 = 1 << 43;
+
 /// Name of the Lease object.
 pub const LEASE_NAME: &str = "ferrolb-provider";
 
@@ -110,9 +113,11 @@ pub fn next_spec(
 pub struct Claim {
     /// Writes are allowed strictly before this instant; `None` = not leading.
     pub valid_until: Option<Instant>,
-    /// The Lease's `leaseTransitions` of this term, plus one. It grows with every change of
-    /// holder, so announcer `Sync` generations derived from it keep increasing across leaders
-    /// and a deposed leader's late Sync is refused as stale. 0 when not leading.
+    /// Orders this term among all terms, for announcer `Sync` generations
+    /// (`epoch << 20` + a per-term count): with leader election `2^43 + leaseTransitions + 1`,
+    /// which grows with every change of holder, so a deposed leader's late Sync is refused as
+    /// stale; without it the start time in Unix milliseconds (below 2^43 until the year 2248).
+    /// 0 when not leading.
     pub epoch: u64,
 }
 
@@ -122,7 +127,7 @@ impl Claim {
         // Without a Lease the start time orders successive processes.
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs());
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(1));
         Claim {
             valid_until: Some(Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)),
             epoch: started,
@@ -199,7 +204,7 @@ pub async fn run(
                 leading = true;
                 claims.send_replace(Claim {
                     valid_until: Some(started + settings.renew_deadline),
-                    epoch: u64::try_from(transitions).unwrap_or(0) + 1,
+                    epoch: LEASE_EPOCH_BASE + u64::try_from(transitions).unwrap_or(0) + 1,
                 });
             }
             Ok(None) => {

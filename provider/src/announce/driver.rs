@@ -10,8 +10,10 @@
 //! The driver always sends the *whole* set with the generation the controller gave it, so a
 //! reconnect (announcer restarted, network blip) re-sends it at once, and an announcer that
 //! already holds it sees an identical Sync that changes nothing. A connection that cannot be
-//! made, or breaks, is reported as unreachable; the planner moves the node's addresses away.
-//! Reconnects back off exponentially from 200 ms to 5 s.
+//! made, or breaks, is reported as unreachable once the reconnect right after it fails too
+//! (so an announcer restart or a blip of a few hundred milliseconds moves nothing); the
+//! planner then moves the node's addresses away. Reconnects back off exponentially from
+//! 200 ms to 5 s.
 
 use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
@@ -85,6 +87,7 @@ pub async fn run(
     reports: mpsc::UnboundedSender<DriverReport>,
 ) {
     let mut backoff = FIRST_BACKOFF;
+    let mut failures = 0_u32;
     loop {
         let Some(material) = tls.borrow_and_update().clone() else {
             if tls.changed().await.is_err() {
@@ -96,6 +99,7 @@ pub async fn run(
         let problem = match connect(endpoint, &material).await {
             Ok(channel) => {
                 backoff = FIRST_BACKOFF;
+                failures = 0;
                 let _ = reports.send(DriverReport::Connected(node.clone()));
                 let problem = drive(&node, channel, &mut desired, &mut tls, &reports).await;
                 match problem {
@@ -106,8 +110,11 @@ pub async fn run(
             }
             Err(problem) => problem,
         };
+        failures += 1;
         tracing::warn!(%node, %problem, "announcer unreachable; retrying in {backoff:?}");
-        let _ = reports.send(DriverReport::Unreachable(node.clone(), problem));
+        if failures >= 2 {
+            let _ = reports.send(DriverReport::Unreachable(node.clone(), problem));
+        }
         let wake = Instant::now() + backoff;
         backoff = (backoff * 2).min(MAX_BACKOFF);
         tokio::select! {

@@ -9,7 +9,7 @@
 //!
 //! Nothing is sent to any announcer before the term knows everything it needs (Services
 //! allocated, Nodes and EndpointSlices listed): a leader that synced a partial picture would
-//! withdraw addresses that are still wanted. Generations are `epoch << 24 | n`, where the
+//! withdraw addresses that are still wanted. Generations are `(epoch << 20) + n`, where the
 //! epoch grows with every leader change (`lease::Claim::epoch`) and `n` counts this term's
 //! sets per node, so they keep increasing across leaders.
 
@@ -36,6 +36,11 @@ use crate::{
     ipam::ServiceKey,
     metrics::{Metrics, NodeModeLabels},
 };
+
+/// The Sync generation of the `sent`-th set of a term.
+fn generation(epoch: u64, sent: u64) -> u64 {
+    (epoch << 20).wrapping_add(sent)
+}
 
 struct Driver {
     desired: watch::Sender<NodeDesired>,
@@ -272,7 +277,7 @@ impl Job {
     }
 
     fn generation(&self, sent: u64) -> u64 {
-        (self.epoch << 24) | (sent & 0xff_ffff)
+        generation(self.epoch, sent)
     }
 
     fn send(&mut self, node: &NodeName, set: Arc<Vec<super::model::NodeAnnouncement>>) {
@@ -285,7 +290,7 @@ impl Job {
             return;
         }
         driver.sent += 1;
-        let generation = (epoch << 24) | (driver.sent & 0xff_ffff);
+        let generation = generation(epoch, driver.sent);
         driver.desired.send_modify(|d| {
             d.generation = generation;
             d.set = set;

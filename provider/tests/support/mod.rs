@@ -2,6 +2,8 @@
 //! real controller running against it, object builders and polling assertions.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod announcer;
+
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use clap::Parser;
@@ -35,6 +37,16 @@ impl Drop for Running {
 
 /// Starts the real controller against `server` with extra flags.
 pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
+    start_with_tls(server, flags, None)
+}
+
+/// Starts the real controller; in cluster mode (`--announcers=cluster`) it uses `tls` to
+/// reach announcers.
+pub fn start_with_tls(
+    server: &TestApiServer,
+    flags: &[&str],
+    tls: Option<provider::announce::driver::ClientTls>,
+) -> Running {
     let mut argv = vec!["ferrolb-provider"];
     for default in [
         "--leader-elect=false",
@@ -55,9 +67,16 @@ pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
     args.validate().expect("test flags are consistent");
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
-    let ctx =
+    let mut ctx =
         controller::Context::from_args(server.client(), &args, metrics.clone(), health.clone());
-    let task = tokio::spawn(async move { controller::run(ctx, &args).await });
+    let (tls_tx, tls_rx) = tokio::sync::watch::channel(tls.map(Arc::new));
+    if let Some(cluster) = ctx.cluster.as_mut() {
+        cluster.tls = tls_rx;
+    }
+    let task = tokio::spawn(async move {
+        let _keep_tls = tls_tx;
+        controller::run(ctx, &args).await
+    });
     Running {
         task,
         metrics,

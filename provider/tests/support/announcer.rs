@@ -1,0 +1,341 @@
+//! An in-process announcer for the provider's cluster-mode tests and benchmark: a real tonic
+//! gRPC server with mandatory client certificates, speaking `ferrolb.announcer.v1`. It keeps
+//! the desired set under the contract's generation rules (older refused, equal only for the
+//! identical set) and reports every announcement ACTIVE; it touches no network interface, so
+//! it runs anywhere without root. Every Sync is recorded with what it added and removed, so a
+//! test can prove that a restart or a leader hand-over changed nothing.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
+
+use futures::Stream;
+use proto::announcer::v1::{
+    self as pb,
+    announcer_server::{Announcer, AnnouncerServer},
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+use tokio::sync::broadcast;
+use tonic::{
+    Request, Response, Status,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
+};
+
+/// One CA, the announcers' server certificate and the provider's client certificate.
+pub struct Pki {
+    /// CA certificate (PEM).
+    pub ca: String,
+    /// Server certificate for DNS name `ferrolb-announcer`.
+    pub server_cert: String,
+    /// Its key.
+    pub server_key: String,
+    /// The provider's client certificate.
+    pub client_cert: String,
+    /// Its key.
+    pub client_key: String,
+}
+
+impl Pki {
+    /// Makes a fresh CA and both leaves.
+    pub fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ferrolb test CA");
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
+        let leaf = |name: &str, usage: ExtendedKeyUsagePurpose| {
+            let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().expect("key");
+            let cert = params.signed_by(&key, &ca).expect("sign");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) =
+            leaf("ferrolb-announcer", ExtendedKeyUsagePurpose::ServerAuth);
+        let (client_cert, client_key) =
+            leaf("ferrolb-provider", ExtendedKeyUsagePurpose::ClientAuth);
+        Pki {
+            ca: ca.pem(),
+            server_cert,
+            server_key,
+            client_cert,
+            client_key,
+        }
+    }
+
+    /// The provider's side.
+    pub fn client(&self) -> provider::announce::driver::ClientTls {
+        provider::announce::driver::ClientTls {
+            ca_pem: self.ca.clone(),
+            cert_pem: self.client_cert.clone(),
+            key_pem: self.client_key.clone(),
+        }
+    }
+}
+
+/// One accepted Sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncRecord {
+    /// Its generation.
+    pub generation: u64,
+    /// Node name it carried.
+    pub node: String,
+    /// Entries added or changed.
+    pub added: usize,
+    /// Entries removed.
+    pub removed: usize,
+}
+
+/// What the fake holds.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// Generation in force.
+    pub generation: u64,
+    /// (address, mode) → announcement.
+    pub set: BTreeMap<(String, i32), pb::Announcement>,
+    /// Accepted Syncs.
+    pub syncs: Vec<SyncRecord>,
+    /// Refused Syncs (their messages).
+    pub refused: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Service {
+    state: Arc<Mutex<FakeState>>,
+    events: broadcast::Sender<pb::Event>,
+    /// Closed when the fake stops: open connections then fail like a dead process's.
+    alive: tokio::sync::watch::Receiver<()>,
+}
+
+impl Service {
+    fn check_alive(&self) -> Result<(), Status> {
+        match self.alive.has_changed() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Status::unavailable("fake announcer stopped")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Announcer for Service {
+    async fn sync(
+        &self,
+        request: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::SyncResponse>, Status> {
+        self.check_alive()?;
+        let request = request.into_inner();
+        let next: BTreeMap<(String, i32), pb::Announcement> = request
+            .announcements
+            .into_iter()
+            .map(|a| ((a.address.clone(), a.mode), a))
+            .collect();
+        let mut state = self.state.lock().expect("lock");
+        if request.generation < state.generation {
+            let message = format!(
+                "generation: {} is older than the accepted generation {}",
+                request.generation, state.generation
+            );
+            state.refused.push(message.clone());
+            return Err(Status::failed_precondition(message));
+        }
+        if request.generation == state.generation && request.generation != 0 && next != state.set {
+            let message = format!("generation: {} was already accepted", request.generation);
+            state.refused.push(message.clone());
+            return Err(Status::failed_precondition(message));
+        }
+        let added = next
+            .iter()
+            .filter(|(k, v)| state.set.get(*k) != Some(*v))
+            .count();
+        let removed = state.set.keys().filter(|k| !next.contains_key(*k)).count();
+        let unchanged = next.len() - added;
+        state.generation = request.generation;
+        state.set = next;
+        state.syncs.push(SyncRecord {
+            generation: request.generation,
+            node: request.node,
+            added,
+            removed,
+        });
+        drop(state);
+        if added + removed > 0 {
+            let _ = self.events.send(pb::Event::default());
+        }
+        Ok(Response::new(pb::SyncResponse {
+            generation: request.generation,
+            added: u32::try_from(added).unwrap_or(u32::MAX),
+            removed: u32::try_from(removed).unwrap_or(u32::MAX),
+            unchanged: u32::try_from(unchanged).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn announce(
+        &self,
+        _: Request<pb::AnnounceRequest>,
+    ) -> Result<Response<pb::AnnounceResponse>, Status> {
+        Err(Status::unimplemented("fake announcer: Sync only"))
+    }
+
+    async fn withdraw(
+        &self,
+        _: Request<pb::WithdrawRequest>,
+    ) -> Result<Response<pb::WithdrawResponse>, Status> {
+        Err(Status::unimplemented("fake announcer: Sync only"))
+    }
+
+    async fn get_state(
+        &self,
+        _: Request<pb::GetStateRequest>,
+    ) -> Result<Response<pb::State>, Status> {
+        self.check_alive()?;
+        let state = self.state.lock().expect("lock");
+        Ok(Response::new(pb::State {
+            generation: state.generation,
+            announcements: state
+                .set
+                .values()
+                .map(|a| pb::AnnouncementStatus {
+                    announcement: Some(a.clone()),
+                    phase: pb::Phase::Active.into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }))
+    }
+
+    type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+    async fn watch_events(
+        &self,
+        _: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        self.check_alive()?;
+        let rx = self.events.subscribe();
+        let alive = self.alive.clone();
+        let stream = futures::stream::unfold((rx, alive), |(mut rx, mut alive)| async move {
+            tokio::select! {
+                event = rx.recv() => Some((Ok(event.ok()?), (rx, alive))),
+                changed = alive.changed() => match changed {
+                    Ok(()) => Some((Ok(pb::Event::default()), (rx, alive))),
+                    Err(_) => None,
+                },
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn add_peer(
+        &self,
+        _: Request<pb::AddPeerRequest>,
+    ) -> Result<Response<pb::AddPeerResponse>, Status> {
+        Err(Status::unimplemented("fake announcer: Sync only"))
+    }
+
+    async fn delete_peer(
+        &self,
+        _: Request<pb::DeletePeerRequest>,
+    ) -> Result<Response<pb::DeletePeerResponse>, Status> {
+        Err(Status::unimplemented("fake announcer: Sync only"))
+    }
+
+    async fn list_peers(
+        &self,
+        _: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        Err(Status::unimplemented("fake announcer: Sync only"))
+    }
+}
+
+/// A running in-process announcer.
+pub struct FakeAnnouncer {
+    /// Where it listens (127.0.0.1, its own port).
+    pub addr: SocketAddr,
+    /// What it holds.
+    pub state: Arc<Mutex<FakeState>>,
+    task: tokio::task::JoinHandle<()>,
+    _alive: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for FakeAnnouncer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeAnnouncer {
+    /// Starts one on a free loopback port.
+    pub async fn start(pki: &Pki) -> FakeAnnouncer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Self::serve(pki, listener, Arc::default())
+    }
+
+    /// Starts one again on the same port with a fresh state (an announcer restart).
+    pub async fn restart(self, pki: &Pki) -> FakeAnnouncer {
+        let addr = self.addr;
+        drop(self);
+        tokio::task::yield_now().await;
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+        Self::serve(pki, listener, Arc::default())
+    }
+
+    fn serve(pki: &Pki, listener: tokio::net::TcpListener, state: Arc<Mutex<FakeState>>) -> Self {
+        let addr = listener.local_addr().expect("addr");
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&pki.server_cert, &pki.server_key))
+            .client_ca_root(Certificate::from_pem(&pki.ca));
+        let (events, _) = broadcast::channel(64);
+        let (alive_tx, alive) = tokio::sync::watch::channel(());
+        let service = Service {
+            state: state.clone(),
+            events,
+            alive,
+        };
+        let incoming = tokio_stream_of(listener);
+        let task = tokio::spawn(async move {
+            let _ = Server::builder()
+                .tls_config(tls)
+                .expect("tls")
+                .add_service(AnnouncerServer::new(service))
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        FakeAnnouncer {
+            addr,
+            state,
+            task,
+            _alive: alive_tx,
+        }
+    }
+
+    /// The addresses it holds.
+    pub fn addresses(&self) -> Vec<String> {
+        let state = self.state.lock().expect("lock");
+        state.set.keys().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// A copy of the accepted Syncs.
+    pub fn syncs(&self) -> Vec<SyncRecord> {
+        self.state.lock().expect("lock").syncs.clone()
+    }
+}
+
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}
