@@ -20,7 +20,7 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 
 use crate::{
-    nodes::pointer,
+    patch::pointer,
     service_view::{
         ALLOCATED, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL, LOADBALANCER_IPS, REQUESTED,
         SERVICE_INTERFACE, ServiceView,

@@ -13,7 +13,7 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 
 use super::*;
-use crate::nodes::test_resource_version;
+use crate::patch::test_resource_version;
 
 pub(super) const SOURCE: &str = "kube-system/kubevip";
 
