@@ -77,6 +77,7 @@ impl Context {
                 status: args.status,
                 reallocate_outside_pools: args.reallocate_outside_pools,
                 config_source: format!("{}/{}", args.config_namespace, args.config_name),
+                ingress_ip_only: false,
             },
             config_namespace: args.config_namespace.clone(),
             config_name: args.config_name.clone(),

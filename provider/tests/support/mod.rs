@@ -35,6 +35,15 @@ impl Drop for Running {
 
 /// Starts the real controller against `server` with extra flags.
 pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
+    start_with(server, flags, |_| {})
+}
+
+/// Same, with a change to the context the flags give (for settings without a flag yet).
+pub fn start_with(
+    server: &TestApiServer,
+    flags: &[&str],
+    adjust: impl FnOnce(&mut controller::Context),
+) -> Running {
     let mut argv = vec!["ferrolb-provider"];
     for default in ["--leader-elect=false", "--initialize-nodes=false"] {
         let name = default.split('=').next().unwrap_or_default();
@@ -51,8 +60,9 @@ pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
     args.validate().expect("test flags are consistent");
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
-    let ctx =
+    let mut ctx =
         controller::Context::from_args(server.client(), &args, metrics.clone(), health.clone());
+    adjust(&mut ctx);
     let task = tokio::spawn(async move { controller::run(ctx, &args).await });
     Running {
         task,

@@ -24,6 +24,7 @@ pub(super) fn settings() -> IndexSettings {
         status: StatusMode::Allocated,
         reallocate_outside_pools: false,
         config_source: SOURCE.to_string(),
+        ingress_ip_only: false,
     }
 }
 
@@ -165,5 +166,6 @@ pub(super) fn started(
 }
 
 mod changes;
+mod kube_vip;
 mod lifecycle;
 mod requests;
