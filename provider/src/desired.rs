@@ -112,7 +112,9 @@ pub struct Desired {
     /// Finalizer `service.kubernetes.io/load-balancer-cleanup`: `Some(true)` present,
     /// `Some(false)` absent.
     pub finalizer: Option<bool>,
-    /// `status.loadBalancer.ingress` (ipMode VIP); `Set(vec![])` clears it.
+    /// `status.loadBalancer.ingress` (ipMode VIP); `Set(vec![])` clears it. An unspecified
+    /// address (`0.0.0.0`, `::`: DHCP) is never written: it stands for the lease the
+    /// announcer reports.
     pub ingress: Field<Vec<IpAddr>>,
     /// Our condition in `status.conditions`.
     pub condition: Field<ConditionSpec>,
@@ -233,24 +235,29 @@ pub fn main_patch(view: &ServiceView, desired: &Desired) -> Vec<PatchOperation> 
 enum IngressEntry {
     /// No IP (a hostname only): not ours to judge, never touched.
     Hostname,
-    /// An IP that is still allocated: kept as the announcer wrote it.
+    /// An IP that is still allocated, or a DHCP lease of a family allocated as `0.0.0.0`
+    /// or `::`: kept as the announcer wrote it.
     Wanted(IpAddr),
     /// An IP no longer allocated (or unparsable, which the API server never accepts).
     Unwanted,
 }
 
 /// Ingress operations when only the set of IPs is ours (see the module documentation):
-/// none when the IPs already match; otherwise unwanted entries are removed and allocated
+/// none when the IPs already match (an IP of a family allocated as `0.0.0.0`/`::` is the
+/// announcer's DHCP lease and matches); otherwise unwanted entries are removed and allocated
 /// IPs that are missing are appended as `{ip}`. The writer's resourceVersion `test` keeps
 /// the indices valid.
 fn ingress_by_ip(view: &ServiceView, addresses: &[IpAddr]) -> Vec<PatchOperation> {
-    let want: BTreeSet<IpAddr> = addresses.iter().copied().collect();
+    let (dhcp, specific): (Vec<IpAddr>, Vec<IpAddr>) =
+        addresses.iter().copied().partition(IpAddr::is_unspecified);
+    let want: BTreeSet<IpAddr> = specific.iter().copied().collect();
+    let leased = |ip: &IpAddr| dhcp.iter().any(|d| d.is_ipv4() == ip.is_ipv4());
     let entries: Vec<IngressEntry> = view
         .ingress
         .iter()
         .map(|(ip, _)| match ip.parse::<IpAddr>() {
             _ if ip.is_empty() => IngressEntry::Hostname,
-            Ok(ip) if want.contains(&ip) => IngressEntry::Wanted(ip),
+            Ok(ip) if want.contains(&ip) || leased(&ip) => IngressEntry::Wanted(ip),
             _ => IngressEntry::Unwanted,
         })
         .collect();
@@ -262,11 +269,11 @@ fn ingress_by_ip(view: &ServiceView, addresses: &[IpAddr]) -> Vec<PatchOperation
         })
         .collect();
     let unwanted = |e: &IngressEntry| matches!(e, IngressEntry::Unwanted);
-    if have == want && !entries.iter().any(unwanted) {
+    if want.is_subset(&have) && !entries.iter().any(unwanted) {
         return Vec::new();
     }
     let mut missing: Vec<IpAddr> = Vec::new();
-    for ip in addresses {
+    for ip in &specific {
         if !have.contains(ip) && !missing.contains(ip) {
             missing.push(*ip);
         }
@@ -325,6 +332,7 @@ pub fn status_patch(
     } else if let Field::Set(addresses) = &desired.ingress {
         let want: Vec<(String, Option<String>)> = addresses
             .iter()
+            .filter(|a| !a.is_unspecified())
             .map(|a| (a.to_string(), Some("VIP".to_string())))
             .collect();
         if view.ingress != want {
@@ -494,6 +502,21 @@ mod tests {
                     {"ip": "192.0.2.10", "ipMode": "Proxy", "ports": ports},
                     {"ip": "2001:db8::10"},
                 ])),
+            ),
+            (
+                "a DHCP allocation (0.0.0.0) keeps the lease kube-vip reports",
+                json!({"ingress": [{"ip": "192.0.2.77", "ports": ports}]}),
+                vec!["0.0.0.0"],
+                None,
+            ),
+            (
+                "a DHCP allocation keeps only leases of its own family",
+                json!({"ingress": [
+                    {"ip": "192.0.2.77", "ports": ports},
+                    {"ip": "2001:db8::77", "ports": ports},
+                ]}),
+                vec!["0.0.0.0"],
+                Some(json!([{"ip": "192.0.2.77", "ports": ports}])),
             ),
             (
                 "release removes the IPs but not a hostname-only entry",

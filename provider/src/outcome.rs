@@ -217,14 +217,8 @@ pub fn desired(view: &ServiceView, outcome: &Outcome, settings: WriteSettings) -
                 load_balancer_ip,
                 finalizer: Some(true),
                 ingress: if settings.status == StatusMode::Allocated {
-                    // 0.0.0.0 asks kube-vip for DHCP; the leased address is kube-vip's to report.
-                    Field::Set(
-                        addresses
-                            .iter()
-                            .copied()
-                            .filter(|a| !a.is_unspecified())
-                            .collect(),
-                    )
+                    // 0.0.0.0 asks kube-vip for DHCP; desired.rs leaves the lease to kube-vip.
+                    Field::Set(addresses.clone())
                 } else {
                     Field::Keep
                 },

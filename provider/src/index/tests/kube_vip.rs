@@ -69,3 +69,22 @@ fn ingress_written_by_kube_vip_is_replaced_when_the_address_moves() {
     let after = commit(&moved, &only(index.apply_service(&moved), "web"));
     assert_eq!(ingress(&after), vec![json!({"ip": "192.0.2.15"})]);
 }
+
+#[test]
+fn dhcp_lease_reported_by_kube_vip_causes_no_write_when_ingress_ip_only() {
+    let svc = service("default", "web", 1);
+    let (mut index, writes) = started(
+        kube_vip_settings(),
+        &[("cidr-global", "0.0.0.0/32")],
+        vec![svc.clone()],
+    );
+    let allocated = commit(&svc, &only(writes, "web"));
+    assert!(ingress(&allocated).is_empty(), "the lease is not known yet");
+    // kube-vip asked its DHCP server for an address and reports the lease.
+    let leased = written_by_kube_vip(
+        &allocated,
+        json!([{"ip": "192.0.2.77", "ports": [{"port": 80, "protocol": "TCP"}]}]),
+    );
+    let writes = index.apply_service(&leased);
+    assert!(writes.is_empty(), "{writes:?}");
+}
