@@ -82,8 +82,9 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// Remove the `node.cloudprovider.kubernetes.io/uninitialized` taint from Nodes and set an
-    /// empty spec.providerID to `ferrolb://<node-name>` (for kubelet --cloud-provider=external).
+    /// Remove the `node.cloudprovider.kubernetes.io/uninitialized` taint from Nodes that carry
+    /// it and set their empty spec.providerID to `ferrolb://<node-name>` (for kubelet
+    /// --cloud-provider=external); Nodes without the taint are never touched.
     #[arg(long, env = "FERROLB_INITIALIZE_NODES", default_value_t = true, action = clap::ArgAction::Set)]
     pub initialize_nodes: bool,
 

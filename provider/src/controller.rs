@@ -103,6 +103,7 @@ impl Context {
                 config_source: format!("{}/{}", args.config_namespace, args.config_name),
                 cluster_default_mode: (args.announcers == AnnouncersMode::Cluster)
                     .then_some(args.default_mode),
+                ingress_ip_only: args.announcers == AnnouncersMode::None,
             },
             config_namespace: args.config_namespace.clone(),
             config_name: args.config_name.clone(),

@@ -6,11 +6,20 @@
 //! ```
 //!
 //! Only fields that differ from the observed [`ServiceView`] produce operations, so a Service
-//! already in the desired state causes no write at all. The writer prefixes each patch with a
-//! `test` of the resourceVersion the view was built from: a Service changed meanwhile is never
-//! overwritten (the API server rejects the patch and we re-read).
+//! already in the desired state causes no write at all.
+//!
+//! `status.loadBalancer.ingress` has two owners depending on who announces. With FerroLB's
+//! own announcers the entries are ours (`{ip, ipMode: VIP}`) and rewritten when they differ.
+//! Next to kube-vip (`ingress_ip_only`) kube-vip completes each entry with the Service's
+//! ports once it announces the address, and treats ports that differ from the spec as a
+//! reason to re-add its VIP; so only the set of IPs is compared, entries for IPs that stay
+//! are never touched, and new IPs are added bare (`{ip}`), for kube-vip to complete.
+//!
+//! The writer prefixes each patch with a `test` of the resourceVersion the view was built
+//! from: a Service changed meanwhile is never overwritten (the API server rejects the patch
+//! and we re-read).
 
-use std::net::IpAddr;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 use k8s_openapi::{
@@ -20,7 +29,7 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 
 use crate::{
-    nodes::pointer,
+    patch::pointer,
     service_view::{
         ALLOCATED, ANNOUNCED_CONDITION, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL,
         LOADBALANCER_IPS, REQUESTED, SERVICE_INTERFACE, ServiceView,
@@ -103,7 +112,9 @@ pub struct Desired {
     /// Finalizer `service.kubernetes.io/load-balancer-cleanup`: `Some(true)` present,
     /// `Some(false)` absent.
     pub finalizer: Option<bool>,
-    /// `status.loadBalancer.ingress` (ipMode VIP); `Set(vec![])` clears it.
+    /// `status.loadBalancer.ingress` (ipMode VIP); `Set(vec![])` clears it. An unspecified
+    /// address (`0.0.0.0`, `::`: DHCP) is never written: it stands for the lease the
+    /// announcer reports.
     pub ingress: Field<Vec<IpAddr>>,
     /// Our condition in `status.conditions`.
     pub condition: Field<ConditionSpec>,
@@ -274,8 +285,88 @@ fn apply_condition(
     }
 }
 
-/// Operations on the status subresource. `now` stamps a changed condition.
-pub fn status_patch(view: &ServiceView, desired: &Desired, now: Timestamp) -> Vec<PatchOperation> {
+/// One `status.loadBalancer.ingress` entry as the IP-only rule sees it.
+enum IngressEntry {
+    /// No IP (a hostname only): not ours to judge, never touched.
+    Hostname,
+    /// An IP that is still allocated, or a DHCP lease of a family allocated as `0.0.0.0`
+    /// or `::`: kept as the announcer wrote it.
+    Wanted(IpAddr),
+    /// An IP no longer allocated (or unparsable, which the API server never accepts).
+    Unwanted,
+}
+
+/// Ingress operations when only the set of IPs is ours (see the module documentation):
+/// none when the IPs already match (an IP of a family allocated as `0.0.0.0`/`::` is the
+/// announcer's DHCP lease and matches); otherwise unwanted entries are removed and allocated
+/// IPs that are missing are appended as `{ip}`. The writer's resourceVersion `test` keeps
+/// the indices valid.
+fn ingress_by_ip(view: &ServiceView, addresses: &[IpAddr]) -> Vec<PatchOperation> {
+    let (dhcp, specific): (Vec<IpAddr>, Vec<IpAddr>) =
+        addresses.iter().copied().partition(IpAddr::is_unspecified);
+    let want: BTreeSet<IpAddr> = specific.iter().copied().collect();
+    let leased = |ip: &IpAddr| dhcp.iter().any(|d| d.is_ipv4() == ip.is_ipv4());
+    let entries: Vec<IngressEntry> = view
+        .ingress
+        .iter()
+        .map(|(ip, _)| match ip.parse::<IpAddr>() {
+            _ if ip.is_empty() => IngressEntry::Hostname,
+            Ok(ip) if want.contains(&ip) || leased(&ip) => IngressEntry::Wanted(ip),
+            _ => IngressEntry::Unwanted,
+        })
+        .collect();
+    let have: BTreeSet<IpAddr> = entries
+        .iter()
+        .filter_map(|e| match e {
+            IngressEntry::Wanted(ip) => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    let unwanted = |e: &IngressEntry| matches!(e, IngressEntry::Unwanted);
+    if want.is_subset(&have) && !entries.iter().any(unwanted) {
+        return Vec::new();
+    }
+    let mut missing: Vec<IpAddr> = Vec::new();
+    for ip in &specific {
+        if !have.contains(ip) && !missing.contains(ip) {
+            missing.push(*ip);
+        }
+    }
+    let bare = |ip: IpAddr| json!({ "ip": ip.to_string() });
+    if entries.iter().all(unwanted) {
+        // Nothing to keep: write the whole value (also when there is no ingress list yet).
+        let value = if missing.is_empty() {
+            json!({})
+        } else {
+            json!({ "ingress": missing.into_iter().map(bare).collect::<Vec<_>>() })
+        };
+        return vec![add(&["status", "loadBalancer"], value)];
+    }
+    let mut ops = Vec::new();
+    // Highest index first so the lower ones stay valid.
+    for (at, _) in entries
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, e)| unwanted(e))
+    {
+        let at = at.to_string();
+        ops.push(remove(&["status", "loadBalancer", "ingress", &at]));
+    }
+    for ip in missing {
+        ops.push(add(&["status", "loadBalancer", "ingress", "-"], bare(ip)));
+    }
+    ops
+}
+
+/// Operations on the status subresource. `now` stamps a changed condition; with
+/// `ingress_ip_only` the ingress is compared by its IPs only (see the module documentation).
+pub fn status_patch(
+    view: &ServiceView,
+    desired: &Desired,
+    ingress_ip_only: bool,
+    now: Timestamp,
+) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
     let mut has_status = view.has_status;
     let mut ensure_status = |ops: &mut Vec<PatchOperation>| {
@@ -284,9 +375,18 @@ pub fn status_patch(view: &ServiceView, desired: &Desired, now: Timestamp) -> Ve
             has_status = true;
         }
     };
-    if let Field::Set(addresses) = &desired.ingress {
+    if let Field::Set(addresses) = &desired.ingress
+        && ingress_ip_only
+    {
+        let ingress_ops = ingress_by_ip(view, addresses);
+        if !ingress_ops.is_empty() {
+            ensure_status(&mut ops);
+            ops.extend(ingress_ops);
+        }
+    } else if let Field::Set(addresses) = &desired.ingress {
         let want: Vec<(String, Option<String>)> = addresses
             .iter()
+            .filter(|a| !a.is_unspecified())
             .map(|a| (a.to_string(), Some("VIP".to_string())))
             .collect();
         if view.ingress != want {
@@ -341,5 +441,137 @@ mod tests {
         assert_eq!(compact.operations(), ops);
         assert!(Ops::new(&[]).is_empty());
         assert!(Ops::new(&[]).operations().is_empty());
+    }
+
+    /// A Service whose `status.loadBalancer` is `load_balancer` (`Value::Null`: no status).
+    fn service_with(load_balancer: Value) -> Value {
+        let mut svc = json!({
+            "metadata": {"namespace": "default", "name": "web", "resourceVersion": "7"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]},
+        });
+        if !load_balancer.is_null() {
+            svc["status"] = json!({ "loadBalancer": load_balancer });
+        }
+        svc
+    }
+
+    /// `status.loadBalancer.ingress` after applying the status patch for `desired`, or `None`
+    /// when no write is made.
+    fn ingress_after(
+        load_balancer: Value,
+        desired: &[&str],
+        ingress_ip_only: bool,
+    ) -> Option<Value> {
+        let mut svc = service_with(load_balancer);
+        let service = serde_json::from_value(svc.clone()).expect("a Service");
+        let view = ServiceView::from_service(&service).expect("a view");
+        let want = Desired {
+            ingress: Field::Set(
+                desired
+                    .iter()
+                    .map(|ip| ip.parse().expect("an address"))
+                    .collect(),
+            ),
+            ..Desired::default()
+        };
+        let ops = status_patch(&view, &want, ingress_ip_only, Timestamp::UNIX_EPOCH);
+        if ops.is_empty() {
+            return None;
+        }
+        json_patch::patch(&mut svc, &ops).expect("patch applies");
+        Some(svc["status"]["loadBalancer"]["ingress"].clone())
+    }
+
+    #[test]
+    fn ingress_ip_only_compares_ips_and_leaves_kube_vips_fields_alone() {
+        let ports = json!([{"port": 80, "protocol": "TCP"}]);
+        // (what the table row shows, status.loadBalancer, desired addresses,
+        //  ingress after the write or None for no write)
+        let rows = [
+            (
+                "kube-vip's ports cause no write",
+                json!({"ingress": [{"ip": "192.0.2.10", "ports": ports}]}),
+                vec!["192.0.2.10"],
+                None,
+            ),
+            (
+                "any ipMode or hostname kube-vip sets causes no write",
+                json!({"ingress": [{"ip": "192.0.2.10", "ipMode": "Proxy", "hostname": "web"}]}),
+                vec!["192.0.2.10"],
+                None,
+            ),
+            (
+                "order does not matter, only the set of IPs",
+                json!({"ingress": [
+                    {"ip": "2001:db8::10", "ports": ports},
+                    {"ip": "192.0.2.10", "ports": ports},
+                ]}),
+                vec!["192.0.2.10", "2001:db8::10"],
+                None,
+            ),
+            (
+                "no status yet: bare IPs, as kube-vip-cloud-provider leaves them to kube-vip",
+                Value::Null,
+                vec!["192.0.2.10"],
+                Some(json!([{"ip": "192.0.2.10"}])),
+            ),
+            (
+                "an IP that stays keeps kube-vip's fields; a gone one leaves, a new one is bare",
+                json!({"ingress": [
+                    {"ip": "192.0.2.10", "ipMode": "Proxy", "ports": ports},
+                    {"ip": "192.0.2.99", "ports": ports},
+                ]}),
+                vec!["192.0.2.10", "2001:db8::10"],
+                Some(json!([
+                    {"ip": "192.0.2.10", "ipMode": "Proxy", "ports": ports},
+                    {"ip": "2001:db8::10"},
+                ])),
+            ),
+            (
+                "a DHCP allocation (0.0.0.0) keeps the lease kube-vip reports",
+                json!({"ingress": [{"ip": "192.0.2.77", "ports": ports}]}),
+                vec!["0.0.0.0"],
+                None,
+            ),
+            (
+                "a DHCP allocation keeps only leases of its own family",
+                json!({"ingress": [
+                    {"ip": "192.0.2.77", "ports": ports},
+                    {"ip": "2001:db8::77", "ports": ports},
+                ]}),
+                vec!["0.0.0.0"],
+                Some(json!([{"ip": "192.0.2.77", "ports": ports}])),
+            ),
+            (
+                "release removes the IPs but not a hostname-only entry",
+                json!({"ingress": [{"ip": "192.0.2.10", "ports": ports}, {"hostname": "lb.example"}]}),
+                vec![],
+                Some(json!([{"hostname": "lb.example"}])),
+            ),
+            (
+                "release of the last entry removes the list",
+                json!({"ingress": [{"ip": "192.0.2.10", "ports": ports}]}),
+                vec![],
+                Some(Value::Null),
+            ),
+        ];
+        for (what, load_balancer, desired, expected) in rows {
+            assert_eq!(
+                ingress_after(load_balancer, &desired, true),
+                expected,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_ingress_ip_only_ingress_is_ours_and_rewritten_with_ip_mode_vip() {
+        let kube_vip = json!({"ingress": [
+            {"ip": "192.0.2.10", "ports": [{"port": 80, "protocol": "TCP"}]},
+        ]});
+        assert_eq!(
+            ingress_after(kube_vip, &["192.0.2.10"], false),
+            Some(json!([{"ip": "192.0.2.10", "ipMode": "VIP"}]))
+        );
     }
 }

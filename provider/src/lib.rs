@@ -17,6 +17,7 @@ pub mod lease;
 pub mod metrics;
 pub mod nodes;
 pub mod outcome;
+pub mod patch;
 pub mod pools;
 pub mod service_view;
 pub mod telemetry;

@@ -3,7 +3,12 @@
 //! Such kubelets register Nodes with the taint `node.cloudprovider.kubernetes.io/uninitialized`
 //! and wait for a cloud provider to remove it; kube-vip-cloud-provider never does, so Pods stay
 //! Pending. We remove the taint and, when `spec.providerID` is empty, set it to
-//! `ferrolb://<node-name>`.
+//! `ferrolb://<node-name>` in the same patch.
+//!
+//! Only Nodes that carry the taint are touched. The API server lets `spec.providerID` change
+//! only from "" to a value, so setting ours on any other Node would permanently lock out the
+//! cloud provider that does own it (one added later, or one that initializes Nodes by other
+//! means).
 //!
 //! `node_patch` is the pure decision (a JSON Patch that starts with a `test` of the
 //! resourceVersion, so a Node changed meanwhile is never overwritten); `run` watches Nodes and
@@ -12,7 +17,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, TestOperation};
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
 use k8s_openapi::api::core::v1::Node;
 use kube::{
     Api, Client,
@@ -22,7 +27,12 @@ use kube::{
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::{error::Error, lease::Claim, metrics::Metrics};
+use crate::{
+    error::Error,
+    lease::Claim,
+    metrics::Metrics,
+    patch::{pointer, test_resource_version},
+};
 
 /// The taint kubelet sets with `--cloud-provider=external`.
 pub const UNINITIALIZED_TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
@@ -45,6 +55,10 @@ pub fn node_patch(node: &Node) -> Option<Patch> {
             }));
         }
     }
+    if ops.is_empty() {
+        // Not waiting for us: its providerID, even an empty one, is not ours to set.
+        return None;
+    }
     let provider_id_empty = spec
         .and_then(|s| s.provider_id.as_deref())
         .is_none_or(str::is_empty);
@@ -54,24 +68,8 @@ pub fn node_patch(node: &Node) -> Option<Patch> {
             value: Value::String(format!("{PROVIDER_ID_SCHEME}{name}")),
         }));
     }
-    if ops.is_empty() {
-        return None;
-    }
     ops.insert(0, test_resource_version(resource_version));
     Some(Patch(ops))
-}
-
-/// `test` that the object still has the resourceVersion we computed the patch from.
-pub fn test_resource_version(resource_version: &str) -> PatchOperation {
-    PatchOperation::Test(TestOperation {
-        path: pointer(&["metadata", "resourceVersion"]),
-        value: Value::String(resource_version.to_string()),
-    })
-}
-
-/// Builds a JSON pointer from unescaped segments (RFC 6901 escaping of `~` and `/`).
-pub fn pointer(segments: &[&str]) -> json_patch::jsonptr::PointerBuf {
-    json_patch::jsonptr::PointerBuf::from_tokens(segments.iter().copied())
 }
 
 /// Initializes Nodes while `claims` is current. Each leadership term starts a fresh watch,
@@ -187,6 +185,14 @@ mod tests {
     #[test]
     fn initialized_node_needs_no_write() {
         assert!(node_patch(&node(&["other"], Some("aws:///i-1"))).is_none());
+    }
+
+    #[test]
+    fn untainted_node_without_provider_id_is_left_to_its_cloud_provider() {
+        // providerID can be set only once: setting ours on a Node we were not asked to
+        // initialize would lock out the cloud provider that is.
+        assert!(node_patch(&node(&["other"], None)).is_none());
+        assert!(node_patch(&node(&[], Some(""))).is_none());
     }
 
     #[test]

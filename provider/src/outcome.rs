@@ -283,14 +283,8 @@ pub fn desired(
                 finalizer: Some(true),
                 ingress: match (settings.status, announce) {
                     (StatusMode::None, _) | (_, Announce::Unknown) => Field::Keep,
-                    // 0.0.0.0 asks kube-vip for DHCP; the leased address is kube-vip's to report.
-                    (StatusMode::Allocated, Announce::Off) => Field::Set(
-                        addresses
-                            .iter()
-                            .copied()
-                            .filter(|a| !a.is_unspecified())
-                            .collect(),
-                    ),
+                    // 0.0.0.0 asks kube-vip for DHCP; desired.rs leaves the lease to kube-vip.
+                    (StatusMode::Allocated, Announce::Off) => Field::Set(addresses.clone()),
                     // Cluster mode: only what an announcer really has in force.
                     (StatusMode::Allocated, Announce::Status(status)) => {
                         Field::Set(status.active())

@@ -45,7 +45,7 @@ use crate::{
     ipam::ServiceKey,
     lease::Claim,
     metrics::Metrics,
-    nodes::test_resource_version,
+    patch::test_resource_version,
 };
 
 /// Longest time one Service write (metadata + status patch) may take.

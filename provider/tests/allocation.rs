@@ -45,7 +45,8 @@ async fn service_gets_address_label_status_condition_finalizer_and_event() {
         .unwrap_or_default();
     assert_eq!(ingress.len(), 1);
     assert_eq!(ingress[0].ip.as_deref(), Some("192.0.2.10"));
-    assert_eq!(ingress[0].ip_mode.as_deref(), Some("VIP"));
+    // Next to kube-vip (--announcers=none) only the IP is ours: kube-vip completes the entry.
+    assert_eq!(ingress[0].ip_mode.as_deref(), None);
     let events = eventually("AddressAllocated event", || async {
         let events = events_for(&server, "web");
         events
@@ -547,6 +548,72 @@ async fn new_node_loses_the_uninitialized_taint_and_gets_a_provider_id() {
     assert_eq!(
         taints.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
         vec!["dedicated"]
+    );
+}
+
+/// A Node named `name` with the given taint keys and no providerID.
+fn node(name: &str, taints: &[&str]) -> Node {
+    Node {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec {
+            taints: Some(
+                taints
+                    .iter()
+                    .map(|key| Taint {
+                        key: key.to_string(),
+                        effect: "NoSchedule".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[tokio::test]
+async fn only_nodes_with_the_uninitialized_taint_get_a_provider_id() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    set_pools(&client, &[("range-global", "192.0.2.10-192.0.2.20")]).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    // Created first, so the controller sees it before the tainted one.
+    let untainted = nodes
+        .create(&PostParams::default(), &node("plain", &["dedicated"]))
+        .await
+        .expect("create Node");
+    nodes
+        .create(
+            &PostParams::default(),
+            &node(
+                "external",
+                &["node.cloudprovider.kubernetes.io/uninitialized"],
+            ),
+        )
+        .await
+        .expect("create Node");
+    let _controller = start(&server, &["--initialize-nodes=true"]);
+    eventually("tainted node initialized", || async {
+        let node = nodes.get("external").await.ok()?;
+        let spec = node.spec?;
+        (spec.provider_id.as_deref() == Some("ferrolb://external")
+            && spec.taints.unwrap_or_default().is_empty())
+        .then_some(())
+    })
+    .await;
+    let plain = nodes.get("plain").await.expect("get Node");
+    assert_eq!(
+        plain.spec.as_ref().and_then(|s| s.provider_id.as_deref()),
+        None,
+        "a Node without the taint keeps an empty providerID for its own cloud provider"
+    );
+    assert_eq!(
+        plain.metadata.resource_version, untainted.metadata.resource_version,
+        "a Node without the taint is never written"
     );
 }
 

@@ -53,6 +53,11 @@ pub struct IndexSettings {
     /// Cluster mode (`--announcers=cluster`): the mode of Services that name none. `None`:
     /// somebody else announces (`--announcers=none`).
     pub cluster_default_mode: Option<Mode>,
+    /// Next to kube-vip (`--announcers=none`): `status.loadBalancer.ingress` is compared by
+    /// its set of IPs only, so the ports and ipMode kube-vip writes are left alone (kube-vip
+    /// re-adds its VIP whenever the ingress ports differ from the spec, so rewriting them
+    /// makes the two loop). See [`crate::desired::status_patch`].
+    pub ingress_ip_only: bool,
 }
 
 /// One conditional write the writer should make.
@@ -606,7 +611,12 @@ impl Index {
             uid: view.uid.clone(),
             resource_version: view.resource_version.clone(),
             main: Ops::new(&main_patch(view, &want)),
-            status: Ops::new(&status_patch(view, &want, (self.clock)())),
+            status: Ops::new(&status_patch(
+                view,
+                &want,
+                self.settings.ingress_ip_only,
+                (self.clock)(),
+            )),
             events: notes,
             allocates,
         };

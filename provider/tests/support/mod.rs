@@ -37,7 +37,16 @@ impl Drop for Running {
 
 /// Starts the real controller against `server` with extra flags.
 pub fn start(server: &TestApiServer, flags: &[&str]) -> Running {
-    start_with_tls(server, flags, None)
+    start_full(server, flags, None, |_| {})
+}
+
+/// Same, with a change to the context the flags give (for settings without a flag yet).
+pub fn start_with(
+    server: &TestApiServer,
+    flags: &[&str],
+    adjust: impl FnOnce(&mut controller::Context),
+) -> Running {
+    start_full(server, flags, None, adjust)
 }
 
 /// Starts the real controller; in cluster mode (`--announcers=cluster`) it uses `tls` to
@@ -46,6 +55,15 @@ pub fn start_with_tls(
     server: &TestApiServer,
     flags: &[&str],
     tls: Option<provider::announce::driver::ClientTls>,
+) -> Running {
+    start_full(server, flags, tls, |_| {})
+}
+
+fn start_full(
+    server: &TestApiServer,
+    flags: &[&str],
+    tls: Option<provider::announce::driver::ClientTls>,
+    adjust: impl FnOnce(&mut controller::Context),
 ) -> Running {
     let mut argv = vec!["ferrolb-provider"];
     for default in [
@@ -69,6 +87,7 @@ pub fn start_with_tls(
     let health = Arc::new(Health::default());
     let mut ctx =
         controller::Context::from_args(server.client(), &args, metrics.clone(), health.clone());
+    adjust(&mut ctx);
     let (tls_tx, tls_rx) = tokio::sync::watch::channel(tls.map(Arc::new));
     if let Some(cluster) = ctx.cluster.as_mut() {
         cluster.tls = tls_rx;

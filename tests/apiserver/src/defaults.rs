@@ -1,7 +1,10 @@
 //! Defaulting and allocation a real apiserver does for Services, because the
 //! provider reads these fields: `spec.type`, `ipFamilies`/`ipFamilyPolicy`
 //! (which address families to allocate), `clusterIP(s)`, and `nodePort`s for
-//! NodePort/LoadBalancer Services. Also the object-name rules (RFC 1123).
+//! NodePort/LoadBalancer Services. Also the object-name rules (RFC 1123) and
+//! the fields a real apiserver lets be set only once: a Service's `clusterIP`
+//! and a Node's `spec.providerID` (a cloud provider that set the wrong one
+//! would otherwise look harmless here and block the real one in a cluster).
 //!
 //! The cluster this server pretends to be is dual-stack with service CIDRs
 //! 10.96.0.0/16 and fd00:10:96::/112 and node ports 30000-32767.
@@ -114,6 +117,27 @@ pub fn check_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
     Err(ApiError::Invalid(format!(
         "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": {rule}",
         rt.kind
+    )))
+}
+
+/// Refuses a Node update that changes a set `spec.providerID`, with the sentence of
+/// Kubernetes' `ValidateNodeUpdate` (pkg/apis/core/validation): the field may only go
+/// from "" to a value.
+pub fn check_node_update(new: &Value, old: &Value) -> Result<(), ApiError> {
+    let provider_id = |node: &Value| {
+        node.pointer("/spec/providerID")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let old_id = provider_id(old);
+    if old_id.is_empty() || provider_id(new) == old_id {
+        return Ok(());
+    }
+    Err(ApiError::Invalid(format!(
+        "Node \"{}\" is invalid: spec.providerID: Forbidden: node updates may not change \
+         providerID except from \"\" to valid",
+        meta::name(old)
     )))
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec,
+    ConfigMap, LoadBalancerIngress, LoadBalancerStatus, Node, Service, ServicePort, ServiceSpec,
     ServiceStatus,
 };
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -510,6 +510,56 @@ async fn services_get_defaults_and_allocations_like_a_real_cluster() {
         port.node_port
             .is_some_and(|n| (30_000..=32_767).contains(&n)),
         "LoadBalancer ports get node ports"
+    );
+}
+
+#[tokio::test]
+async fn node_provider_id_is_set_once_then_refused_like_a_real_apiserver() {
+    let server = TestApiServer::new();
+    let api: Api<Node> = Api::all(server.client());
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some("n1".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &node)
+        .await
+        .expect("create Node");
+    let set = |id: &str| Patch::Merge(json!({"spec": {"providerID": id}}));
+    // From "" to a value is allowed (a cloud provider initializing the Node) ...
+    let first = api
+        .patch("n1", &PatchParams::default(), &set("ferrolb://n1"))
+        .await
+        .expect("first providerID is accepted");
+    assert_eq!(
+        first.spec.and_then(|s| s.provider_id).as_deref(),
+        Some("ferrolb://n1")
+    );
+    // ... writing the same value again is no change ...
+    api.patch("n1", &PatchParams::default(), &set("ferrolb://n1"))
+        .await
+        .expect("same providerID is accepted");
+    // ... but any other value, or clearing it, is 422 with the apiserver's sentence.
+    for other in ["aws:///eu-west-1a/i-1", ""] {
+        match api.patch("n1", &PatchParams::default(), &set(other)).await {
+            Err(Error::Api(s)) => {
+                assert_eq!(s.code, 422, "{other:?}");
+                assert_eq!(s.reason, "Invalid");
+                assert_eq!(
+                    s.message,
+                    "Node \"n1\" is invalid: spec.providerID: Forbidden: node updates may not \
+                     change providerID except from \"\" to valid"
+                );
+            }
+            result => panic!("changing providerID to {other:?} must be refused: {result:?}"),
+        }
+    }
+    let stored = api.get("n1").await.expect("get Node");
+    assert_eq!(
+        stored.spec.and_then(|s| s.provider_id).as_deref(),
+        Some("ferrolb://n1")
     );
 }
 

@@ -13,7 +13,7 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 
 use super::*;
-use crate::nodes::test_resource_version;
+use crate::patch::test_resource_version;
 
 pub(super) const SOURCE: &str = "kube-system/kubevip";
 
@@ -25,6 +25,7 @@ pub(super) fn settings() -> IndexSettings {
         reallocate_outside_pools: false,
         config_source: SOURCE.to_string(),
         cluster_default_mode: None,
+        ingress_ip_only: false,
     }
 }
 
@@ -166,5 +167,6 @@ pub(super) fn started(
 }
 
 mod changes;
+mod kube_vip;
 mod lifecycle;
 mod requests;

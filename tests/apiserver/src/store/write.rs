@@ -358,6 +358,9 @@ impl State {
                         )?;
                     }
                 }
+                if rt.group.is_empty() && rt.plural == "nodes" {
+                    crate::defaults::check_node_update(&new, &old)?;
+                }
                 if meta::is_deleting(&old) {
                     let old_f = finalizers(&old);
                     if let Some(added) = finalizers(&new).into_iter().find(|f| !old_f.contains(f)) {
