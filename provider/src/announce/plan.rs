@@ -189,6 +189,24 @@ impl Planner {
 
     /// A Node was added or changed (`None`: deleted).
     pub fn set_node(&mut self, name: &str, info: Option<NodeInfo>) {
+        let layer2_before = self.nodes.get(name).and_then(|i| i.layer2_address);
+        let layer2_after = info.and_then(|i| i.layer2_address);
+        if layer2_before != layer2_after
+            && let Some(set) = self.sets.get_mut(name)
+        {
+            // The node's own interface choice changed: rewrite its entries in place.
+            for entry in set.values_mut() {
+                let automatic = self
+                    .placements
+                    .get(&entry.address)
+                    .is_some_and(|p| p.interface == InterfaceChoice::Automatic);
+                if automatic && entry.mode.single_owner() {
+                    entry.interface =
+                        layer2_after.map_or(InterfaceChoice::Automatic, InterfaceChoice::CanReach);
+                }
+            }
+            self.unsent.insert(name.into());
+        }
         let changed = match info {
             Some(info) => self.nodes.insert(name.into(), info) != Some(info),
             None => self.nodes.remove(name).is_some(),
@@ -355,12 +373,18 @@ impl Planner {
             }
             if let Some(new) = &after {
                 for node in &new.nodes {
+                    let interface = match (&new.interface, self.nodes.get(node)) {
+                        (InterfaceChoice::Automatic, Some(info)) if new.mode.single_owner() => info
+                            .layer2_address
+                            .map_or(InterfaceChoice::Automatic, InterfaceChoice::CanReach),
+                        (interface, _) => interface.clone(),
+                    };
                     self.sets.entry(node.clone()).or_default().insert(
                         (address, new.mode),
                         NodeAnnouncement {
                             address,
                             mode: new.mode,
-                            interface: new.interface.clone(),
+                            interface,
                             services: new.services.clone(),
                             candidates: new.candidates.clone(),
                         },
