@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod certs;
 pub mod controller;
 pub mod desired;
 pub mod error;
