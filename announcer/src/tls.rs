@@ -299,3 +299,73 @@ async fn handshake(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair,
+    };
+
+    use super::*;
+
+    fn ca() -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca")
+    }
+
+    /// Writes a server certificate from a fresh CA and that CA as client CA.
+    fn write_set(files: &TlsFiles) {
+        let ca = ca();
+        let mut params = CertificateParams::new(vec!["ferrolb-announcer".into()]).expect("params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &ca).expect("sign");
+        std::fs::write(&files.cert, cert.pem()).expect("write");
+        std::fs::write(&files.key, key.serialize_pem()).expect("write");
+        std::fs::write(&files.client_ca, ca.pem()).expect("write");
+    }
+
+    fn files(dir: &Path) -> TlsFiles {
+        TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            client_ca: dir.join("ca.crt"),
+        }
+    }
+
+    #[test]
+    fn a_config_is_rebuilt_only_when_the_files_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = files(dir.path());
+        write_set(&files);
+        let reloading = ReloadingConfig::load(&files).expect("load");
+        let before = reloading.config();
+        assert_eq!(before.alpn_protocols, vec![b"h2".to_vec()]);
+        assert!(!reloading.reload().expect("reload"));
+        assert!(Arc::ptr_eq(&before, &reloading.config()));
+        write_set(&files);
+        assert!(reloading.reload().expect("reload"));
+        assert!(!Arc::ptr_eq(&before, &reloading.config()));
+    }
+
+    #[test]
+    fn a_bad_set_keeps_the_previous_config_and_names_the_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = files(dir.path());
+        write_set(&files);
+        let reloading = ReloadingConfig::load(&files).expect("load");
+        let before = reloading.config();
+        std::fs::write(&files.client_ca, "no certificate here").expect("write");
+        let error = reloading.reload().expect_err("no client CA");
+        assert!(error.to_string().starts_with("--client-ca "), "{error}");
+        assert!(Arc::ptr_eq(&before, &reloading.config()));
+        // A key that does not belong to the certificate (a swap read half-way).
+        write_set(&files);
+        let other = KeyPair::generate().expect("key");
+        std::fs::write(&files.key, other.serialize_pem()).expect("write");
+        assert!(reloading.reload().is_err());
+        assert!(Arc::ptr_eq(&before, &reloading.config()));
+    }
+}

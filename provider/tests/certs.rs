@@ -41,9 +41,12 @@ impl Drop for Running {
 
 impl Running {
     fn start(client: &Client) -> Running {
-        let args = Flags::try_parse_from(["ferrolb-provider"])
-            .expect("default flags")
-            .tls;
+        Self::start_with(client, &[])
+    }
+
+    fn start_with(client: &Client, flags: &[&str]) -> Running {
+        let argv = std::iter::once("ferrolb-provider").chain(flags.iter().copied());
+        let args = Flags::try_parse_from(argv).expect("test flags").tls;
         let (tx, rx) = watch::channel(None);
         let task = tokio::spawn(certs::run(client.clone(), NAMESPACE.into(), args, tx));
         Running { task, rx }
@@ -235,6 +238,26 @@ async fn a_ca_brought_by_the_operator_is_used_and_a_due_or_foreign_server_secret
     })
     .await;
     assert_eq!(text(&repaired, "ca.crt"), own_ca.cert_pem);
+}
+
+#[tokio::test]
+async fn a_deleted_announcer_secret_is_recreated_at_the_next_recheck() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    let mut running = Running::start_with(&client, &["--cert-recheck-interval=200ms"]);
+    let tls = running.published().await;
+    let first = wait_announcer_secret(&client, |_| true).await;
+    let api: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    api.delete("ferrolb-announcer-tls", &Default::default())
+        .await
+        .expect("delete");
+    let recreated = wait_announcer_secret(&client, |s| s.metadata.uid != first.metadata.uid).await;
+    assert!(issue::signed_by(&text(&recreated, "tls.crt"), &tls.ca_pem));
+    assert_eq!(
+        running.rx.borrow().as_ref().map(|t| t.cert_pem.clone()),
+        Some(tls.cert_pem.clone()),
+        "the client certificate is not re-issued for that"
+    );
 }
 
 #[tokio::test]

@@ -163,7 +163,10 @@ impl Managed {
                 resource_version: existing.and_then(|s| s.metadata.resource_version.clone()),
                 ..Default::default()
             },
-            type_: Some("kubernetes.io/tls".into()),
+            // A Secret's type cannot change; keep an existing one (e.g. Opaque).
+            type_: existing
+                .and_then(|s| s.type_.clone())
+                .or_else(|| Some("kubernetes.io/tls".into())),
             data: Some(data),
             ..Default::default()
         };
