@@ -89,6 +89,10 @@ pub struct ServerArgs {
     /// PEM CA bundle that client certificates must chain to; clients without one are refused.
     #[arg(long, env = "FERROLB_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// How often --tls-cert, --tls-key and --client-ca are re-read; changed files apply to
+    /// new connections without a restart (a rotated Secret mount), established ones stay.
+    #[arg(long, env = "FERROLB_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
     /// Allow plaintext gRPC on non-loopback TCP addresses (anyone who can reach the port
     /// controls what this node announces; use only on trusted networks).
     #[arg(long, env = "FERROLB_INSECURE")]

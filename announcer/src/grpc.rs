@@ -2,7 +2,8 @@
 //! its listeners.
 //!
 //! Transport rules: Unix sockets are plaintext (protected by file permissions, mode 0660);
-//! TCP uses TLS with mandatory client-certificate authentication when `--tls-cert` is given;
+//! TCP uses TLS with mandatory client-certificate authentication when `--tls-cert` is given
+//! (certificates re-read from disk while running, see [`crate::tls`]);
 //! plaintext TCP is refused unless the address is loopback or `--insecure` is set.
 
 use std::path::PathBuf;
@@ -14,12 +15,13 @@ use proto::announcer::v1::announcer_server::{Announcer, AnnouncerServer};
 use proto::announcer::v1::{self as pb};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, UnixListenerStream};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use crate::args::Listen;
 use crate::engine::Engine;
 use crate::events;
+use crate::tls::{self, ReloadingConfig, TlsError};
 
 /// The Announcer service over an [`Engine`].
 #[derive(Clone)]
@@ -130,13 +132,7 @@ impl Announcer for AnnouncerService {
     }
 }
 
-/// TLS material of the server.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: PathBuf,
-}
+pub use crate::tls::TlsFiles;
 
 /// Why a listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +141,11 @@ pub enum ServeError {
         "refusing plaintext gRPC on {0}: not a loopback address; give --tls-cert/--tls-key/--client-ca, listen on a unix: socket, or pass --insecure"
     )]
     PlaintextRefused(std::net::SocketAddr),
-    #[error("reading {what} {path}: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("gRPC listener {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("unix socket {path}: {source}")]
@@ -163,24 +160,6 @@ pub enum ServeError {
     },
 }
 
-fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::Read {
-        what,
-        path: path.clone(),
-        source,
-    })
-}
-
-/// Builds the server TLS configuration; client certificates are mandatory.
-pub fn server_tls(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
-    let identity = Identity::from_pem(
-        read("--tls-cert", &files.cert)?,
-        read("--tls-key", &files.key)?,
-    );
-    let ca = Certificate::from_pem(read("--client-ca", &files.client_ca)?);
-    Ok(ServerTlsConfig::new().identity(identity).client_ca_root(ca))
-}
-
 /// Checks a listener against the transport rules before anything is started.
 pub fn check_listener(listen: &Listen, tls: bool, insecure: bool) -> Result<(), ServeError> {
     match listen {
@@ -191,10 +170,11 @@ pub fn check_listener(listen: &Listen, tls: bool, insecure: bool) -> Result<(), 
     }
 }
 
-/// Serves the API on one listener until `shutdown` resolves.
+/// Serves the API on one listener until `shutdown` resolves. TCP with `tls` serves mutual
+/// TLS whose certificates follow their files ([`crate::tls`]).
 pub async fn serve(
     listen: Listen,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<Arc<ReloadingConfig>>,
     service: AnnouncerService,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -203,27 +183,35 @@ pub async fn serve(
         .set_serving::<AnnouncerServer<AnnouncerService>>()
         .await;
     let mut builder = Server::builder();
-    match &listen {
-        Listen::Tcp(addr) => {
-            if let Some(tls) = tls {
-                builder = builder
-                    .tls_config(tls)
-                    .map_err(|source| ServeError::Transport {
-                        listen: listen.clone(),
-                        source,
-                    })?;
-            }
+    match (&listen, tls) {
+        (Listen::Tcp(addr), Some(tls)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            let incoming = tls::incoming(listener, tls);
             builder
                 .add_service(health)
                 .add_service(AnnouncerServer::new(service))
-                .serve_with_shutdown(*addr, shutdown)
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
                 .map_err(|source| ServeError::Transport {
                     listen: listen.clone(),
                     source,
                 })
         }
-        Listen::Unix(path) => {
+        (Listen::Tcp(addr), None) => builder
+            .add_service(health)
+            .add_service(AnnouncerServer::new(service))
+            .serve_with_shutdown(*addr, shutdown)
+            .await
+            .map_err(|source| ServeError::Transport {
+                listen: listen.clone(),
+                source,
+            }),
+        (Listen::Unix(path), _) => {
             let unix_error = |source| ServeError::Unix {
                 path: path.clone(),
                 source,

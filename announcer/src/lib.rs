@@ -28,4 +28,5 @@ pub mod server;
 pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tls;
 pub mod vip;

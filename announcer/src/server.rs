@@ -17,6 +17,7 @@ use crate::l2::socket::L2Runtime;
 use crate::link_events;
 use crate::metrics::{self, Metrics};
 use crate::safety::Policy;
+use crate::tls::ReloadingConfig;
 use crate::vip::VipManager;
 
 /// A failure that stops the server.
@@ -50,7 +51,15 @@ pub async fn run_with(
     for listen in &args.listen {
         grpc::check_listener(listen, tls_files.is_some(), args.insecure)?;
     }
-    let tls = tls_files.as_ref().map(grpc::server_tls).transpose()?;
+    let tls = match &tls_files {
+        Some(files) => {
+            let config = Arc::new(ReloadingConfig::load(files).map_err(ServeError::from)?);
+            // The kubelet rewrites the mounted Secret on rotation; follow it.
+            tokio::spawn(Arc::clone(&config).watch(args.tls_reload_interval));
+            Some(config)
+        }
+        None => None,
+    };
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);

@@ -7,6 +7,7 @@
 
 pub mod announce;
 pub mod args;
+pub mod certs;
 pub mod controller;
 pub mod desired;
 pub mod error;
