@@ -16,6 +16,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::certs::AnnouncerTlsMode;
 use support::checks::{
     CHANGE, host_prefix, snapshot, wait_announced, wait_bgp, wait_event, wait_not_announced,
     wait_reachable_at, wait_single_owner, wait_withdrawn,
@@ -25,13 +26,20 @@ use support::cluster::{Cluster, NODES, POOL_BGP, POOL_GLOBAL, ProviderOptions};
 use support::kube::{endpoint_slice, lb_service, pool_configmap};
 use support::wait_for;
 
-/// A cluster with one provider in cluster mode, or None (with a message) when this machine
-/// cannot run it and CI is not set.
+/// A cluster with one provider in cluster mode (provider-managed TLS), or None (with a
+/// message) when this machine cannot run it and CI is not set.
 fn cluster_with_provider(test: &str) -> Option<Cluster> {
+    cluster_with_provider_tls(test, support::cluster::ANNOUNCER_TLS)
+}
+
+fn cluster_with_provider_tls(test: &str, tls: AnnouncerTlsMode) -> Option<Cluster> {
     if !support::netns::prerequisites(test, &["bird", "birdc", "kubectl", "ping"]) {
         return None;
     }
-    Some(Cluster::start(&[provider("p1", false, 18080)]))
+    Some(Cluster::start_with_tls(
+        tls,
+        &[provider("p1", false, 18080)],
+    ))
 }
 
 fn provider(identity: &str, leader_elect: bool, metrics_port: u16) -> ProviderOptions {
@@ -98,7 +106,11 @@ fn check_single_node_service(
 
 #[test]
 fn every_mode_is_reachable_from_the_lan_and_withdrawn_when_the_service_is_deleted() {
-    let Some(cluster) = cluster_with_provider("the cluster-mode e2e test (every mode)") else {
+    // Bring-your-own-CA TLS here (--announcer-tls=files); the other tests use managed mode.
+    let Some(cluster) = cluster_with_provider_tls(
+        "the cluster-mode e2e test (every mode)",
+        AnnouncerTlsMode::Files,
+    ) else {
         return;
     };
     let (l2_v4, _) = check_single_node_service(
@@ -235,6 +247,11 @@ fn etp_local_address_follows_the_ready_endpoint() {
     );
     let (greeting, mac) = wait_reachable_at(&cluster, &ip, "node-3");
     let moved = wait_event(&cluster, "default", "local", "Moved", &["node-2", "node-3"]);
+    assert!(
+        moved.contains("ready endpoint"),
+        "(e) ETP Local: the Moved Event should say why {ip} left node-2 (it has no ready \
+         endpoint of default/local any more), but says: {moved:?}"
+    );
     let seen = wait_announced(&cluster, "default", "local", "naming node-3", |s| {
         s.message.contains("node-3")
     });
@@ -337,7 +354,13 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     cluster.set_node_ready(&first, false);
     let second = wait_single_owner(&cluster, &ip, "layer2", Some(&first));
     let (greeting, mac) = wait_reachable_at(&cluster, &ip, &second);
-    let moved = wait_event(&cluster, "default", "web", "Moved", &[&first, &second]);
+    let moved = wait_event(
+        &cluster,
+        "default",
+        "web",
+        "Moved",
+        &[&first, &second, "not Ready"],
+    );
     let seen = wait_announced(
         &cluster,
         "default",
@@ -359,7 +382,13 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     let third = wait_single_owner(&cluster, &ip, "layer2", Some(&second));
     assert_ne!(third, first, "(g) {ip} went back to NotReady {first}");
     let (greeting, mac) = wait_reachable_at(&cluster, &ip, &third);
-    let moved = wait_event(&cluster, "default", "web", "Moved", &[&second, &third]);
+    let moved = wait_event(
+        &cluster,
+        "default",
+        "web",
+        "Moved",
+        &[&second, &third, "exclude-from-external-load-balancers"],
+    );
     wait_bgp(&cluster, &bgp, &[third.as_str()]);
     cluster.steps.log(&format!(
         "(g) {second} labelled excluded → {ip} moved to {third}; client got {greeting:?}, \
@@ -369,6 +398,17 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     // Nobody left.
     cluster.set_node_ready(&third, false);
     let seen = wait_not_announced(&cluster, "default", "web", "NoEligibleNode");
+    for (node, why) in [
+        (&first, "not Ready"),
+        (&second, "exclude-from-external-load-balancers"),
+        (&third, "not Ready"),
+    ] {
+        assert!(
+            seen.message.contains(&format!("{node}: ")) && seen.message.contains(why),
+            "(g) NoEligibleNode message should say {node}: …{why}…: {:?}",
+            seen.message
+        );
+    }
     let bgp_seen = wait_not_announced(&cluster, "bgp", "route", "NoEligibleNode");
     wait_withdrawn(&cluster, &ip);
     wait_withdrawn(&cluster, &bgp);
@@ -409,6 +449,10 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     let heir = wait_single_owner(&cluster, &ip, "layer2", Some(&victim));
     let (greeting, mac) = wait_reachable_at(&cluster, &ip, &heir);
     let moved = wait_event(&cluster, "default", "web", "Moved", &[&victim, &heir]);
+    assert!(
+        moved.contains("unreachable") || moved.contains("not ready"),
+        "(h) the Moved Event should say {victim}'s announcer is unreachable or not ready: {moved:?}"
+    );
     let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
     wait_bgp(&cluster, &bgp, &survivors);
     cluster.steps.log(&format!(

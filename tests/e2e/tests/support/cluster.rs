@@ -39,9 +39,9 @@ pub struct NodeAnnouncer {
     pub socket: PathBuf,
 }
 
-/// Where the announcers' TLS material comes from: our own CA (`--announcer-tls=files`) or
-/// the provider (`--announcer-tls=managed`). The one switch between the two.
-pub const ANNOUNCER_TLS: AnnouncerTlsMode = AnnouncerTlsMode::Files;
+/// Where the announcers' TLS material comes from by default: the provider
+/// (`--announcer-tls=managed`, the default install) or our own CA (`--announcer-tls=files`).
+pub const ANNOUNCER_TLS: AnnouncerTlsMode = AnnouncerTlsMode::Managed;
 
 /// How a provider replica runs.
 #[derive(Debug, Clone)]
@@ -71,6 +71,8 @@ pub struct Cluster {
     pub provider_tls: ProviderTls,
     /// Whether each node's announcer endpoint is ready in the announcer EndpointSlice.
     announcer_ready: Vec<bool>,
+    /// Where the announcers' TLS material comes from.
+    tls_mode: AnnouncerTlsMode,
     /// Log files of every provider replica ever started.
     provider_logs: Vec<PathBuf>,
     pub steps: Steps,
@@ -83,6 +85,11 @@ impl Cluster {
     /// Secret to the announcers, as kubelet would mount it; with our own CA the announcers
     /// start first, so the providers' first dial succeeds.
     pub fn start(providers: &[ProviderOptions]) -> Cluster {
+        Cluster::start_with_tls(ANNOUNCER_TLS, providers)
+    }
+
+    /// [`Cluster::start`] with the announcers' TLS from `tls` (both modes are tested).
+    pub fn start_with_tls(tls: AnnouncerTlsMode, providers: &[ProviderOptions]) -> Cluster {
         let steps = Steps::new();
         let dir = tempfile::Builder::new()
             .prefix(&format!("ferrolb-e2e-{}-", std::process::id()))
@@ -149,6 +156,7 @@ impl Cluster {
             provider_tls,
             announcer_ready: vec![true; NODES.len()],
             provider_logs: Vec::new(),
+            tls_mode: tls,
             steps,
             dir,
         };
@@ -180,8 +188,7 @@ impl Cluster {
             .steps
             .log("Nodes Ready, announcer Service + EndpointSlice, pool ConfigMap written");
 
-        let managed =
-            ANNOUNCER_TLS == AnnouncerTlsMode::Managed && providers.iter().any(|p| p.cluster_mode);
+        let managed = tls == AnnouncerTlsMode::Managed && providers.iter().any(|p| p.cluster_mode);
         if managed {
             for options in providers {
                 cluster.start_provider(options);
@@ -450,6 +457,7 @@ impl Cluster {
         }
         args.extend(provider_announcer_args(
             options.cluster_mode,
+            self.tls_mode,
             &self.provider_tls,
         ));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -530,8 +538,12 @@ pub struct Announced {
     pub since_unix_ms: u64,
 }
 
-/// The provider's flags for talking to announcers ([`ANNOUNCER_TLS`] picks the TLS flags).
-fn provider_announcer_args(cluster_mode: bool, tls: &ProviderTls) -> Vec<String> {
+/// The provider's flags for talking to announcers, with the TLS flags of `mode`.
+fn provider_announcer_args(
+    cluster_mode: bool,
+    mode: AnnouncerTlsMode,
+    tls: &ProviderTls,
+) -> Vec<String> {
     if !cluster_mode {
         // Providers from before cluster mode have no such flag and never dial announcers.
         return if provider_knows_flag("--announcers") {
@@ -548,7 +560,7 @@ fn provider_announcer_args(cluster_mode: bool, tls: &ProviderTls) -> Vec<String>
             kube::ANNOUNCER_SERVICE
         ),
     ];
-    match ANNOUNCER_TLS {
+    match mode {
         AnnouncerTlsMode::Files => args.extend([
             "--announcer-tls=files".into(),
             format!("--announcer-client-cert={}", tls.cert.display()),
