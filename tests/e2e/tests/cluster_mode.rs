@@ -531,9 +531,10 @@ fn provider_restart_does_not_flap() {
     wait_reachable_at(&cluster, &ip, &owner);
     wait_bgp(&cluster, &bgp, &NODES);
     let before = snapshot(&cluster);
+    let generations_before = cluster.generations();
 
     let result = ping_through(&mut cluster, &ip, |cluster| {
-        cluster.stop_provider("p1");
+        cluster.stop_provider("p1", false);
         cluster.steps.log("(j) provider p1 stopped (SIGTERM)");
         cluster.start_provider(&provider("p1-again", false, 18080));
         // The new process drives the announcers: a Service created now gets announced.
@@ -560,9 +561,10 @@ fn provider_restart_does_not_flap() {
     );
     cluster.steps.log(&format!(
         "(j) provider restart: ping {ip} lost {}/{}; every ctl state unchanged (same since); \
-         BGP {bgp} via node-1..3 throughout",
+         BGP {bgp} via node-1..3 throughout; Sync generations {generations_before:?} → {:?}",
         result.lost(),
-        result.transmitted
+        result.transmitted,
+        cluster.generations()
     ));
 }
 
@@ -593,11 +595,13 @@ fn leader_handover_does_not_flap() {
     let leader = wait_for("a Lease holder", CHANGE, || holder(&cluster));
     let standby = if leader == "a" { "b" } else { "a" };
     let before = snapshot(&cluster);
+    let generations_before = cluster.generations();
 
     let result = ping_through(&mut cluster, &ip, |cluster| {
-        cluster.stop_provider(&leader);
+        // A crash: the Lease is not released; the standby waits for it to expire.
+        cluster.stop_provider(&leader, true);
         cluster.steps.log(&format!(
-            "(j) leader {leader} stopped (SIGTERM); standby {standby}"
+            "(j) leader {leader} killed (SIGKILL); standby {standby}"
         ));
         wait_for(
             &format!("Lease kube-system/ferrolb-provider held by {standby}"),
@@ -625,8 +629,10 @@ fn leader_handover_does_not_flap() {
     );
     cluster.steps.log(&format!(
         "(j) leader hand-over {leader} → {standby}: ping {ip} lost {}/{}; every ctl state \
-         unchanged (same since); BGP {bgp} via node-1..3 throughout",
+         unchanged (same since); BGP {bgp} via node-1..3 throughout; Sync generations \
+         {generations_before:?} → {:?}",
         result.lost(),
-        result.transmitted
+        result.transmitted,
+        cluster.generations()
     ));
 }

@@ -487,13 +487,33 @@ impl Cluster {
         self.providers.push(daemon);
     }
 
-    /// Stops (SIGTERM) the provider replica called `identity` and forgets it.
-    pub fn stop_provider(&mut self, identity: &str) {
+    /// Stops the provider replica called `identity` — SIGTERM, or SIGKILL when `crash` —
+    /// and forgets it.
+    pub fn stop_provider(&mut self, identity: &str, crash: bool) {
         let name = format!("provider-{identity}");
-        if let Some(at) = self.providers.iter().position(|p| p.name == name) {
-            let mut daemon = self.providers.remove(at);
+        let at = self
+            .providers
+            .iter()
+            .position(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no provider replica {identity} is running"));
+        let mut daemon = self.providers.remove(at);
+        if crash {
+            daemon.kill();
+        } else {
             daemon.stop();
         }
+    }
+
+    /// The generation each running announcer reports in `ctl state` (the provider's Sync
+    /// generation, which grows across leaders), for the log.
+    pub fn generations(&self) -> Vec<(String, u64)> {
+        NODES
+            .iter()
+            .filter_map(|node| {
+                let state = self.ctl_state(node).ok()?;
+                Some((node.to_string(), state["generation"].as_u64().unwrap_or(0)))
+            })
+            .collect()
     }
 
     /// The last `lines` lines of every provider's and announcer's log (stopped providers
