@@ -21,7 +21,7 @@ use support::checks::{
     CHANGE, host_prefix, snapshot, wait_announced, wait_bgp, wait_event, wait_not_announced,
     wait_reachable_at, wait_single_owner, wait_withdrawn,
 };
-use support::client::{Ping, tcp_hello};
+use support::client::{Ping, arp_responders, tcp_hello};
 use support::cluster::{Cluster, NODES, POOL_BGP, POOL_GLOBAL, ProviderOptions};
 use support::kube::{endpoint_slice, lb_service, pool_configmap};
 use support::wait_for;
@@ -95,11 +95,21 @@ fn check_single_node_service(
         "{label}: condition message {message:?} does not name the node announcing {ip}, {owner}"
     );
     let (greeting, mac) = wait_reachable_at(cluster, &ip, &owner);
+    let mut arp_note = String::new();
+    if !ip.contains(':') {
+        let responders = arp_responders(cluster.host("client"), &ip);
+        assert_eq!(
+            responders,
+            vec![mac.clone()],
+            "{label}: ARP for {ip} should be answered by {owner} ({mac}) alone"
+        );
+        arp_note = format!("; arping answered by {mac} alone");
+    }
     let event = wait_event(cluster, "default", name, "Announced", &[&ip]);
     cluster.steps.log(&format!(
         "{label}: default/{name} {ip} announced by {owner} only (ctl state of all 3 nodes); \
-         client got {greeting:?} and holds {ip} at {mac} ({owner}'s eth0); condition {message:?}; \
-         Event Announced {event:?}"
+         client got {greeting:?} and holds {ip} at {mac} ({owner}'s eth0){arp_note}; \
+         condition {message:?}; Event Announced {event:?}"
     ));
     (ip, owner)
 }
@@ -216,17 +226,30 @@ fn etp_local_address_follows_the_ready_endpoint() {
     let slice = |endpoints: &[(&str, &str, bool)]| {
         endpoint_slice("default", "local", "IPv4", "http", 80, endpoints)
     };
-    cluster
-        .kubectl
-        .apply(&slice(&[("node-2", "203.0.113.2", true)]));
-    let (ip, message) = create_announced(
-        &cluster,
+    // No endpoint yet: allocated, not announced, and no ingress shown.
+    cluster.kubectl.apply(&lb_service(
         "default",
         "local",
         json!({}),
         json!({"externalTrafficPolicy": "Local"}),
-        "layer2",
+    ));
+    let waiting = wait_not_announced(&cluster, "default", "local", "NoReadyEndpoints");
+    assert!(
+        waiting.ips.is_empty(),
+        "(e) ETP Local: ingress {:?} shown before any node announces it",
+        waiting.ips
     );
+    cluster.steps.log(&format!(
+        "(e) ETP Local: no endpoint yet → False NoReadyEndpoints {:?}, no ingress",
+        waiting.message
+    ));
+    cluster
+        .kubectl
+        .apply(&slice(&[("node-2", "203.0.113.2", true)]));
+    let seen = wait_announced(&cluster, "default", "local", "naming node-2", |s| {
+        s.message.contains("node-2")
+    });
+    let (ip, message) = (seen.ips[0].clone(), seen.message);
     let owner = wait_single_owner(&cluster, &ip, "layer2", None);
     assert_eq!(
         owner, "node-2",
@@ -313,9 +336,15 @@ fn shared_address_is_answered_by_exactly_one_node() {
         );
     }
     let (greeting, mac) = wait_reachable_at(&cluster, shared, &owner);
+    let responders = arp_responders(cluster.host("client"), shared);
+    assert_eq!(
+        responders,
+        vec![mac.clone()],
+        "(f) ARP for {shared} should be answered by {owner} ({mac}) alone"
+    );
     cluster.steps.log(&format!(
         "(f) shared {shared} (TCP/80 + TCP/443): announced by {owner} only (ctl state of all 3 \
-         nodes); client got {greeting:?}, neighbour {mac}"
+         nodes); client got {greeting:?}, neighbour {mac}, ARP answered by {mac} alone"
     ));
 
     cluster.kubectl.delete("service", "default", "shared-http");
@@ -443,18 +472,25 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     wait_reachable_at(&cluster, &ip, &victim);
     wait_bgp(&cluster, &bgp, &NODES);
 
-    // SIGKILL, then the kubelet's readiness probe fails: the endpoint turns not ready.
+    // SIGKILL. The kubelet's readiness probe needs seconds to notice; the provider must see
+    // the broken connection itself (docs/cluster-mode.md, "Failure behaviour").
     cluster.kill_announcer(&victim);
-    cluster.set_announcer_endpoint_ready(&victim, false);
     let heir = wait_single_owner(&cluster, &ip, "layer2", Some(&victim));
     let (greeting, mac) = wait_reachable_at(&cluster, &ip, &heir);
     let moved = wait_event(&cluster, "default", "web", "Moved", &[&victim, &heir]);
     assert!(
-        moved.contains("unreachable") || moved.contains("not ready"),
-        "(h) the Moved Event should say {victim}'s announcer is unreachable or not ready: {moved:?}"
+        moved.contains("unreachable"),
+        "(h) the Moved Event should say {victim}'s announcer is unreachable: {moved:?}"
     );
     let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
     wait_bgp(&cluster, &bgp, &survivors);
+    // Then the kubelet marks the endpoint not ready; nothing else changes.
+    cluster.set_announcer_endpoint_ready(&victim, false);
+    let still = wait_single_owner(&cluster, &ip, "layer2", Some(&victim));
+    assert_eq!(
+        still, heir,
+        "(h) {ip} moved again, to {still}, when the endpoint turned not ready"
+    );
     cluster.steps.log(&format!(
         "(h) announcer on {victim} killed → {ip} moved to {heir}; client got {greeting:?}, \
          neighbour {mac}; Event Moved {moved:?}; BGP {bgp} via {survivors:?}"

@@ -89,6 +89,22 @@ fn tcp_exchange(host: &Host, address: &str, port: u16, request: &[u8]) -> Result
     })
 }
 
+/// The distinct MACs that answer three ARP requests for `ip` sent from `host` (Habets'
+/// `arping`, as installed by scripts/install-test-deps.sh): more than one means two nodes
+/// answer for the address.
+pub fn arp_responders(host: &Host, ip: &str) -> Vec<String> {
+    let out = host.exec(&["arping", "-c", "3", "-W", "0.2", "-I", "eth0", ip]);
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let mut macs: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_hexdigit() || c == ':'))
+        .filter(|word| word.len() == 17 && word.matches(':').count() == 5)
+        .map(str::to_string)
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}
+
 /// A `ping -i <interval> -c <count>` running in the background.
 pub struct Ping {
     daemon: Daemon,
