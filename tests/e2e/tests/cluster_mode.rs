@@ -51,6 +51,10 @@ fn provider(identity: &str, leader_elect: bool, metrics_port: u16) -> ProviderOp
     }
 }
 
+fn ipv6_only() -> Value {
+    json!({"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"]})
+}
+
 fn mode(mode: &str) -> Value {
     json!({"ferrolb.io/mode": mode})
 }
@@ -368,9 +372,27 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     };
     let (ip, _) = create_announced(&cluster, "default", "web", json!({}), json!({}), "layer2");
     let (bgp, _) = create_announced(&cluster, "bgp", "route", mode("bgp"), json!({}), "bgp");
+    let (ip6, _) = create_announced(
+        &cluster,
+        "default",
+        "web6",
+        json!({}),
+        ipv6_only(),
+        "layer2",
+    );
     let first = wait_single_owner(&cluster, &ip, "layer2", None);
     wait_reachable_at(&cluster, &ip, &first);
     wait_bgp(&cluster, &bgp, &NODES);
+    // The IPv6 address lands wherever rendezvous hashing puts it; it must stay reachable
+    // through every step, on an eligible node (unsolicited NA on takeover).
+    let check_v6 = |allowed: &[&str]| -> String {
+        let owner = support::checks::wait_single_owner_among(&cluster, &ip6, "layer2", allowed);
+        wait_reachable_at(&cluster, &ip6, &owner);
+        format!("IPv6 {ip6} on {owner}, reachable")
+    };
+    cluster
+        .steps
+        .log(&format!("(g) start: {ip} on {first}; {}", check_v6(&NODES)));
     let others = |gone: &[&str]| -> Vec<&str> {
         NODES
             .iter()
@@ -400,9 +422,10 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     wait_bgp(&cluster, &bgp, &others(&[&first]));
     cluster.steps.log(&format!(
         "(g) {first} NotReady → {ip} moved to {second}; client got {greeting:?}, neighbour {mac}; \
-         Event Moved {moved:?}; condition {:?}; BGP {bgp} now via {:?}",
+         Event Moved {moved:?}; condition {:?}; BGP {bgp} now via {:?}; {}",
         seen.message,
-        others(&[&first])
+        others(&[&first]),
+        check_v6(&others(&[&first]))
     ));
 
     // Excluded.
@@ -421,7 +444,8 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     wait_bgp(&cluster, &bgp, &[third.as_str()]);
     cluster.steps.log(&format!(
         "(g) {second} labelled excluded → {ip} moved to {third}; client got {greeting:?}, \
-         neighbour {mac}; Event Moved {moved:?}; BGP {bgp} now via [{third}]"
+         neighbour {mac}; Event Moved {moved:?}; BGP {bgp} now via [{third}]; {}",
+        check_v6(&[third.as_str()])
     ));
 
     // Nobody left.
@@ -441,8 +465,9 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     let bgp_seen = wait_not_announced(&cluster, "bgp", "route", "NoEligibleNode");
     wait_withdrawn(&cluster, &ip);
     wait_withdrawn(&cluster, &bgp);
+    wait_withdrawn(&cluster, &ip6);
     cluster.steps.log(&format!(
-        "(g) {third} NotReady too → withdrawn everywhere; conditions False NoEligibleNode {:?} / {:?}",
+        "(g) {third} NotReady too → withdrawn everywhere (IPv4, IPv6, BGP); conditions False NoEligibleNode {:?} / {:?}",
         seen.message, bgp_seen.message
     ));
 
@@ -456,7 +481,8 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     wait_reachable_at(&cluster, &ip, &first);
     wait_bgp(&cluster, &bgp, &[first.as_str()]);
     cluster.steps.log(&format!(
-        "(g) {first} Ready again → {ip} back on {first}, BGP via [{first}]"
+        "(g) {first} Ready again → {ip} back on {first}, BGP via [{first}]; {}",
+        check_v6(&[first.as_str()])
     ));
 }
 
@@ -468,9 +494,19 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     };
     let (ip, _) = create_announced(&cluster, "default", "web", json!({}), json!({}), "layer2");
     let (bgp, _) = create_announced(&cluster, "bgp", "route", mode("bgp"), json!({}), "bgp");
+    let (ip6, _) = create_announced(
+        &cluster,
+        "default",
+        "web6",
+        json!({}),
+        ipv6_only(),
+        "layer2",
+    );
     let victim = wait_single_owner(&cluster, &ip, "layer2", None);
     wait_reachable_at(&cluster, &ip, &victim);
     wait_bgp(&cluster, &bgp, &NODES);
+    let owner6 = wait_single_owner(&cluster, &ip6, "layer2", None);
+    wait_reachable_at(&cluster, &ip6, &owner6);
 
     // SIGKILL. The kubelet's readiness probe needs seconds to notice; the provider must see
     // the broken connection itself (docs/cluster-mode.md, "Failure behaviour").
@@ -484,6 +520,8 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     );
     let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
     wait_bgp(&cluster, &bgp, &survivors);
+    let heir6 = support::checks::wait_single_owner_among(&cluster, &ip6, "layer2", &survivors);
+    wait_reachable_at(&cluster, &ip6, &heir6);
     // Then the kubelet marks the endpoint not ready; nothing else changes.
     cluster.set_announcer_endpoint_ready(&victim, false);
     let still = wait_single_owner(&cluster, &ip, "layer2", Some(&victim));
@@ -493,7 +531,8 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     );
     cluster.steps.log(&format!(
         "(h) announcer on {victim} killed → {ip} moved to {heir}; client got {greeting:?}, \
-         neighbour {mac}; Event Moved {moved:?}; BGP {bgp} via {survivors:?}"
+         neighbour {mac}; Event Moved {moved:?}; BGP {bgp} via {survivors:?}; IPv6 {ip6} \
+         {owner6} → {heir6}, reachable"
     ));
 
     // Restarted (empty state): the provider re-sends its set.
@@ -504,6 +543,25 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     wait_reachable_at(&cluster, &ip, &owner);
     cluster.steps.log(&format!(
         "(h) announcer on {victim} restarted → re-synced: BGP {bgp} via node-1..3 again; {ip} on {owner}"
+    ));
+
+    // The same for the IPv6 address's owner: NDP takeover (unsolicited NA) on the heir.
+    let owner6 = wait_single_owner(&cluster, &ip6, "layer2", None);
+    cluster.kill_announcer(&owner6);
+    let heir6 = wait_single_owner(&cluster, &ip6, "layer2", Some(&owner6));
+    let (greeting, mac) = wait_reachable_at(&cluster, &ip6, &heir6);
+    let moved = wait_event(
+        &cluster,
+        "default",
+        "web6",
+        "Moved",
+        &[&owner6, &heir6, "unreachable"],
+    );
+    cluster.restart_announcer(&owner6);
+    wait_bgp(&cluster, &bgp, &NODES);
+    cluster.steps.log(&format!(
+        "(h) announcer on {owner6} killed → IPv6 {ip6} moved to {heir6}; client got {greeting:?}, \
+         neighbour {mac}; Event Moved {moved:?}; restarted → BGP via node-1..3 again"
     ));
 }
 

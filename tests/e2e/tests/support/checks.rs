@@ -138,12 +138,18 @@ fn active_on(cluster: &Cluster, ip: &str, mode: &str) -> Result<Vec<String>, Str
 /// active in any mode (another node may list it not in force, e.g. as a failover candidate);
 /// returns that node. `not` excludes a node (the one an address must move away from).
 pub fn wait_single_owner(cluster: &Cluster, ip: &str, mode: &str, not: Option<&str>) -> String {
-    let expected = match not {
-        Some(old) => {
-            format!("exactly one node other than {old} announcing {ip} ({mode}) in ctl state")
-        }
-        None => format!("exactly one node announcing {ip} ({mode}) in ctl state"),
-    };
+    let allowed: Vec<&str> = NODES.iter().copied().filter(|n| Some(*n) != not).collect();
+    wait_single_owner_among(cluster, ip, mode, &allowed)
+}
+
+/// [`wait_single_owner`] where the owner must be one of `allowed` (the eligible nodes).
+pub fn wait_single_owner_among(
+    cluster: &Cluster,
+    ip: &str,
+    mode: &str,
+    allowed: &[&str],
+) -> String {
+    let expected = format!("exactly one node of {allowed:?} announcing {ip} ({mode}) in ctl state");
     wait_for(&expected, CHANGE, || {
         let active = active_on(cluster, ip, mode)?;
         let mut active_any_mode = Vec::new();
@@ -151,7 +157,7 @@ pub fn wait_single_owner(cluster: &Cluster, ip: &str, mode: &str, not: Option<&s
             active_any_mode.extend(active_on(cluster, ip, other)?);
         }
         match active.as_slice() {
-            [owner] if active_any_mode == active && Some(owner.as_str()) != not => {
+            [owner] if active_any_mode == active && allowed.contains(&owner.as_str()) => {
                 Ok(owner.clone())
             }
             _ => Err(all_states(cluster)),
