@@ -288,6 +288,28 @@ impl Engine {
             );
             self.l2.reannounce(*index);
         }
+        // An announcement in force on a link that is down is not reachable: say so (and
+        // back to Active through the retry below when the link comes up).
+        let went_down: Vec<(Desired, Observed)> = inner
+            .desired
+            .entries()
+            .filter(|d| d.key.mode != Mode::Bgp)
+            .filter_map(|d| {
+                let observed = inner.observed.get(&d.key)?;
+                let (name, index) = observed.interface.as_ref()?;
+                let down = observed.phase == pb::Phase::Active
+                    && interfaces.iter().any(|i| i.index == *index && !i.up);
+                down.then(|| {
+                    let mut pending = observed.clone();
+                    pending.phase = pb::Phase::Pending;
+                    pending.message = format!("interface {name} is down").into();
+                    (d.clone(), pending)
+                })
+            })
+            .collect();
+        for (desired, pending) in went_down {
+            self.set_observed(&mut inner, &desired, pending);
+        }
         let retry: Vec<Desired> = inner
             .desired
             .entries()
@@ -307,9 +329,10 @@ impl Engine {
             })
             .cloned()
             .collect();
+        // Activation is idempotent: an entry that stays on its interface is not removed
+        // and re-added (no gap in answers), only confirmed.
         for desired in retry {
-            self.deactivate(&mut inner, &desired).await;
-            let observed = self.activate(&desired, &interfaces).await;
+            let observed = self.activate(&mut inner, &desired, &interfaces).await;
             self.set_observed(&mut inner, &desired, observed);
         }
         self.refresh_bgp_phases(&mut inner);
@@ -365,31 +388,30 @@ impl Engine {
             Vec::new()
         });
         let mut bgp_touched = false;
-        for old in diff
-            .removed
-            .iter()
-            .chain(diff.changed.iter().map(|(old, _)| old))
-        {
+        for old in &diff.removed {
             bgp_touched |= old.key.mode == Mode::Bgp;
             self.deactivate(inner, old).await;
             if let Some(observed) = inner.observed.remove(&old.key) {
-                let status = self.to_status(old, &observed);
-                let _ = self.events.send(events::event(Kind::AnnouncementChanged(
-                    pb::AnnouncementChanged {
-                        status: Some(status),
-                        removed: true,
-                    },
-                )));
+                self.report(old, &observed, true);
             }
         }
-        for new in diff
-            .added
-            .iter()
-            .chain(diff.changed.iter().map(|(_, new)| new))
-        {
+        for new in &diff.added {
             bgp_touched |= new.key.mode == Mode::Bgp;
-            let observed = self.activate(new, &interfaces).await;
+            let observed = self.activate(inner, new, &interfaces).await;
             self.set_observed(inner, new, observed);
+        }
+        // Only what changed is touched: labels and candidates are reported, BGP attributes
+        // re-pushed to the speaker, and a new selector re-activates (which keeps an entry
+        // that stays on its interface in place).
+        for (old, new) in &diff.changed {
+            if old.selector != new.selector {
+                let observed = self.activate(inner, new, &interfaces).await;
+                self.set_observed(inner, new, observed);
+            } else if old.bgp != new.bgp {
+                bgp_touched = true;
+            } else if let Some(observed) = inner.observed.get(&new.key) {
+                self.report(new, observed, false);
+            }
         }
         if bgp_touched {
             self.push_bgp(inner).await;
@@ -430,28 +452,33 @@ impl Engine {
         }
     }
 
-    /// Puts one announcement in force and says how that went.
-    async fn activate(&self, desired: &Desired, interfaces: &[Interface]) -> Observed {
+    /// Puts one announcement in force and says how that went. Idempotent: an entry already in
+    /// force on the interface it resolves to stays there (the VIP is replaced in place, the
+    /// packet socket kept); one that moves or can no longer be placed is first taken down.
+    async fn activate(
+        &self,
+        inner: &mut Inner,
+        desired: &Desired,
+        interfaces: &[Interface],
+    ) -> Observed {
+        let held_on = inner
+            .observed
+            .get(&desired.key)
+            .and_then(|o| o.interface.as_ref().map(|(_, index)| *index));
+        let placement = self.placement(desired, interfaces);
+        let target = placement
+            .as_ref()
+            .ok()
+            .and_then(|p| p.map(|(i, _)| i.index));
+        if held_on.is_some() && held_on != target {
+            self.deactivate(inner, desired).await;
+        }
+        let (iface, mac) = match placement {
+            Err(observed) => return observed,
+            Ok(None) => return self.bgp_observed(desired),
+            Ok(Some(placement)) => placement,
+        };
         let address = desired.key.address;
-        if let Err(refusal) = self
-            .policy
-            .check(address, interfaces, |a| self.vip.holds(a))
-        {
-            return Observed::new(pb::Phase::Failed, format!("refused: {refusal}"));
-        }
-        if desired.key.mode == Mode::Bgp {
-            return self.bgp_observed(desired);
-        }
-        let iface = match interfaces::resolve(&desired.selector, address, interfaces) {
-            Ok(iface) => iface,
-            Err(e) => return Observed::new(pb::Phase::Failed, e.to_string()),
-        };
-        let Some(mac) = iface.mac else {
-            return Observed::new(
-                pb::Phase::Failed,
-                format!("interface {} has no MAC address", iface.name),
-            );
-        };
         let link = Link {
             name: iface.name.clone(),
             index: iface.index,
@@ -479,6 +506,31 @@ impl Engine {
         observed.interface = Some((iface.name.clone(), iface.index));
         observed.mac = Some(mac);
         observed
+    }
+
+    /// Where an announcement goes: `Ok(None)` for BGP (no interface), the interface and its
+    /// MAC for layer2 and vip, or the Failed observation saying why it cannot be placed.
+    fn placement<'i>(
+        &self,
+        desired: &Desired,
+        interfaces: &'i [Interface],
+    ) -> Result<Option<(&'i Interface, Mac)>, Observed> {
+        let address = desired.key.address;
+        self.policy
+            .check(address, interfaces, |a| self.vip.holds(a))
+            .map_err(|refusal| Observed::new(pb::Phase::Failed, format!("refused: {refusal}")))?;
+        if desired.key.mode == Mode::Bgp {
+            return Ok(None);
+        }
+        let iface = interfaces::resolve(&desired.selector, address, interfaces)
+            .map_err(|e| Observed::new(pb::Phase::Failed, e.to_string()))?;
+        let mac = iface.mac.ok_or_else(|| {
+            Observed::new(
+                pb::Phase::Failed,
+                format!("interface {} has no MAC address", iface.name),
+            )
+        })?;
+        Ok(Some((iface, mac)))
     }
 
     async fn deactivate(&self, inner: &mut Inner, desired: &Desired) {
@@ -517,12 +569,17 @@ impl Engine {
                 tracing::info!(key = %desired.key, ?phase, interface = ?observed.interface, "{}", observed.message)
             }
         }
-        let status = self.to_status(desired, &observed);
+        self.report(desired, &observed, false);
         inner.observed.insert(desired.key, observed);
+    }
+
+    /// Sends an `announcement_changed` event.
+    fn report(&self, desired: &Desired, observed: &Observed, removed: bool) {
+        let status = self.to_status(desired, observed);
         let _ = self.events.send(events::event(Kind::AnnouncementChanged(
             pb::AnnouncementChanged {
                 status: Some(status),
-                removed: false,
+                removed,
             },
         )));
     }

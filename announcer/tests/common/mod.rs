@@ -22,6 +22,13 @@ pub fn can_use_netns(test: &str) -> bool {
     netns::prerequisites(test, &["arping", "ndisc6"])
 }
 
+/// [`can_use_netns`] plus more tools (e.g. `ping`).
+pub fn netns_tools(test: &str, extra: &[&str]) -> bool {
+    let mut tools = vec!["arping", "ndisc6"];
+    tools.extend_from_slice(extra);
+    netns::prerequisites(test, &tools)
+}
+
 /// Runs a command, returning its output whatever the exit status.
 pub fn try_run(args: &[&str]) -> Output {
     netns::output(args)
