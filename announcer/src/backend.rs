@@ -6,17 +6,28 @@
 //! Without a backend, BGP announcements are stored as PHASE_PENDING ("no BGP speaker
 //! configured") and the peer RPCs fail with FAILED_PRECONDITION.
 
-use proto::announcer::v1::{Announcement, Event, Peer, PeerStatus};
+use std::net::IpAddr;
+
+use proto::announcer::v1::{Event, Peer, PeerStatus};
+
+use crate::bgp::attributes::RouteAttributes;
 
 /// Where events go; every WatchEvents stream subscribes to it.
 pub type EventSender = tokio::sync::broadcast::Sender<Event>;
 
+/// One address to advertise over BGP (as a host route), validated, with its own attributes
+/// (fields left empty take the peer's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpRoute {
+    pub address: IpAddr,
+    pub attributes: RouteAttributes,
+}
+
 /// A BGP speaker, as seen by the server.
 #[tonic::async_trait]
 pub trait BgpBackend: Send + Sync + 'static {
-    /// Replaces the set of addresses advertised over BGP. Each announcement carries its
-    /// validated address (no prefix length) and its optional per-address attributes.
-    async fn set_announcements(&self, announcements: Vec<Announcement>);
+    /// Replaces the set of addresses advertised over BGP.
+    async fn set_announcements(&self, routes: Vec<BgpRoute>);
 
     /// Adds or replaces a peer (keyed by address). Invalid peers are refused with
     /// INVALID_ARGUMENT naming the field.
@@ -30,7 +41,7 @@ pub trait BgpBackend: Send + Sync + 'static {
 
     /// Whether the given announcement is advertised on at least one Established session;
     /// used to report PHASE_ACTIVE vs PHASE_PENDING. `None`: unknown (treated as pending).
-    fn is_advertised(&self, _address: &str) -> Option<bool> {
+    fn is_advertised(&self, _address: IpAddr) -> Option<bool> {
         None
     }
 

@@ -23,7 +23,7 @@ use proto::announcer::v1::{self as pb, event::Kind};
 use tokio::sync::Mutex;
 use tonic::Status;
 
-use crate::backend::{BgpBackend, EventSender};
+use crate::backend::{BgpBackend, BgpRoute, EventSender};
 use crate::events;
 use crate::interfaces::{self, Interface};
 use crate::l2::responder::Ownership;
@@ -433,7 +433,14 @@ impl Engine {
             .collect();
         if let Some(backend) = &self.backend {
             backend
-                .set_announcements(bgp.iter().map(Desired::to_wire).collect())
+                .set_announcements(
+                    bgp.iter()
+                        .map(|d| BgpRoute {
+                            address: d.key.address,
+                            attributes: d.bgp.as_deref().cloned().unwrap_or_default(),
+                        })
+                        .collect(),
+                )
                 .await;
         }
         for desired in &bgp {
@@ -445,7 +452,7 @@ impl Engine {
     fn bgp_observed(&self, desired: &Desired) -> Observed {
         match &self.backend {
             None => Observed::new(pb::Phase::Pending, "no BGP speaker configured"),
-            Some(backend) => match backend.is_advertised(&desired.key.address.to_string()) {
+            Some(backend) => match backend.is_advertised(desired.key.address) {
                 Some(true) => Observed::new(pb::Phase::Active, "advertised"),
                 _ => Observed::new(pb::Phase::Pending, "no BGP session is established"),
             },

@@ -333,3 +333,66 @@ fn tls_requires_a_client_certificate_from_the_configured_ca() {
         "a plaintext client got an answer"
     );
 }
+
+#[tokio::test]
+async fn malformed_bgp_attributes_are_refused_naming_the_request_field() {
+    let announcer = Announcer::start_here(&[], true);
+    let args = CtlArgs {
+        server: announcer.server(),
+        ca: None,
+        cert: None,
+        key: None,
+        server_name: None,
+        command: CtlCommand::State,
+    };
+    let mut client = connect(&args).await.expect("connect");
+    let bgp = |address: &str, communities: &[&str], large: &[&str]| pb::Announcement {
+        address: address.into(),
+        mode: pb::Mode::Bgp.into(),
+        bgp: Some(pb::BgpAttributes {
+            communities: communities.iter().map(|c| c.to_string()).collect(),
+            large_communities: large.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let error = client
+        .announce(pb::AnnounceRequest {
+            announcement: Some(bgp("203.0.113.7", &["65000"], &[])),
+        })
+        .await
+        .expect_err("bad community accepted");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+    assert_eq!(
+        error.message(),
+        r#"announcement.bgp.communities[0]: "65000" is not ASN:VALUE"#
+    );
+
+    let error = client
+        .sync(pb::SyncRequest {
+            generation: 1,
+            announcements: vec![
+                bgp("203.0.113.1", &["65000:1"], &[]),
+                bgp("203.0.113.2", &[], &[]),
+                bgp("203.0.113.3", &[], &["1:2:3"]),
+                bgp("203.0.113.4", &[], &["1:2"]),
+            ],
+            node: String::new(),
+        })
+        .await
+        .expect_err("bad large community accepted");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+    assert_eq!(
+        error.message(),
+        r#"announcements[3].bgp.large_communities[0]: "1:2" is not GLOBAL:LOCAL1:LOCAL2"#
+    );
+
+    let state = client
+        .get_state(pb::GetStateRequest {})
+        .await
+        .expect("state")
+        .into_inner();
+    assert!(state.announcements.is_empty(), "{state:?}");
+    assert_eq!(state.generation, 0);
+}
