@@ -104,13 +104,89 @@ pub enum CtlError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{code:?}: {message}")]
-    Rpc { code: tonic::Code, message: String },
+    #[error("{code:?}: {message}{}", cause.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Rpc {
+        code: tonic::Code,
+        message: String,
+        /// The innermost error below the status, if any (a transport error, e.g. a TLS alert).
+        cause: Option<String>,
+    },
+    #[error(
+        "{server} closed the TLS connection at the first call: it requires a client certificate and none was given; pass --tls-cert and --tls-key (or FERROLB_CTL_TLS_CERT and FERROLB_CTL_TLS_KEY) ({code:?}: {message})"
+    )]
+    ClientCertificateMissing {
+        server: String,
+        code: tonic::Code,
+        message: String,
+    },
+    #[error(
+        "{server} closed the TLS connection at the first call: it refused the client certificate {cert} (is it signed by the CA the server trusts with --client-ca?) ({code:?}: {message})"
+    )]
+    ClientCertificateRefused {
+        server: String,
+        cert: PathBuf,
+        code: tonic::Code,
+        message: String,
+    },
+}
+
+impl CtlError {
+    /// With TLS 1.3 a server checks the client certificate after the client considers the
+    /// handshake done, so a missing or refused certificate surfaces at the first call,
+    /// depending on timing as CANCELLED "operation was canceled", UNAVAILABLE, or UNKNOWN
+    /// "transport error" caused by the server's alert (`CertificateRequired`, `UnknownCA`) or
+    /// a broken pipe. Say what that means instead.
+    fn explained(self, server: &str, cert: Option<PathBuf>) -> CtlError {
+        let CtlError::Rpc {
+            code,
+            message,
+            cause,
+        } = self
+        else {
+            return self;
+        };
+        // A status the server sent has no cause; one the transport made up has.
+        let transport = matches!(code, tonic::Code::Cancelled | tonic::Code::Unavailable)
+            || (code == tonic::Code::Unknown && cause.is_some());
+        if !transport || !server.starts_with("https://") {
+            return CtlError::Rpc {
+                code,
+                message,
+                cause,
+            };
+        }
+        let message = match cause {
+            Some(cause) => format!("{message}: {cause}"),
+            None => message,
+        };
+        let server = server.to_string();
+        match cert {
+            None => CtlError::ClientCertificateMissing {
+                server,
+                code,
+                message,
+            },
+            Some(cert) => CtlError::ClientCertificateRefused {
+                server,
+                cert,
+                code,
+                message,
+            },
+        }
+    }
 }
 
 impl From<tonic::Status> for CtlError {
     fn from(status: tonic::Status) -> Self {
+        // The innermost cause says what the transport saw, e.g. a TLS alert.
+        let mut cause = std::error::Error::source(&status).map(ToString::to_string);
+        let mut next = std::error::Error::source(&status).and_then(|c| c.source());
+        while let Some(c) = next {
+            cause = Some(c.to_string());
+            next = c.source();
+        }
         CtlError::Rpc {
+            cause,
             code: status.code(),
             message: status.message().to_string(),
         }
@@ -203,7 +279,22 @@ struct FileAnnouncement {
 /// Runs one `ctl` command, printing JSON to standard output.
 pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
     let mut client = connect(&args).await?;
-    match args.command {
+    let CtlArgs {
+        server,
+        cert,
+        command,
+        ..
+    } = args;
+    execute(&mut client, command)
+        .await
+        .map_err(|e| e.explained(&server, cert))
+}
+
+async fn execute(
+    client: &mut AnnouncerClient<Channel>,
+    command: CtlCommand,
+) -> Result<(), CtlError> {
+    match command {
         CtlCommand::State => {
             let state = client.get_state(pb::GetStateRequest {}).await?.into_inner();
             println!("{}", state_json(&state));
@@ -288,7 +379,7 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 json!({"generation": r.generation, "added": r.added, "removed": r.removed, "unchanged": r.unchanged})
             );
         }
-        CtlCommand::Peers(command) => crate::bgp::ctl::run(&mut client, command).await?,
+        CtlCommand::Peers(command) => crate::bgp::ctl::run(client, command).await?,
         CtlCommand::Watch { count } => {
             let mut stream = client
                 .watch_events(pb::WatchEventsRequest {})

@@ -39,7 +39,7 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
             "--listen",
             &format!("unix:{socket}"),
             "--metrics-listen",
-            "127.0.0.1:7472",
+            "127.0.0.1:9721",
         ])
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -104,7 +104,7 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
     assert!(events.contains("peer_changed"), "{events}");
 
     let metrics = topology.in_speaker_ns(|| async {
-        let mut stream = std::net::TcpStream::connect("127.0.0.1:7472").expect("metrics port");
+        let mut stream = std::net::TcpStream::connect("127.0.0.1:9721").expect("metrics port");
         stream
             .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
             .expect("request");

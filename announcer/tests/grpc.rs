@@ -321,12 +321,24 @@ fn tls_requires_a_client_certificate_from_the_configured_ca() {
         "a client without certificate got an answer"
     );
     assert!(anonymous.stdout.is_empty());
+    assert!(
+        stderr(&anonymous).contains(
+            "it requires a client certificate and none was given; pass --tls-cert and --tls-key"
+        ),
+        "{}",
+        stderr(&anonymous)
+    );
     let rogue = with(&["--tls-cert", &rogue_cert, "--tls-key", &rogue_key]);
     assert!(
         !rogue.status.success(),
         "a client with a certificate from another CA got an answer"
     );
     assert!(rogue.stdout.is_empty());
+    assert!(
+        stderr(&rogue).contains(&format!("it refused the client certificate {rogue_cert}")),
+        "{}",
+        stderr(&rogue)
+    );
     let plaintext = ctl_at(&format!("http://127.0.0.1:{port}"), &["state"]);
     assert!(
         !plaintext.status.success(),
@@ -395,4 +407,53 @@ async fn malformed_bgp_attributes_are_refused_naming_the_request_field() {
         .into_inner();
     assert!(state.announcements.is_empty(), "{state:?}");
     assert_eq!(state.generation, 0);
+}
+
+/// Runs the server with `args` and waits (10 s at most) for it to exit on its own.
+fn exit_of(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = format!("unix:{}", dir.path().join("a.sock").display());
+    let mut child = std::process::Command::new(common::BIN)
+        .args(args)
+        .args(["--listen", &socket])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_listener_that_cannot_be_bound_stops_the_process_naming_the_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+
+    let (status, stderr) = exit_of(&["--metrics-listen", &address]);
+    assert!(
+        !status.success(),
+        "ran with its metrics port taken: {stderr}"
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("binding --metrics-listen {address}")),
+        "{stderr}"
+    );
+
+    let (status, stderr) = exit_of(&["--metrics-listen", "", "--listen", &address]);
+    assert!(!status.success(), "ran with its gRPC port taken: {stderr}");
+    assert!(stderr.contains(&address), "{stderr}");
 }
