@@ -19,7 +19,10 @@ use tonic::{Request, Response, Status};
 
 use crate::args::Listen;
 use crate::engine::Engine;
+use crate::error::{EngineError, ErrorKind};
 use crate::events;
+use crate::model::InvalidField;
+use crate::wire;
 
 /// The Announcer service over an [`Engine`].
 #[derive(Clone)]
@@ -33,8 +36,22 @@ impl AnnouncerService {
     }
 }
 
+/// The one place where domain errors become gRPC status codes.
+fn to_status(error: EngineError) -> Status {
+    let message = error.to_string();
+    match error.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(message),
+        ErrorKind::FailedPrecondition => Status::failed_precondition(message),
+        ErrorKind::Internal => Status::internal(message),
+    }
+}
+
+fn invalid(error: InvalidField) -> Status {
+    to_status(EngineError::Invalid(error))
+}
+
 fn bgp_disabled() -> Status {
-    Status::failed_precondition("BGP mode is not enabled (no BGP speaker configured)")
+    to_status(EngineError::BgpDisabled)
 }
 
 #[tonic::async_trait]
@@ -43,22 +60,23 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
-        self.engine
-            .sync(request.into_inner())
+        let (generation, wanted) = wire::sync_request(request.into_inner()).map_err(invalid)?;
+        let outcome = self
+            .engine
+            .sync(generation, wanted)
             .await
-            .map(Response::new)
+            .map_err(to_status)?;
+        Ok(Response::new(wire::sync_response(outcome)))
     }
 
     async fn announce(
         &self,
         request: Request<pb::AnnounceRequest>,
     ) -> Result<Response<pb::AnnounceResponse>, Status> {
-        let status = self
-            .engine
-            .announce(request.into_inner().announcement)
-            .await?;
+        let desired = wire::announce_request(request.into_inner()).map_err(invalid)?;
+        let status = self.engine.announce(desired).await.map_err(to_status)?;
         Ok(Response::new(pb::AnnounceResponse {
-            status: Some(status),
+            status: Some(wire::status(&status)),
         }))
     }
 
@@ -66,7 +84,8 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::WithdrawResponse>, Status> {
-        let withdrawn = self.engine.withdraw(request.into_inner()).await?;
+        let (address, mode) = wire::withdraw_request(&request.into_inner()).map_err(invalid)?;
+        let withdrawn = self.engine.withdraw(address, mode).await;
         Ok(Response::new(pb::WithdrawResponse { withdrawn }))
     }
 
@@ -74,7 +93,9 @@ impl Announcer for AnnouncerService {
         &self,
         _: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::State>, Status> {
-        Ok(Response::new(self.engine.state().await))
+        let snapshot = self.engine.state().await;
+        let backend = self.engine.backend().map(|b| b.as_ref());
+        Ok(Response::new(wire::state(&snapshot, backend)))
     }
 
     type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
