@@ -38,7 +38,7 @@ use crate::l2::socket::{L2Runtime, Link, identity_of};
 use crate::metrics::Metrics;
 use crate::model::{Desired, Key, Mode};
 use crate::safety::Policy;
-use crate::state::{DesiredState, Diff};
+use crate::state::{self, Change, DesiredState, Diff};
 use crate::status::{AnnouncementStatus, Observed, Phase, Snapshot, SyncOutcome};
 use crate::vip::VipManager;
 use crate::wire;
@@ -179,18 +179,13 @@ impl Engine {
         let went_down: Vec<(Desired, Observed)> = inner
             .desired
             .entries()
-            .filter(|d| d.key.mode != Mode::Bgp)
             .filter_map(|d| {
                 let observed = inner.observed.get(&d.key)?;
-                let (name, index) = observed.interface.as_ref()?;
-                let down = observed.phase == Phase::Active
-                    && interfaces.iter().any(|i| i.index == *index && !i.up);
-                down.then(|| {
-                    let mut pending = observed.clone();
-                    pending.phase = Phase::Pending;
-                    pending.message = format!("interface {name} is down").into();
-                    (d.clone(), pending)
-                })
+                let (_, index) = observed.interface.as_ref()?;
+                let down = interfaces.iter().any(|i| i.index == *index && !i.up);
+                down.then(|| observed.on_link_down())
+                    .flatten()
+                    .map(|pending| (d.clone(), pending))
             })
             .collect();
         for (desired, pending) in went_down {
@@ -290,13 +285,17 @@ impl Engine {
         // re-pushed to the speaker, and a new selector re-activates (which keeps an entry
         // that stays on its interface in place).
         for (old, new) in &diff.changed {
-            if old.selector != new.selector {
-                let observed = self.activate(inner, new, &interfaces).await;
-                self.set_observed(inner, new, observed);
-            } else if old.bgp != new.bgp {
-                bgp_touched = true;
-            } else if let Some(observed) = inner.observed.get(&new.key) {
-                self.report(new, observed, false);
+            match state::change_of(old, new) {
+                Change::Selector => {
+                    let observed = self.activate(inner, new, &interfaces).await;
+                    self.set_observed(inner, new, observed);
+                }
+                Change::BgpAttributes => bgp_touched = true,
+                Change::Reported => {
+                    if let Some(observed) = inner.observed.get(&new.key) {
+                        self.report(new, observed, false);
+                    }
+                }
             }
         }
         if bgp_touched {

@@ -30,6 +30,29 @@ impl Diff {
     }
 }
 
+/// What a change of one entry (same address and mode) requires of the data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Labels or candidates only: report the new entry, touch nothing.
+    Reported,
+    /// BGP attributes (labels may have changed too): push the BGP routes again.
+    BgpAttributes,
+    /// The interface selector: activate again (which leaves an entry that stays on its
+    /// interface in place).
+    Selector,
+}
+
+/// What changing `old` into `new` (same key) requires.
+pub fn change_of(old: &Desired, new: &Desired) -> Change {
+    if old.selector != new.selector {
+        Change::Selector
+    } else if old.bgp != new.bgp {
+        Change::BgpAttributes
+    } else {
+        Change::Reported
+    }
+}
+
 /// Why a Sync was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
@@ -356,5 +379,48 @@ mod tests {
                 .map(|d| d.added.len()),
             Ok(1)
         );
+    }
+
+    #[test]
+    fn a_change_touches_only_what_it_needs() {
+        use crate::bgp::attributes::RouteAttributes;
+        use crate::model::Selector;
+
+        let base = desired("192.0.2.10", pb::Mode::Bgp, "a");
+        let with = |f: &dyn Fn(&mut Desired)| {
+            let mut d = base.clone();
+            f(&mut d);
+            d
+        };
+        let cases = [
+            (with(&|d| d.labels.clear()), Change::Reported),
+            (
+                with(&|d| d.candidates = vec!["node-b".into(), "node-a".into()]),
+                Change::Reported,
+            ),
+            (
+                with(&|d| {
+                    d.bgp = Some(Box::new(RouteAttributes {
+                        med: Some(5),
+                        ..RouteAttributes::default()
+                    }))
+                }),
+                Change::BgpAttributes,
+            ),
+            (
+                with(&|d| {
+                    d.labels.clear();
+                    d.bgp = Some(Box::default());
+                }),
+                Change::BgpAttributes,
+            ),
+            (
+                with(&|d| d.selector = Selector::Name("eth1".into())),
+                Change::Selector,
+            ),
+        ];
+        for (new, expected) in cases {
+            assert_eq!(change_of(&base, &new), expected, "{new:?}");
+        }
     }
 }

@@ -42,6 +42,19 @@ impl Observed {
         }
     }
 
+    /// What an Active entry in force on a link becomes when that link is down: Pending
+    /// "interface X is down", still on its interface (it becomes Active again when the link
+    /// comes up, without being removed). `None` when nothing changes.
+    pub fn on_link_down(&self) -> Option<Observed> {
+        let (name, _) = self.interface.as_ref()?;
+        (self.phase == Phase::Active).then(|| Observed {
+            phase: Phase::Pending,
+            message: format!("interface {name} is down").into(),
+            since_unix_ms: events::now_ms(),
+            ..self.clone()
+        })
+    }
+
     /// Same phase, place and message: a report of it would say nothing new.
     pub fn same_as(&self, other: &Observed) -> bool {
         self.phase == other.phase
@@ -75,4 +88,35 @@ pub struct Snapshot {
     pub announcements: Vec<AnnouncementStatus>,
     /// Number of announcements per mode.
     pub counts: Vec<(Mode, usize)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(phase: Phase, interface: Option<(&str, u32)>) -> Observed {
+        Observed {
+            interface: interface.map(|(n, i)| (n.to_string(), i)),
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            ..Observed::new(phase, "announced")
+        }
+    }
+
+    #[test]
+    fn only_an_active_entry_on_an_interface_turns_pending_when_its_link_goes_down() {
+        let down = on(Phase::Active, Some(("eth0", 2)))
+            .on_link_down()
+            .expect("turns pending");
+        assert_eq!(down.phase, Phase::Pending);
+        assert_eq!(down.message, "interface eth0 is down");
+        assert_eq!(down.interface, Some(("eth0".to_string(), 2)));
+        assert_eq!(down.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(on(Phase::Pending, Some(("eth0", 2))).on_link_down(), None);
+        assert_eq!(on(Phase::Failed, Some(("eth0", 2))).on_link_down(), None);
+        assert_eq!(
+            on(Phase::Active, None).on_link_down(),
+            None,
+            "BGP has no link"
+        );
+    }
 }

@@ -16,9 +16,12 @@ use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient, event:
 use tonic::transport::Channel;
 
 const V4: &str = "192.0.2.20";
-/// Requests the client sends, 10 ms apart: 6 s, of which the Syncs take about 2 s after the
-/// first.
-const PROBES: u32 = 600;
+/// Requests the client sends, [`INTERVAL`] apart: 6 s, of which the Syncs take about 2 s
+/// after the first.
+const PROBES: u32 = 300;
+/// Between two requests. arping waits only one interval for the last reply, so not less than
+/// a loaded machine may take to answer.
+const INTERVAL: &str = "0.02";
 const SYNCS: u64 = 100;
 
 fn announcement(mode: pb::Mode, revision: u64) -> pb::Announcement {
@@ -59,8 +62,8 @@ fn start_probes(client: &Host, mode: pb::Mode) -> Child {
     let count = PROBES.to_string();
     let mut args = vec!["netns", "exec", &client.ns];
     match mode {
-        pb::Mode::Vip => args.extend(["ping", "-n", "-q", "-c", &count, "-i", "0.01", "-W", "2"]),
-        _ => args.extend(["arping", "-c", &count, "-W", "0.01", "-I", "eth0"]),
+        pb::Mode::Vip => args.extend(["ping", "-n", "-q", "-c", &count, "-i", INTERVAL, "-W", "2"]),
+        _ => args.extend(["arping", "-c", &count, "-W", INTERVAL, "-I", "eth0"]),
     }
     args.push(V4);
     Command::new("ip")
