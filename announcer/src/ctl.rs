@@ -60,6 +60,9 @@ pub enum CtlCommand {
         /// Label KEY=VALUE saying which Service this serves (repeatable).
         #[arg(long = "label")]
         labels: Vec<String>,
+        /// Failover candidate node, owner first (repeatable; layer2 and vip).
+        #[arg(long = "candidate")]
+        candidates: Vec<String>,
     },
     /// Withdraw one address.
     Withdraw {
@@ -69,7 +72,8 @@ pub enum CtlCommand {
         mode: Option<String>,
     },
     /// Replace the whole desired set with the announcements in a JSON file
-    /// (`[{"address": "...", "mode": "layer2", "interface": "eth0", "labels": {...}}]`).
+    /// (`[{"address": "...", "mode": "layer2", "interface": "eth0", "labels": {...},
+    /// "candidates": ["node-a", "node-b"]}]`).
     Sync {
         /// Generation of this set; must not be lower than the accepted one.
         #[arg(long)]
@@ -77,6 +81,9 @@ pub enum CtlCommand {
         /// The JSON file; `-` reads standard input.
         #[arg(long)]
         file: PathBuf,
+        /// The name of the node the announcer runs on, as the sender knows it.
+        #[arg(long, default_value = "")]
+        node: String,
     },
     /// BGP peers: list, add, delete.
     #[command(subcommand)]
@@ -251,6 +258,7 @@ fn announcement(
     mode: &str,
     interface: &str,
     labels: HashMap<String, String>,
+    candidates: Vec<String>,
 ) -> Result<pb::Announcement, CtlError> {
     let selector =
         Selector::parse(interface).map_err(|e| CtlError::Usage(format!("--interface {e}")))?;
@@ -260,7 +268,7 @@ fn announcement(
         interface: Some(selector.to_proto()),
         labels,
         bgp: None,
-        candidates: Vec::new(),
+        candidates,
     })
 }
 
@@ -274,6 +282,9 @@ struct FileAnnouncement {
     interface: String,
     #[serde(default)]
     labels: HashMap<String, String>,
+    /// Failover candidates, owner first (layer2 and vip).
+    #[serde(default)]
+    candidates: Vec<String>,
 }
 
 /// Runs one `ctl` command, printing JSON to standard output.
@@ -304,6 +315,7 @@ async fn execute(
             mode,
             interface,
             labels,
+            candidates,
         } => {
             let labels = labels
                 .iter()
@@ -316,7 +328,9 @@ async fn execute(
                 })
                 .collect::<Result<HashMap<_, _>, _>>()?;
             let request = pb::AnnounceRequest {
-                announcement: Some(announcement(&address, &mode, &interface, labels)?),
+                announcement: Some(announcement(
+                    &address, &mode, &interface, labels, candidates,
+                )?),
             };
             let response = client.announce(request).await?.into_inner();
             println!(
@@ -342,7 +356,11 @@ async fn execute(
                 .into_inner();
             println!("{}", json!({ "withdrawn": response.withdrawn }));
         }
-        CtlCommand::Sync { generation, file } => {
+        CtlCommand::Sync {
+            generation,
+            file,
+            node,
+        } => {
             let bytes = if file.as_os_str() == "-" {
                 let mut buf = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
@@ -361,16 +379,16 @@ async fn execute(
                 .into_iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    announcement(&e.address, &e.mode, &e.interface, e.labels).map_err(|err| {
-                        CtlError::Usage(format!("{} entry {i}: {err}", file.display()))
-                    })
+                    announcement(&e.address, &e.mode, &e.interface, e.labels, e.candidates).map_err(
+                        |err| CtlError::Usage(format!("{} entry {i}: {err}", file.display())),
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let r = client
                 .sync(pb::SyncRequest {
                     generation,
                     announcements,
-                    node: String::new(),
+                    node,
                 })
                 .await?
                 .into_inner();
@@ -425,6 +443,7 @@ pub fn status_json(status: &pb::AnnouncementStatus) -> Value {
         "address": a.address,
         "mode": mode_name(a.mode),
         "labels": a.labels,
+        "candidates": a.candidates,
         "phase": phase_name(status.phase),
         "interface": status.interface,
         "mac": status.mac,

@@ -457,3 +457,52 @@ fn a_listener_that_cannot_be_bound_stops_the_process_naming_the_address() {
     assert!(!status.success(), "ran with its gRPC port taken: {stderr}");
     assert!(stderr.contains(&address), "{stderr}");
 }
+
+#[test]
+fn candidates_and_labels_are_reported_back_and_a_change_of_them_is_counted_as_added() {
+    let announcer = Announcer::start_here(&[], true);
+    let first = announcer.write_file(
+        "first.json",
+        br#"[{"address": "203.0.113.1", "mode": "bgp", "labels": {"service": "default/web"}, "candidates": ["node-a", "node-b"]}]"#,
+    );
+    let second = announcer.write_file(
+        "second.json",
+        br#"[{"address": "203.0.113.1", "mode": "bgp", "labels": {"service": "default/web"}, "candidates": ["node-b", "node-a"]}]"#,
+    );
+    let path = common::path;
+    announcer.ctl_ok(&[
+        "sync",
+        "--generation",
+        "1",
+        "--node",
+        "node-a",
+        "--file",
+        path(&first),
+    ]);
+    let r = announcer.ctl_ok(&[
+        "sync",
+        "--generation",
+        "2",
+        "--node",
+        "node-a",
+        "--file",
+        path(&second),
+    ]);
+    assert_eq!(
+        (
+            r["added"].as_u64(),
+            r["removed"].as_u64(),
+            r["unchanged"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{r}"
+    );
+    let state = announcer.ctl_ok(&["state"]);
+    let entry = &state["announcements"][0];
+    assert_eq!(
+        entry["candidates"],
+        serde_json::json!(["node-b", "node-a"]),
+        "{state}"
+    );
+    assert_eq!(entry["labels"]["service"], "default/web", "{state}");
+}
