@@ -2,6 +2,8 @@
 //! the field and value it is about. `grpc.rs` maps it to a gRPC status code in one place
 //! ([`EngineError::code`] says which kind it is).
 
+use crate::bgp::config::ConfigError;
+use crate::bgp::speaker::SpeakerError;
 use crate::model::InvalidField;
 use crate::safety::Refusal;
 use crate::state::{AnnounceError, SyncError};
@@ -23,6 +25,12 @@ pub enum EngineError {
     Interfaces(std::io::Error),
     #[error("BGP mode is not enabled (no BGP speaker configured)")]
     BgpDisabled,
+    /// A peer failed validation (`peer.<field>: …`).
+    #[error(transparent)]
+    InvalidPeer(ConfigError),
+    /// The speaker could not take the peer (e.g. its passive listener).
+    #[error(transparent)]
+    PeerRefused(SpeakerError),
 }
 
 /// The kind of a refusal, as a client should act on it.
@@ -40,6 +48,7 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::Invalid(_)
+            | EngineError::InvalidPeer(_)
             | EngineError::Sync(SyncError::Duplicate(_) | SyncError::ModeConflict(_)) => {
                 ErrorKind::InvalidArgument
             }
@@ -47,9 +56,10 @@ impl EngineError {
                 Refusal::OwnAddress { .. } => ErrorKind::FailedPrecondition,
                 Refusal::Denied { .. } | Refusal::NotAllowed { .. } => ErrorKind::InvalidArgument,
             },
-            EngineError::Sync(_) | EngineError::Announce(_) | EngineError::BgpDisabled => {
-                ErrorKind::FailedPrecondition
-            }
+            EngineError::Sync(_)
+            | EngineError::Announce(_)
+            | EngineError::BgpDisabled
+            | EngineError::PeerRefused(_) => ErrorKind::FailedPrecondition,
             EngineError::Interfaces(_) => ErrorKind::Internal,
         }
     }

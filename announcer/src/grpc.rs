@@ -18,6 +18,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use crate::args::Listen;
+use crate::bgp::backend::peer_status;
+use crate::bgp::config::PeerConfig;
 use crate::engine::Engine;
 use crate::error::{EngineError, ErrorKind};
 use crate::events;
@@ -121,13 +123,20 @@ impl Announcer for AnnouncerService {
         request: Request<pb::AddPeerRequest>,
     ) -> Result<Response<pb::AddPeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
-        let peer = request
-            .into_inner()
-            .peer
-            .ok_or_else(|| Status::invalid_argument("peer: is required"))?;
-        let status = backend.add_peer(peer).await?;
+        let peer = request.into_inner().peer.ok_or_else(|| {
+            invalid(InvalidField {
+                field: "peer".into(),
+                message: "is required".into(),
+            })
+        })?;
+        let config =
+            PeerConfig::from_proto(&peer).map_err(|e| to_status(EngineError::InvalidPeer(e)))?;
+        let snapshot = backend
+            .add_peer(config)
+            .await
+            .map_err(|e| to_status(EngineError::PeerRefused(e)))?;
         Ok(Response::new(pb::AddPeerResponse {
-            status: Some(status),
+            status: Some(peer_status(&snapshot)),
         }))
     }
 
@@ -136,7 +145,8 @@ impl Announcer for AnnouncerService {
         request: Request<pb::DeletePeerRequest>,
     ) -> Result<Response<pb::DeletePeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
-        let deleted = backend.delete_peer(&request.into_inner().address).await;
+        let address = wire::peer_address(&request.into_inner().address).map_err(invalid)?;
+        let deleted = backend.delete_peer(address).await;
         Ok(Response::new(pb::DeletePeerResponse { deleted }))
     }
 
@@ -146,7 +156,7 @@ impl Announcer for AnnouncerService {
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
         Ok(Response::new(pb::ListPeersResponse {
-            peers: backend.peers(),
+            peers: backend.peers().iter().map(peer_status).collect(),
         }))
     }
 }

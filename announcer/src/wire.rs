@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use proto::announcer::v1::{self as pb, event::Kind};
 
 use crate::backend::BgpBackend;
+use crate::bgp::backend::peer_status;
 use crate::events;
 use crate::l2::format_mac;
 use crate::model::{self, Desired, InvalidField, Mode};
@@ -48,6 +49,14 @@ pub fn withdraw_request(
         message: format!("{v} is not a known mode"),
     })?;
     Ok((address, mode))
+}
+
+/// The address of a peer to delete (any IP address: peers may be link-local).
+pub fn peer_address(text: &str) -> Result<IpAddr, InvalidField> {
+    text.trim().parse().map_err(|_| InvalidField {
+        field: "address".into(),
+        message: format!("{text:?} is not an IP address"),
+    })
 }
 
 pub fn phase(phase: Phase) -> pb::Phase {
@@ -101,7 +110,9 @@ pub fn state(snapshot: &Snapshot, backend: Option<&dyn BgpBackend>) -> pb::State
             .find(|(m, _)| *m == mode)
             .map_or(0, |(_, n)| *n)
     };
-    let peers = backend.map(|b| b.peers()).unwrap_or_default();
+    let peers: Vec<pb::PeerStatus> = backend
+        .map(|b| b.peers().iter().map(peer_status).collect())
+        .unwrap_or_default();
     let bgp = match backend {
         Some(_) => {
             let up = peers

@@ -17,7 +17,7 @@ use super::config::PeerConfig;
 use super::fsm::State;
 use super::metrics::BgpMetrics;
 use super::session::{PeerSnapshot, RouteSet};
-use super::speaker::Speaker;
+use super::speaker::{Speaker, SpeakerError};
 
 /// The BGP speaker as the gRPC server's backend.
 #[derive(Clone)]
@@ -98,26 +98,16 @@ impl BgpBackend for BgpService {
         self.speaker.set_routes(routes);
     }
 
-    async fn add_peer(&self, peer: pb::Peer) -> Result<pb::PeerStatus, tonic::Status> {
-        let config = PeerConfig::from_proto(&peer)
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let snapshot = self
-            .speaker
-            .add_peer(config)
-            .await
-            .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
-        Ok(peer_status(&snapshot))
+    async fn add_peer(&self, peer: PeerConfig) -> Result<PeerSnapshot, SpeakerError> {
+        self.speaker.add_peer(peer).await
     }
 
-    async fn delete_peer(&self, address: &str) -> bool {
-        match address.parse::<IpAddr>() {
-            Ok(address) => self.speaker.delete_peer(address).await,
-            Err(_) => false,
-        }
+    async fn delete_peer(&self, address: IpAddr) -> bool {
+        self.speaker.delete_peer(address).await
     }
 
-    fn peers(&self) -> Vec<pb::PeerStatus> {
-        self.speaker.peers().iter().map(peer_status).collect()
+    fn peers(&self) -> Vec<PeerSnapshot> {
+        self.speaker.peers()
     }
 
     fn is_advertised(&self, address: IpAddr) -> Option<bool> {
