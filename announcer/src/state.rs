@@ -42,14 +42,14 @@ pub enum Change {
     Selector,
 }
 
-/// What changing `old` into `new` (same key) requires.
+/// What changing `old` into `new` (same key) requires. A BGP route is on no interface, so its
+/// selector does not matter; layer2 and vip entries carry no BGP attributes.
 pub fn change_of(old: &Desired, new: &Desired) -> Change {
-    if old.selector != new.selector {
-        Change::Selector
-    } else if old.bgp != new.bgp {
-        Change::BgpAttributes
-    } else {
-        Change::Reported
+    match new.key.mode {
+        Mode::Bgp if old.bgp != new.bgp => Change::BgpAttributes,
+        Mode::Bgp => Change::Reported,
+        Mode::Layer2 | Mode::Vip if old.selector != new.selector => Change::Selector,
+        Mode::Layer2 | Mode::Vip => Change::Reported,
     }
 }
 
@@ -386,20 +386,35 @@ mod tests {
         use crate::bgp::attributes::RouteAttributes;
         use crate::model::Selector;
 
-        let base = desired("192.0.2.10", pb::Mode::Bgp, "a");
-        let with = |f: &dyn Fn(&mut Desired)| {
-            let mut d = base.clone();
-            f(&mut d);
-            d
+        let bgp = desired("192.0.2.10", pb::Mode::Bgp, "a");
+        let layer2 = desired("192.0.2.10", pb::Mode::Layer2, "a");
+        let change = |base: &Desired, f: &dyn Fn(&mut Desired)| {
+            let mut new = base.clone();
+            f(&mut new);
+            change_of(base, &new)
         };
         let cases = [
-            (with(&|d| d.labels.clear()), Change::Reported),
+            (change(&layer2, &|d| d.labels.clear()), Change::Reported),
             (
-                with(&|d| d.candidates = vec!["node-b".into(), "node-a".into()]),
+                change(&layer2, &|d| {
+                    d.candidates = vec!["node-b".into(), "node-a".into()]
+                }),
                 Change::Reported,
             ),
             (
-                with(&|d| {
+                change(&layer2, &|d| d.selector = Selector::Name("eth1".into())),
+                Change::Selector,
+            ),
+            (
+                change(&layer2, &|d| {
+                    d.labels.clear();
+                    d.selector = Selector::Name("eth1".into());
+                }),
+                Change::Selector,
+            ),
+            (change(&bgp, &|d| d.labels.clear()), Change::Reported),
+            (
+                change(&bgp, &|d| {
                     d.bgp = Some(Box::new(RouteAttributes {
                         med: Some(5),
                         ..RouteAttributes::default()
@@ -408,19 +423,26 @@ mod tests {
                 Change::BgpAttributes,
             ),
             (
-                with(&|d| {
+                change(&bgp, &|d| {
                     d.labels.clear();
                     d.bgp = Some(Box::default());
                 }),
                 Change::BgpAttributes,
             ),
             (
-                with(&|d| d.selector = Selector::Name("eth1".into())),
-                Change::Selector,
+                change(&bgp, &|d| {
+                    d.selector = Selector::Name("eth1".into());
+                    d.bgp = Some(Box::default());
+                }),
+                Change::BgpAttributes,
+            ),
+            (
+                change(&bgp, &|d| d.selector = Selector::Name("eth1".into())),
+                Change::Reported,
             ),
         ];
-        for (new, expected) in cases {
-            assert_eq!(change_of(&base, &new), expected, "{new:?}");
+        for (i, (got, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(got, expected, "case {i}");
         }
     }
 }
