@@ -290,8 +290,9 @@ impl Engine {
                     let observed = self.activate(inner, new, &interfaces).await;
                     self.set_observed(inner, new, observed);
                 }
-                Change::BgpAttributes => bgp_touched = true,
-                Change::Reported => {
+                change @ (Change::BgpAttributes | Change::Reported) => {
+                    bgp_touched |= change == Change::BgpAttributes;
+                    // The phase may stay as it is; the reported entry changed.
                     if let Some(observed) = inner.observed.get(&new.key) {
                         self.report(new, observed, false);
                     }
