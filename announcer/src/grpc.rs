@@ -19,9 +19,14 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use crate::args::Listen;
+use crate::bgp::backend::peer_status;
+use crate::bgp::config::PeerConfig;
 use crate::engine::Engine;
+use crate::error::{EngineError, ErrorKind};
 use crate::events;
+use crate::model::InvalidField;
 use crate::tls::{self, ReloadingConfig, TlsError};
+use crate::wire;
 
 /// The Announcer service over an [`Engine`].
 #[derive(Clone)]
@@ -35,8 +40,22 @@ impl AnnouncerService {
     }
 }
 
+/// The one place where domain errors become gRPC status codes.
+fn to_status(error: EngineError) -> Status {
+    let message = error.to_string();
+    match error.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(message),
+        ErrorKind::FailedPrecondition => Status::failed_precondition(message),
+        ErrorKind::Internal => Status::internal(message),
+    }
+}
+
+fn invalid(error: InvalidField) -> Status {
+    to_status(EngineError::Invalid(error))
+}
+
 fn bgp_disabled() -> Status {
-    Status::failed_precondition("BGP mode is not enabled (no BGP speaker configured)")
+    to_status(EngineError::BgpDisabled)
 }
 
 #[tonic::async_trait]
@@ -45,22 +64,23 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
-        self.engine
-            .sync(request.into_inner())
+        let (generation, wanted) = wire::sync_request(request.into_inner()).map_err(invalid)?;
+        let outcome = self
+            .engine
+            .sync(generation, wanted)
             .await
-            .map(Response::new)
+            .map_err(to_status)?;
+        Ok(Response::new(wire::sync_response(outcome)))
     }
 
     async fn announce(
         &self,
         request: Request<pb::AnnounceRequest>,
     ) -> Result<Response<pb::AnnounceResponse>, Status> {
-        let status = self
-            .engine
-            .announce(request.into_inner().announcement)
-            .await?;
+        let desired = wire::announce_request(request.into_inner()).map_err(invalid)?;
+        let status = self.engine.announce(desired).await.map_err(to_status)?;
         Ok(Response::new(pb::AnnounceResponse {
-            status: Some(status),
+            status: Some(wire::status(&status)),
         }))
     }
 
@@ -68,7 +88,8 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::WithdrawResponse>, Status> {
-        let withdrawn = self.engine.withdraw(request.into_inner()).await?;
+        let (address, mode) = wire::withdraw_request(&request.into_inner()).map_err(invalid)?;
+        let withdrawn = self.engine.withdraw(address, mode).await;
         Ok(Response::new(pb::WithdrawResponse { withdrawn }))
     }
 
@@ -76,7 +97,9 @@ impl Announcer for AnnouncerService {
         &self,
         _: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::State>, Status> {
-        Ok(Response::new(self.engine.state().await))
+        let snapshot = self.engine.state().await;
+        let backend = self.engine.backend().map(|b| b.as_ref());
+        Ok(Response::new(wire::state(&snapshot, backend)))
     }
 
     type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
@@ -102,13 +125,20 @@ impl Announcer for AnnouncerService {
         request: Request<pb::AddPeerRequest>,
     ) -> Result<Response<pb::AddPeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
-        let peer = request
-            .into_inner()
-            .peer
-            .ok_or_else(|| Status::invalid_argument("peer: is required"))?;
-        let status = backend.add_peer(peer).await?;
+        let peer = request.into_inner().peer.ok_or_else(|| {
+            invalid(InvalidField {
+                field: "peer".into(),
+                message: "is required".into(),
+            })
+        })?;
+        let config =
+            PeerConfig::from_proto(&peer).map_err(|e| to_status(EngineError::InvalidPeer(e)))?;
+        let snapshot = backend
+            .add_peer(config)
+            .await
+            .map_err(|e| to_status(EngineError::PeerRefused(e)))?;
         Ok(Response::new(pb::AddPeerResponse {
-            status: Some(status),
+            status: Some(peer_status(&snapshot)),
         }))
     }
 
@@ -117,7 +147,8 @@ impl Announcer for AnnouncerService {
         request: Request<pb::DeletePeerRequest>,
     ) -> Result<Response<pb::DeletePeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
-        let deleted = backend.delete_peer(&request.into_inner().address).await;
+        let address = wire::peer_address(&request.into_inner().address).map_err(invalid)?;
+        let deleted = backend.delete_peer(address).await;
         Ok(Response::new(pb::DeletePeerResponse { deleted }))
     }
 
@@ -127,7 +158,7 @@ impl Announcer for AnnouncerService {
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
         Ok(Response::new(pb::ListPeersResponse {
-            peers: backend.peers(),
+            peers: backend.peers().iter().map(peer_status).collect(),
         }))
     }
 }

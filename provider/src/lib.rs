@@ -21,5 +21,6 @@ pub mod outcome;
 pub mod patch;
 pub mod pools;
 pub mod service_view;
+pub mod stream;
 pub mod telemetry;
 pub mod writer;

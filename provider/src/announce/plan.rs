@@ -584,17 +584,29 @@ impl Planner {
         if services.is_empty() {
             return None;
         }
+        // With externalTrafficPolicy: Local a node must hold a ready endpoint of every such
+        // Service on the address.
+        let lost_endpoints = services.iter().any(|key| {
+            self.targets.get(key).is_some_and(|t| t.local_traffic)
+                && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
+        });
         let (why, reason) = match eligible.get(&from) {
             Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
             None => (
                 format!("{from}: {}", Ineligible::NoAnnouncer),
                 "announcer_missing",
             ),
-            Some(Ok(())) => match (&to, after) {
-                (Some(to), _) => (format!("{to} ranks first for it now"), "rebalanced"),
-                (None, _) => (
-                    format!("{from} has no ready endpoint"),
-                    "no_ready_endpoints",
+            Some(Ok(())) if lost_endpoints => (
+                format!(
+                    "{from}: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
+                ),
+                "no_ready_endpoints",
+            ),
+            Some(Ok(())) => match &to {
+                Some(to) => (format!("{to} ranks first for it now"), "rebalanced"),
+                None => (
+                    format!("{from}: no node may announce it"),
+                    "no_eligible_node",
                 ),
             },
         };

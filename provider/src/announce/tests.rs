@@ -232,6 +232,11 @@ fn local_traffic_follows_ready_endpoints() {
     let flush = planner.flush();
     assert_eq!(owner(&planner, "192.0.2.100"), ["node-1"]);
     assert_eq!(flush.moves[0].from.as_ref(), "node-3");
+    assert_eq!(
+        flush.moves[0].why,
+        "node-3: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
+    );
+    assert_eq!(flush.moves[0].reason, "no_ready_endpoints");
 }
 
 #[test]
