@@ -26,6 +26,9 @@ use support::cluster::{Cluster, NODES, POOL_BGP, POOL_GLOBAL, ProviderOptions};
 use support::kube::{endpoint_slice, lb_service, pool_configmap};
 use support::wait_for;
 
+/// What the tests run besides `ip`: the router, kubectl, and the client's ping and arping.
+const TOOLS: &[&str] = &["bird", "birdc", "kubectl", "ping", "arping"];
+
 /// A cluster with one provider in cluster mode (provider-managed TLS), or None (with a
 /// message) when this machine cannot run it and CI is not set.
 fn cluster_with_provider(test: &str) -> Option<Cluster> {
@@ -33,7 +36,7 @@ fn cluster_with_provider(test: &str) -> Option<Cluster> {
 }
 
 fn cluster_with_provider_tls(test: &str, tls: AnnouncerTlsMode) -> Option<Cluster> {
-    if !support::netns::prerequisites(test, &["bird", "birdc", "kubectl", "ping"]) {
+    if !support::netns::prerequisites(test, TOOLS) {
         return None;
     }
     Some(Cluster::start_with_tls(
@@ -664,10 +667,7 @@ fn provider_restart_does_not_flap() {
 
 #[test]
 fn leader_handover_does_not_flap() {
-    if !support::netns::prerequisites(
-        "the cluster-mode e2e test (leader hand-over)",
-        &["bird", "birdc", "kubectl", "ping"],
-    ) {
+    if !support::netns::prerequisites("the cluster-mode e2e test (leader hand-over)", TOOLS) {
         return;
     }
     let mut cluster = Cluster::start(&[provider("a", true, 18081), provider("b", true, 18082)]);
