@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::client::tcp_hello;
-use support::cluster::{Cluster, ProviderOptions};
+use support::cluster::Cluster;
 use support::kube::{ingress_ips, lb_service};
+use support::provider::ProviderOptions;
 use support::wait_for;
 
 #[test]

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::announcers::Announced;
 use super::client::tcp_hello;
-use super::cluster::{Announced, Cluster, NODES};
+use super::cluster::{Cluster, NODES};
 use super::kube::{condition, ingress_ips};
 use super::wait_for;
 
@@ -263,6 +264,20 @@ pub fn wait_event(
                 .ok_or_else(|| format!("events {events:?}"))
         },
     )
+}
+
+/// Waits for the Event `Moved` on Service `namespace/name` that says `<ip> moved from
+/// <from> to <to>`; returns its message (the caller checks the reason it gives).
+pub fn wait_moved(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    ip: &str,
+    from: &str,
+    to: &str,
+) -> String {
+    let phrase = format!("{ip} moved from {from} to {to}");
+    wait_event(cluster, namespace, name, "Moved", &[&phrase])
 }
 
 /// `ip/32` or `ip/128`.

@@ -17,12 +17,15 @@
 //!
 //! Modules: [`topology`] (namespaces), [`daemon`] (processes stopped by PID), [`kube`]
 //! (kubectl and the objects the harness plays), [`bird`] (the router), [`certs`] (TLS for
-//! the announcers), [`client`] (what a user on the LAN sees), [`cluster`] (all of it wired).
+//! the announcers), [`announcers`] and [`provider`] (the two binaries under test),
+//! [`client`] (what a user on the LAN sees), [`cluster`] (all of it wired), [`checks`] and
+//! [`scenario`] (what the scenario files are made of).
 //! Every wait is [`wait_for`]: a bounded poll whose failure names what was expected and the
 //! last thing seen.
 
 #![allow(dead_code)]
 
+pub mod announcers;
 pub mod bird;
 pub mod certs;
 pub mod checks;
@@ -30,6 +33,8 @@ pub mod client;
 pub mod cluster;
 pub mod daemon;
 pub mod kube;
+pub mod provider;
+pub mod scenario;
 pub mod topology;
 
 #[path = "../../../../announcer/tests/netns/mod.rs"]
