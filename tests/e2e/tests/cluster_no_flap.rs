@@ -31,8 +31,16 @@ fn assert_no_withdraw(cluster: &Cluster, before: &[(String, Vec<Announced>)], wh
     }
 }
 
-/// Pings `ip` from the client 400 times at 50 ms while `disturb` runs; returns the result.
-fn ping_through(cluster: &mut Cluster, ip: &str, disturb: impl FnOnce(&mut Cluster)) -> PingResult {
+/// Pings `ip` from the client 400 times at 50 ms while `disturb` runs, with `ctl watch` on
+/// every announcer; returns the ping result, how many announcer events were seen, and those
+/// that withdrew one of `watched` or took it out of force.
+fn ping_through(
+    cluster: &mut Cluster,
+    ip: &str,
+    watched: &[String],
+    disturb: impl FnOnce(&mut Cluster),
+) -> (PingResult, usize, Vec<String>) {
+    let watches: Vec<_> = NODES.iter().map(|n| cluster.watch_announcer(n)).collect();
     let client = cluster.host("client").clone();
     let ping = Ping::start(&client, ip, "0.05", 400, cluster.dir.path());
     let log = cluster
@@ -51,7 +59,16 @@ fn ping_through(cluster: &mut Cluster, ip: &str, disturb: impl FnOnce(&mut Clust
         },
     );
     disturb(cluster);
-    ping.finish(Duration::from_secs(60))
+    let result = ping.finish(Duration::from_secs(60));
+    let mut seen = 0;
+    let mut withdrawals = Vec::new();
+    for watch in watches {
+        let node = watch.node.clone();
+        let (count, found) = watch.withdrawals(watched);
+        seen += count;
+        withdrawals.extend(found.into_iter().map(|event| format!("{node}: {event}")));
+    }
+    (result, seen, withdrawals)
 }
 
 #[test]
@@ -68,20 +85,26 @@ fn provider_restart_does_not_flap() {
     let before = snapshot(&cluster);
     let generations_before = cluster.generations();
 
-    let result = ping_through(&mut cluster, &ip, |cluster| {
-        cluster.stop_provider("p1", false);
-        cluster.steps.log("(j) provider p1 stopped (SIGTERM)");
-        cluster.start_provider(&provider("p1-again", false, 18080));
-        // The new process drives the announcers: a Service created now gets announced.
-        let (after_ip, _) =
-            create_announced(cluster, "default", "after", json!({}), json!({}), "layer2");
-        wait_single_owner(cluster, &after_ip, "layer2", None);
-        cluster.steps.log(&format!(
-            "(j) provider restarted; new Service default/after {after_ip} announced"
-        ));
-    });
+    let watched = [ip.clone(), bgp.clone()];
+    let (result, watch_events, withdrawals) =
+        ping_through(&mut cluster, &ip, &watched, |cluster| {
+            cluster.stop_provider("p1", false);
+            cluster.steps.log("(j) provider p1 stopped (SIGTERM)");
+            cluster.start_provider(&provider("p1-again", false, 18080));
+            // The new process drives the announcers: a Service created now gets announced.
+            let (after_ip, _) =
+                create_announced(cluster, "default", "after", json!({}), json!({}), "layer2");
+            wait_single_owner(cluster, &after_ip, "layer2", None);
+            cluster.steps.log(&format!(
+                "(j) provider restarted; new Service default/after {after_ip} announced"
+            ));
+        });
     wait_bgp(&cluster, &bgp, &NODES);
     assert_no_withdraw(&cluster, &before, "(j) provider restart");
+    assert!(
+        withdrawals.is_empty(),
+        "(j) provider restart: announcers reported withdrawals: {withdrawals:?}"
+    );
     let events = cluster.kubectl.events_for("Service", "default", "web");
     assert!(
         !events.iter().any(|(reason, _)| reason == "Moved"),
@@ -96,7 +119,7 @@ fn provider_restart_does_not_flap() {
     );
     cluster.steps.log(&format!(
         "(j) provider restart: ping {ip} lost {}/{}; every ctl state unchanged (same since); \
-         BGP {bgp} via node-1..3 throughout; Sync generations {generations_before:?} → {:?}",
+         `ctl watch` on node-1..3: {watch_events} events, no withdrawal; BGP {bgp} via node-1..3 throughout; Sync generations {generations_before:?} → {:?}",
         result.lost(),
         result.transmitted,
         cluster.generations()
@@ -129,29 +152,35 @@ fn leader_handover_does_not_flap() {
     let before = snapshot(&cluster);
     let generations_before = cluster.generations();
 
-    let result = ping_through(&mut cluster, &ip, |cluster| {
-        // A crash: the Lease is not released; the standby waits for it to expire.
-        cluster.stop_provider(&leader, true);
-        cluster.steps.log(&format!(
-            "(j) leader {leader} killed (SIGKILL); standby {standby}"
-        ));
-        wait_for(
-            &format!("Lease kube-system/ferrolb-provider held by {standby}"),
-            CHANGE,
-            || {
-                let now = holder(cluster)?;
-                (now == standby).then_some(()).ok_or(now)
-            },
-        );
-        let (after_ip, _) =
-            create_announced(cluster, "default", "after", json!({}), json!({}), "layer2");
-        wait_single_owner(cluster, &after_ip, "layer2", None);
-        cluster.steps.log(&format!(
-            "(j) {standby} leads; new Service default/after {after_ip} announced"
-        ));
-    });
+    let watched = [ip.clone(), bgp.clone()];
+    let (result, watch_events, withdrawals) =
+        ping_through(&mut cluster, &ip, &watched, |cluster| {
+            // A crash: the Lease is not released; the standby waits for it to expire.
+            cluster.stop_provider(&leader, true);
+            cluster.steps.log(&format!(
+                "(j) leader {leader} killed (SIGKILL); standby {standby}"
+            ));
+            wait_for(
+                &format!("Lease kube-system/ferrolb-provider held by {standby}"),
+                CHANGE,
+                || {
+                    let now = holder(cluster)?;
+                    (now == standby).then_some(()).ok_or(now)
+                },
+            );
+            let (after_ip, _) =
+                create_announced(cluster, "default", "after", json!({}), json!({}), "layer2");
+            wait_single_owner(cluster, &after_ip, "layer2", None);
+            cluster.steps.log(&format!(
+                "(j) {standby} leads; new Service default/after {after_ip} announced"
+            ));
+        });
     wait_bgp(&cluster, &bgp, &NODES);
     assert_no_withdraw(&cluster, &before, "(j) leader hand-over");
+    assert!(
+        withdrawals.is_empty(),
+        "(j) leader hand-over: announcers reported withdrawals: {withdrawals:?}"
+    );
     assert_eq!(
         result.lost(),
         0,
@@ -161,7 +190,7 @@ fn leader_handover_does_not_flap() {
     );
     cluster.steps.log(&format!(
         "(j) leader hand-over {leader} → {standby}: ping {ip} lost {}/{}; every ctl state \
-         unchanged (same since); BGP {bgp} via node-1..3 throughout; Sync generations \
+         unchanged (same since); `ctl watch` on node-1..3: {watch_events} events, no withdrawal; BGP {bgp} via node-1..3 throughout; Sync generations \
          {generations_before:?} → {:?}",
         result.lost(),
         result.transmitted,

@@ -194,3 +194,69 @@ pub fn ctl(socket: &Path, args: &[&str]) -> Result<Value, String> {
 fn ctl_state(socket: &Path) -> Result<Value, String> {
     ctl(socket, &["state"])
 }
+
+/// `ferrolb-announcer ctl watch` on one node: the announcer's own event stream, recorded
+/// while a test disturbs the control plane.
+pub struct EventWatch {
+    pub node: String,
+    daemon: Daemon,
+}
+
+impl Cluster {
+    /// Starts `ctl watch` on `node`'s socket and waits until it is subscribed.
+    pub fn watch_announcer(&self, node: &str) -> EventWatch {
+        let index = Self::node_index(node);
+        let socket = self.announcers[index]
+            .as_ref()
+            .unwrap_or_else(|| panic!("the announcer of {node} is not running"))
+            .socket
+            .clone();
+        let bin = workspace_binary("ferrolb-announcer");
+        let server = format!("unix:{}", socket.display());
+        let host = self.topology.host(node).clone();
+        let mut daemon = Daemon::spawn(
+            &format!("watch-{node}"),
+            &host.ns,
+            &[&bin.to_string_lossy(), "ctl", "--server", &server, "watch"],
+            &[],
+            self.dir.path(),
+        );
+        wait_for(
+            &format!("`ctl watch` on {node} to subscribe"),
+            Duration::from_secs(10),
+            || {
+                daemon.assert_running();
+                let log = daemon.log_text();
+                log.contains("watching").then_some(()).ok_or(log)
+            },
+        );
+        EventWatch {
+            node: node.to_string(),
+            daemon,
+        }
+    }
+}
+
+impl EventWatch {
+    /// Stops the watch. Returns how many events it recorded and those that withdrew one of
+    /// `addresses` or took it out of force (`removed`, or a phase other than active), as JSON.
+    pub fn withdrawals(mut self, addresses: &[String]) -> (usize, Vec<String>) {
+        self.daemon.stop();
+        let events: Vec<Value> = self
+            .daemon
+            .log_text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect();
+        let withdrawals = events
+            .iter()
+            .filter(|event| {
+                event["type"] == "announcement_changed"
+                    && addresses.iter().any(|a| event["address"] == a.as_str())
+                    && (event["removed"] == true || event["phase"] != "active")
+            })
+            .map(|event| event.to_string())
+            .collect();
+        (events.len(), withdrawals)
+    }
+}
