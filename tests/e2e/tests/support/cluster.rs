@@ -71,6 +71,15 @@ impl Cluster {
 
     /// [`Cluster::start`] with the announcers' TLS from `tls` (both modes are tested).
     pub fn start_with_tls(tls: AnnouncerTlsMode, providers: &[ProviderOptions]) -> Cluster {
+        // Every binary first, so a missing one fails before anything is set up.
+        for binary in [
+            "test-apiserver",
+            "ferrolb-provider",
+            "ferrolb-announcer",
+            "e2e-hello",
+        ] {
+            workspace_binary(binary);
+        }
         let steps = Steps::new();
         let dir = tempfile::Builder::new()
             .prefix(&format!("ferrolb-e2e-{}-", std::process::id()))
