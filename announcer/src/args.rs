@@ -72,7 +72,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct ServerArgs {
     /// Where the gRPC API listens: `unix:<path>` or `<ip>:<port>`; repeat or comma-separate
     /// for several. Plain TCP is allowed only on loopback unless --insecure; with --tls-cert
-    /// every TCP listener uses TLS with client-certificate authentication.
+    /// every TCP listener uses TLS with client-certificate authentication. In a cluster:
+    /// `<node ip>:9720` (the recommended TCP port) with TLS.
     #[arg(
         long,
         env = "FERROLB_LISTEN",
@@ -89,12 +90,18 @@ pub struct ServerArgs {
     /// PEM CA bundle that client certificates must chain to; clients without one are refused.
     #[arg(long, env = "FERROLB_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// How often --tls-cert, --tls-key and --client-ca are re-read; changed files apply to
+    /// new connections without a restart (a rotated Secret mount), established ones stay.
+    #[arg(long, env = "FERROLB_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
     /// Allow plaintext gRPC on non-loopback TCP addresses (anyone who can reach the port
     /// controls what this node announces; use only on trusted networks).
     #[arg(long, env = "FERROLB_INSECURE")]
     pub insecure: bool,
-    /// Address of the HTTP server for /metrics and /healthz; empty disables it.
-    #[arg(long, env = "FERROLB_METRICS_LISTEN", default_value = "0.0.0.0:7472")]
+    /// Address of the HTTP server for /metrics and /healthz; empty disables it. 9721 (next to
+    /// 9720, the recommended gRPC TCP port) stays clear of MetalLB's 7472/7473. A port that
+    /// cannot be bound stops the process.
+    #[arg(long, env = "FERROLB_METRICS_LISTEN", default_value = "0.0.0.0:9721")]
     pub metrics_listen: String,
     /// Prefixes never announced, comma-separated (e.g. the node and pod networks).
     #[arg(long, env = "FERROLB_DENY_PREFIXES", value_delimiter = ',')]

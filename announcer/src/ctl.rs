@@ -60,6 +60,9 @@ pub enum CtlCommand {
         /// Label KEY=VALUE saying which Service this serves (repeatable).
         #[arg(long = "label")]
         labels: Vec<String>,
+        /// Failover candidate node, owner first (repeatable; layer2 and vip).
+        #[arg(long = "candidate")]
+        candidates: Vec<String>,
     },
     /// Withdraw one address.
     Withdraw {
@@ -69,7 +72,8 @@ pub enum CtlCommand {
         mode: Option<String>,
     },
     /// Replace the whole desired set with the announcements in a JSON file
-    /// (`[{"address": "...", "mode": "layer2", "interface": "eth0", "labels": {...}}]`).
+    /// (`[{"address": "...", "mode": "layer2", "interface": "eth0", "labels": {...},
+    /// "candidates": ["node-a", "node-b"]}]`).
     Sync {
         /// Generation of this set; must not be lower than the accepted one.
         #[arg(long)]
@@ -77,6 +81,9 @@ pub enum CtlCommand {
         /// The JSON file; `-` reads standard input.
         #[arg(long)]
         file: PathBuf,
+        /// The name of the node the announcer runs on, as the sender knows it.
+        #[arg(long, default_value = "")]
+        node: String,
     },
     /// BGP peers: list, add, delete.
     #[command(subcommand)]
@@ -104,13 +111,89 @@ pub enum CtlError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{code:?}: {message}")]
-    Rpc { code: tonic::Code, message: String },
+    #[error("{code:?}: {message}{}", cause.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Rpc {
+        code: tonic::Code,
+        message: String,
+        /// The innermost error below the status, if any (a transport error, e.g. a TLS alert).
+        cause: Option<String>,
+    },
+    #[error(
+        "{server} closed the TLS connection at the first call: it requires a client certificate and none was given; pass --tls-cert and --tls-key (or FERROLB_CTL_TLS_CERT and FERROLB_CTL_TLS_KEY) ({code:?}: {message})"
+    )]
+    ClientCertificateMissing {
+        server: String,
+        code: tonic::Code,
+        message: String,
+    },
+    #[error(
+        "{server} closed the TLS connection at the first call: it refused the client certificate {cert} (is it signed by the CA the server trusts with --client-ca?) ({code:?}: {message})"
+    )]
+    ClientCertificateRefused {
+        server: String,
+        cert: PathBuf,
+        code: tonic::Code,
+        message: String,
+    },
+}
+
+impl CtlError {
+    /// With TLS 1.3 a server checks the client certificate after the client considers the
+    /// handshake done, so a missing or refused certificate surfaces at the first call,
+    /// depending on timing as CANCELLED "operation was canceled", UNAVAILABLE, or UNKNOWN
+    /// "transport error" caused by the server's alert (`CertificateRequired`, `UnknownCA`) or
+    /// a broken pipe. Say what that means instead.
+    fn explained(self, server: &str, cert: Option<PathBuf>) -> CtlError {
+        let CtlError::Rpc {
+            code,
+            message,
+            cause,
+        } = self
+        else {
+            return self;
+        };
+        // A status the server sent has no cause; one the transport made up has.
+        let transport = matches!(code, tonic::Code::Cancelled | tonic::Code::Unavailable)
+            || (code == tonic::Code::Unknown && cause.is_some());
+        if !transport || !server.starts_with("https://") {
+            return CtlError::Rpc {
+                code,
+                message,
+                cause,
+            };
+        }
+        let message = match cause {
+            Some(cause) => format!("{message}: {cause}"),
+            None => message,
+        };
+        let server = server.to_string();
+        match cert {
+            None => CtlError::ClientCertificateMissing {
+                server,
+                code,
+                message,
+            },
+            Some(cert) => CtlError::ClientCertificateRefused {
+                server,
+                cert,
+                code,
+                message,
+            },
+        }
+    }
 }
 
 impl From<tonic::Status> for CtlError {
     fn from(status: tonic::Status) -> Self {
+        // The innermost cause says what the transport saw, e.g. a TLS alert.
+        let mut cause = std::error::Error::source(&status).map(ToString::to_string);
+        let mut next = std::error::Error::source(&status).and_then(|c| c.source());
+        while let Some(c) = next {
+            cause = Some(c.to_string());
+            next = c.source();
+        }
         CtlError::Rpc {
+            cause,
             code: status.code(),
             message: status.message().to_string(),
         }
@@ -175,6 +258,7 @@ fn announcement(
     mode: &str,
     interface: &str,
     labels: HashMap<String, String>,
+    candidates: Vec<String>,
 ) -> Result<pb::Announcement, CtlError> {
     let selector =
         Selector::parse(interface).map_err(|e| CtlError::Usage(format!("--interface {e}")))?;
@@ -184,7 +268,7 @@ fn announcement(
         interface: Some(selector.to_proto()),
         labels,
         bgp: None,
-        candidates: Vec::new(),
+        candidates,
     })
 }
 
@@ -198,12 +282,30 @@ struct FileAnnouncement {
     interface: String,
     #[serde(default)]
     labels: HashMap<String, String>,
+    /// Failover candidates, owner first (layer2 and vip).
+    #[serde(default)]
+    candidates: Vec<String>,
 }
 
 /// Runs one `ctl` command, printing JSON to standard output.
 pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
     let mut client = connect(&args).await?;
-    match args.command {
+    let CtlArgs {
+        server,
+        cert,
+        command,
+        ..
+    } = args;
+    execute(&mut client, command)
+        .await
+        .map_err(|e| e.explained(&server, cert))
+}
+
+async fn execute(
+    client: &mut AnnouncerClient<Channel>,
+    command: CtlCommand,
+) -> Result<(), CtlError> {
+    match command {
         CtlCommand::State => {
             let state = client.get_state(pb::GetStateRequest {}).await?.into_inner();
             println!("{}", state_json(&state));
@@ -213,6 +315,7 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
             mode,
             interface,
             labels,
+            candidates,
         } => {
             let labels = labels
                 .iter()
@@ -225,7 +328,9 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 })
                 .collect::<Result<HashMap<_, _>, _>>()?;
             let request = pb::AnnounceRequest {
-                announcement: Some(announcement(&address, &mode, &interface, labels)?),
+                announcement: Some(announcement(
+                    &address, &mode, &interface, labels, candidates,
+                )?),
             };
             let response = client.announce(request).await?.into_inner();
             println!(
@@ -251,7 +356,11 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 .into_inner();
             println!("{}", json!({ "withdrawn": response.withdrawn }));
         }
-        CtlCommand::Sync { generation, file } => {
+        CtlCommand::Sync {
+            generation,
+            file,
+            node,
+        } => {
             let bytes = if file.as_os_str() == "-" {
                 let mut buf = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
@@ -270,16 +379,16 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    announcement(&e.address, &e.mode, &e.interface, e.labels).map_err(|err| {
-                        CtlError::Usage(format!("{} entry {i}: {err}", file.display()))
-                    })
+                    announcement(&e.address, &e.mode, &e.interface, e.labels, e.candidates).map_err(
+                        |err| CtlError::Usage(format!("{} entry {i}: {err}", file.display())),
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let r = client
                 .sync(pb::SyncRequest {
                     generation,
                     announcements,
-                    node: String::new(),
+                    node,
                 })
                 .await?
                 .into_inner();
@@ -288,7 +397,7 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 json!({"generation": r.generation, "added": r.added, "removed": r.removed, "unchanged": r.unchanged})
             );
         }
-        CtlCommand::Peers(command) => crate::bgp::ctl::run(&mut client, command).await?,
+        CtlCommand::Peers(command) => crate::bgp::ctl::run(client, command).await?,
         CtlCommand::Watch { count } => {
             let mut stream = client
                 .watch_events(pb::WatchEventsRequest {})
@@ -334,6 +443,7 @@ pub fn status_json(status: &pb::AnnouncementStatus) -> Value {
         "address": a.address,
         "mode": mode_name(a.mode),
         "labels": a.labels,
+        "candidates": a.candidates,
         "phase": phase_name(status.phase),
         "interface": status.interface,
         "mac": status.mac,

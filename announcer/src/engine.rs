@@ -1,61 +1,47 @@
 //! The engine: applies changes of the desired set to the data plane and keeps the observed
-//! status of every announcement.
+//! status of every announcement. It speaks domain types only: validated [`Desired`]s in,
+//! [`AnnouncementStatus`]/[`Snapshot`] out, refusals as [`EngineError`] (`grpc.rs` and
+//! `wire.rs` convert at the edge).
 //!
 //! ```text
-//!  gRPC (grpc.rs) ──► Engine::{sync, announce, withdraw}
-//!                        │ validate (model.rs), diff (state.rs), safety (safety.rs)
+//!  grpc.rs ──(wire.rs: validate)──► Engine::{sync, announce, withdraw}
+//!                        │ diff + exclusion rules (state.rs), safety (safety.rs)
 //!                        ▼
 //!        layer2: L2Runtime (l2/socket.rs)   vip: VipManager (vip.rs) + L2Runtime (GARP,
 //!        conflict watch)                    bgp: BgpBackend (backend.rs)
 //!                        │
 //!                        ▼  status + events (WatchEvents)
 //! ```
-//! One async mutex serialises all changes, so a Sync and an Announce never interleave. A
-//! periodic [`Engine::tick`] re-reads the interfaces: when a link comes up its addresses are
-//! announced again, and failed or pending announcements are retried.
+//! One async mutex serialises all changes, so a Sync and an Announce never interleave.
+//! Only what changed is touched: a new label or candidate list is reported and nothing else,
+//! new BGP attributes are re-pushed to the speaker, a new selector re-activates; activation is
+//! idempotent (an entry that stays on its interface keeps its VIP and packet socket), so a
+//! Sync of an unchanged set never interrupts answers.
+//!
+//! A periodic [`Engine::tick`] (and every kernel link notification) re-reads the interfaces:
+//! an Active entry on a link that went down turns Pending "interface X is down", and back to
+//! Active when the link comes up (announced again); Failed entries are retried.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use proto::announcer::v1::{self as pb, event::Kind};
 use tokio::sync::Mutex;
-use tonic::Status;
 
-use crate::backend::{BgpBackend, EventSender};
+use crate::backend::{BgpBackend, BgpRoute, EventSender};
+use crate::error::EngineError;
 use crate::events;
 use crate::interfaces::{self, Interface};
+use crate::l2::Mac;
 use crate::l2::responder::Ownership;
 use crate::l2::socket::{L2Runtime, Link, identity_of};
-use crate::l2::{Mac, format_mac};
 use crate::metrics::Metrics;
-use crate::model::{self, Desired, Key, Mode};
-use crate::safety::{Policy, Refusal};
-use crate::state::{DesiredState, Diff, SyncError};
+use crate::model::{Desired, Key, Mode};
+use crate::safety::Policy;
+use crate::state::{self, Change, DesiredState, Diff};
+use crate::status::{AnnouncementStatus, Observed, Phase, Snapshot, SyncOutcome};
 use crate::vip::VipManager;
-
-/// Observed state of one announcement.
-#[derive(Debug, Clone)]
-struct Observed {
-    phase: pb::Phase,
-    interface: Option<(String, u32)>,
-    mac: Option<Mac>,
-    message: Cow<'static, str>,
-    since_unix_ms: u64,
-}
-
-impl Observed {
-    fn new(phase: pb::Phase, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            phase,
-            interface: None,
-            mac: None,
-            message: message.into(),
-            since_unix_ms: events::now_ms(),
-        }
-    }
-}
+use crate::wire;
 
 #[derive(Default)]
 struct Inner {
@@ -73,14 +59,6 @@ pub struct Engine {
     events: EventSender,
     metrics: Metrics,
     policy: Policy,
-}
-
-fn refused(field: &str, refusal: &Refusal) -> Status {
-    let message = format!("{field}: {refusal}");
-    match refusal {
-        Refusal::OwnAddress { .. } => Status::failed_precondition(message),
-        Refusal::Denied { .. } | Refusal::NotAllowed { .. } => Status::invalid_argument(message),
-    }
 }
 
 impl Engine {
@@ -111,160 +89,68 @@ impl Engine {
         self.backend.as_ref()
     }
 
-    /// Replaces the desired set (see `state.rs` for the generation rules).
-    pub async fn sync(&self, request: pb::SyncRequest) -> Result<pb::SyncResponse, Status> {
-        let pb::SyncRequest {
-            generation,
-            announcements,
-            ..
-        } = request;
-        let mut wanted = Vec::with_capacity(announcements.len());
-        let mut l2_or_vip: HashMap<IpAddr, (usize, Mode)> = HashMap::new();
-        for (i, wire) in announcements.iter().enumerate() {
-            let field = format!("announcements[{i}]");
-            let desired = model::validate(&field, wire)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            if desired.key.mode != Mode::Bgp
-                && let Some((j, other)) =
-                    l2_or_vip.insert(desired.key.address, (i, desired.key.mode))
-                && other != desired.key.mode
-            {
-                return Err(Status::invalid_argument(format!(
-                    "{field}.mode: {} is already announced in mode {other} by announcements[{j}]; layer2 and vip exclude each other",
-                    desired.key.address
-                )));
-            }
-            wanted.push(desired);
-        }
-        drop(announcements);
+    /// Replaces the desired set (see `state.rs` for the generation and exclusion rules).
+    pub async fn sync(
+        &self,
+        generation: u64,
+        wanted: Vec<Desired>,
+    ) -> Result<SyncOutcome, EngineError> {
         let mut inner = self.inner.lock().await;
-        let diff = inner
-            .desired
-            .sync(generation, wanted)
-            .map_err(|e| match e {
-                SyncError::Duplicate(field) => Status::invalid_argument(field.to_string()),
-                other => Status::failed_precondition(other.to_string()),
-            })?;
-        // A changed entry (same address and mode, new selector/labels/attributes) is replaced,
-        // so it counts as added.
-        let response = pb::SyncResponse {
+        let diff = inner.desired.sync(generation, wanted)?;
+        // A changed entry (same address and mode, anything else different) counts as added.
+        let outcome = SyncOutcome {
             generation: inner.desired.generation(),
             added: (diff.added.len() + diff.changed.len()) as u32,
             removed: diff.removed.len() as u32,
             unchanged: diff.unchanged,
         };
-        let large = response.added + response.removed > 1000;
+        let large = outcome.added + outcome.removed > 1000;
         self.apply(&mut inner, diff).await;
         drop(inner);
         if large {
             crate::sys::memory::release_free_memory();
         }
-        Ok(response)
+        Ok(outcome)
     }
 
     /// Adds or replaces one announcement. Safety refusals are errors here (nothing stored).
-    pub async fn announce(
-        &self,
-        wire: Option<pb::Announcement>,
-    ) -> Result<pb::AnnouncementStatus, Status> {
-        let wire = wire.ok_or_else(|| Status::invalid_argument("announcement: is required"))?;
-        let desired = model::validate("announcement", &wire)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let key = desired.key;
-        let interfaces =
-            interfaces::list().map_err(|e| Status::internal(format!("listing interfaces: {e}")))?;
+    pub async fn announce(&self, desired: Desired) -> Result<AnnouncementStatus, EngineError> {
+        let interfaces = interfaces::list().map_err(EngineError::Interfaces)?;
         self.policy
-            .check(key.address, &interfaces, |a| self.vip.holds(a))
-            .map_err(|r| refused("announcement.address", &r))?;
+            .check(desired.key.address, &interfaces, |a| self.vip.holds(a))
+            .map_err(|refusal| EngineError::Refused {
+                field: "announcement.address".into(),
+                refusal,
+            })?;
         let mut inner = self.inner.lock().await;
-        if key.mode != Mode::Bgp {
-            let other = if key.mode == Mode::Layer2 {
-                Mode::Vip
-            } else {
-                Mode::Layer2
-            };
-            if inner
-                .desired
-                .get(&Key {
-                    address: key.address,
-                    mode: other,
-                })
-                .is_some()
-            {
-                return Err(Status::failed_precondition(format!(
-                    "announcement.mode: {} is already announced in mode {other}; withdraw it first",
-                    key.address
-                )));
-            }
-        }
-        let diff = inner.desired.announce(desired);
+        let diff = inner.desired.announce(desired.clone())?;
         self.apply(&mut inner, diff).await;
-        Ok(self.status_of(&inner, &key))
+        Ok(self.status_of(&inner, &desired))
     }
 
-    /// Withdraws one address (in one or every mode).
-    pub async fn withdraw(&self, request: pb::WithdrawRequest) -> Result<bool, Status> {
-        let address = model::parse_address("address", &request.address)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let mode = Mode::from_proto(request.mode)
-            .map_err(|v| Status::invalid_argument(format!("mode: {v} is not a known mode")))?;
+    /// Withdraws one address (in `mode`, or in every mode); false when nothing matched.
+    pub async fn withdraw(&self, address: IpAddr, mode: Option<Mode>) -> bool {
         let mut inner = self.inner.lock().await;
         let diff = inner.desired.withdraw(address, mode);
         let withdrawn = !diff.removed.is_empty();
         self.apply(&mut inner, diff).await;
-        Ok(withdrawn)
+        withdrawn
     }
 
-    /// What is announced, where, and how each mode is doing.
-    pub async fn state(&self) -> pb::State {
+    /// What is announced, where, and how each announcement is doing.
+    pub async fn state(&self) -> Snapshot {
         let inner = self.inner.lock().await;
-        let announcements = inner
-            .desired
-            .entries()
-            .map(|d| self.status_of(&inner, &d.key))
-            .collect();
-        let count = |mode| inner.desired.count(mode);
-        let modes = vec![
-            pb::ModeHealth {
-                mode: pb::Mode::Layer2.into(),
-                healthy: true,
-                message: format!("{} announced", count(Mode::Layer2)),
-            },
-            pb::ModeHealth {
-                mode: pb::Mode::Vip.into(),
-                healthy: true,
-                message: format!("{} announced", count(Mode::Vip)),
-            },
-            match &self.backend {
-                Some(backend) => {
-                    let peers = backend.peers();
-                    let up = peers
-                        .iter()
-                        .filter(|p| p.state == pb::SessionState::Established as i32)
-                        .count();
-                    pb::ModeHealth {
-                        mode: pb::Mode::Bgp.into(),
-                        healthy: up > 0,
-                        message: format!(
-                            "{} announced, {up} of {} sessions established",
-                            count(Mode::Bgp),
-                            peers.len()
-                        ),
-                    }
-                }
-                None => pb::ModeHealth {
-                    mode: pb::Mode::Bgp.into(),
-                    healthy: false,
-                    message: "BGP mode is not enabled (no BGP speaker configured)".into(),
-                },
-            },
-        ];
-        let peers = self.backend.as_ref().map(|b| b.peers()).unwrap_or_default();
-        pb::State {
+        Snapshot {
             generation: inner.desired.generation(),
-            announcements,
-            modes,
-            peers,
+            announcements: inner
+                .desired
+                .entries()
+                .map(|d| self.status_of(&inner, d))
+                .collect(),
+            counts: Mode::ALL
+                .iter()
+                .map(|m| (*m, inner.desired.count(*m)))
+                .collect(),
         }
     }
 
@@ -288,6 +174,23 @@ impl Engine {
             );
             self.l2.reannounce(*index);
         }
+        // An announcement in force on a link that is down is not reachable: say so (and
+        // back to Active through the retry below when the link comes up).
+        let went_down: Vec<(Desired, Observed)> = inner
+            .desired
+            .entries()
+            .filter_map(|d| {
+                let observed = inner.observed.get(&d.key)?;
+                let (_, index) = observed.interface.as_ref()?;
+                let down = interfaces.iter().any(|i| i.index == *index && !i.up);
+                down.then(|| observed.on_link_down())
+                    .flatten()
+                    .map(|pending| (d.clone(), pending))
+            })
+            .collect();
+        for (desired, pending) in went_down {
+            self.set_observed(&mut inner, &desired, pending);
+        }
         let retry: Vec<Desired> = inner
             .desired
             .entries()
@@ -297,9 +200,9 @@ impl Engine {
                     .observed
                     .get(&d.key)
                     .is_none_or(|o| match (&o.interface, o.phase) {
-                        (_, pb::Phase::Failed) => true,
+                        (_, Phase::Failed) => true,
                         // Pending on a link that is up now, even if no poll saw it down.
-                        (Some((_, index)), pb::Phase::Pending) => {
+                        (Some((_, index)), Phase::Pending) => {
                             interfaces.iter().any(|i| i.index == *index && i.up)
                         }
                         _ => false,
@@ -307,9 +210,10 @@ impl Engine {
             })
             .cloned()
             .collect();
+        // Activation is idempotent: an entry that stays on its interface is not removed
+        // and re-added (no gap in answers), only confirmed.
         for desired in retry {
-            self.deactivate(&mut inner, &desired).await;
-            let observed = self.activate(&desired, &interfaces).await;
+            let observed = self.activate(&mut inner, &desired, &interfaces).await;
             self.set_observed(&mut inner, &desired, observed);
         }
         self.refresh_bgp_phases(&mut inner);
@@ -329,7 +233,7 @@ impl Engine {
             if inner
                 .observed
                 .get(&desired.key)
-                .is_some_and(|o| o.phase == pb::Phase::Failed)
+                .is_some_and(|o| o.phase == Phase::Failed)
             {
                 continue;
             }
@@ -365,31 +269,35 @@ impl Engine {
             Vec::new()
         });
         let mut bgp_touched = false;
-        for old in diff
-            .removed
-            .iter()
-            .chain(diff.changed.iter().map(|(old, _)| old))
-        {
+        for old in &diff.removed {
             bgp_touched |= old.key.mode == Mode::Bgp;
             self.deactivate(inner, old).await;
             if let Some(observed) = inner.observed.remove(&old.key) {
-                let status = self.to_status(old, &observed);
-                let _ = self.events.send(events::event(Kind::AnnouncementChanged(
-                    pb::AnnouncementChanged {
-                        status: Some(status),
-                        removed: true,
-                    },
-                )));
+                self.report(old, &observed, true);
             }
         }
-        for new in diff
-            .added
-            .iter()
-            .chain(diff.changed.iter().map(|(_, new)| new))
-        {
+        for new in &diff.added {
             bgp_touched |= new.key.mode == Mode::Bgp;
-            let observed = self.activate(new, &interfaces).await;
+            let observed = self.activate(inner, new, &interfaces).await;
             self.set_observed(inner, new, observed);
+        }
+        // Only what changed is touched: labels and candidates are reported, BGP attributes
+        // re-pushed to the speaker, and a new selector re-activates (which keeps an entry
+        // that stays on its interface in place).
+        for (old, new) in &diff.changed {
+            match state::change_of(old, new) {
+                Change::Selector => {
+                    let observed = self.activate(inner, new, &interfaces).await;
+                    self.set_observed(inner, new, observed);
+                }
+                change @ (Change::BgpAttributes | Change::Reported) => {
+                    bgp_touched |= change == Change::BgpAttributes;
+                    // The phase may stay as it is; the reported entry changed.
+                    if let Some(observed) = inner.observed.get(&new.key) {
+                        self.report(new, observed, false);
+                    }
+                }
+            }
         }
         if bgp_touched {
             self.push_bgp(inner).await;
@@ -411,7 +319,14 @@ impl Engine {
             .collect();
         if let Some(backend) = &self.backend {
             backend
-                .set_announcements(bgp.iter().map(Desired::to_wire).collect())
+                .set_announcements(
+                    bgp.iter()
+                        .map(|d| BgpRoute {
+                            address: d.key.address,
+                            attributes: d.bgp.as_deref().cloned().unwrap_or_default(),
+                        })
+                        .collect(),
+                )
                 .await;
         }
         for desired in &bgp {
@@ -422,36 +337,41 @@ impl Engine {
 
     fn bgp_observed(&self, desired: &Desired) -> Observed {
         match &self.backend {
-            None => Observed::new(pb::Phase::Pending, "no BGP speaker configured"),
-            Some(backend) => match backend.is_advertised(&desired.key.address.to_string()) {
-                Some(true) => Observed::new(pb::Phase::Active, "advertised"),
-                _ => Observed::new(pb::Phase::Pending, "no BGP session is established"),
+            None => Observed::new(Phase::Pending, "no BGP speaker configured"),
+            Some(backend) => match backend.is_advertised(desired.key.address) {
+                Some(true) => Observed::new(Phase::Active, "advertised"),
+                _ => Observed::new(Phase::Pending, "no BGP session is established"),
             },
         }
     }
 
-    /// Puts one announcement in force and says how that went.
-    async fn activate(&self, desired: &Desired, interfaces: &[Interface]) -> Observed {
+    /// Puts one announcement in force and says how that went. Idempotent: an entry already in
+    /// force on the interface it resolves to stays there (the VIP is replaced in place, the
+    /// packet socket kept); one that moves or can no longer be placed is first taken down.
+    async fn activate(
+        &self,
+        inner: &mut Inner,
+        desired: &Desired,
+        interfaces: &[Interface],
+    ) -> Observed {
+        let held_on = inner
+            .observed
+            .get(&desired.key)
+            .and_then(|o| o.interface.as_ref().map(|(_, index)| *index));
+        let placement = self.placement(desired, interfaces);
+        let target = placement
+            .as_ref()
+            .ok()
+            .and_then(|p| p.map(|(i, _)| i.index));
+        if held_on.is_some() && held_on != target {
+            self.deactivate(inner, desired).await;
+        }
+        let (iface, mac) = match placement {
+            Err(observed) => return observed,
+            Ok(None) => return self.bgp_observed(desired),
+            Ok(Some(placement)) => placement,
+        };
         let address = desired.key.address;
-        if let Err(refusal) = self
-            .policy
-            .check(address, interfaces, |a| self.vip.holds(a))
-        {
-            return Observed::new(pb::Phase::Failed, format!("refused: {refusal}"));
-        }
-        if desired.key.mode == Mode::Bgp {
-            return self.bgp_observed(desired);
-        }
-        let iface = match interfaces::resolve(&desired.selector, address, interfaces) {
-            Ok(iface) => iface,
-            Err(e) => return Observed::new(pb::Phase::Failed, e.to_string()),
-        };
-        let Some(mac) = iface.mac else {
-            return Observed::new(
-                pb::Phase::Failed,
-                format!("interface {} has no MAC address", iface.name),
-            );
-        };
         let link = Link {
             name: iface.name.clone(),
             index: iface.index,
@@ -459,26 +379,48 @@ impl Engine {
         };
         let ownership = if desired.key.mode == Mode::Vip {
             if let Err(e) = self.vip.add(iface.index, address).await {
-                return Observed::new(pb::Phase::Failed, e.to_string());
+                return Observed::new(Phase::Failed, e.to_string());
             }
             Ownership::KernelAnswers
         } else {
             Ownership::Answer
         };
         let mut observed = match self.l2.own(&link, address, ownership) {
-            Ok(()) if iface.up => Observed::new(pb::Phase::Active, "announced"),
-            Ok(()) => Observed::new(
-                pb::Phase::Pending,
-                format!("interface {} is down", iface.name),
-            ),
+            Ok(()) if iface.up => Observed::new(Phase::Active, "announced"),
+            Ok(()) => Observed::new(Phase::Pending, format!("interface {} is down", iface.name)),
             Err(e) => Observed::new(
-                pb::Phase::Failed,
+                Phase::Failed,
                 format!("packet socket on {}: {e}", iface.name),
             ),
         };
         observed.interface = Some((iface.name.clone(), iface.index));
         observed.mac = Some(mac);
         observed
+    }
+
+    /// Where an announcement goes: `Ok(None)` for BGP (no interface), the interface and its
+    /// MAC for layer2 and vip, or the Failed observation saying why it cannot be placed.
+    fn placement<'i>(
+        &self,
+        desired: &Desired,
+        interfaces: &'i [Interface],
+    ) -> Result<Option<(&'i Interface, Mac)>, Observed> {
+        let address = desired.key.address;
+        self.policy
+            .check(address, interfaces, |a| self.vip.holds(a))
+            .map_err(|refusal| Observed::new(Phase::Failed, format!("refused: {refusal}")))?;
+        if desired.key.mode == Mode::Bgp {
+            return Ok(None);
+        }
+        let iface = interfaces::resolve(&desired.selector, address, interfaces)
+            .map_err(|e| Observed::new(Phase::Failed, e.to_string()))?;
+        let mac = iface.mac.ok_or_else(|| {
+            Observed::new(
+                Phase::Failed,
+                format!("interface {} has no MAC address", iface.name),
+            )
+        })?;
+        Ok(Some((iface, mac)))
     }
 
     async fn deactivate(&self, inner: &mut Inner, desired: &Desired) {
@@ -501,54 +443,45 @@ impl Engine {
 
     fn set_observed(&self, inner: &mut Inner, desired: &Desired, mut observed: Observed) {
         if let Some(previous) = inner.observed.get(&desired.key)
-            && previous.phase == observed.phase
-            && previous.message == observed.message
-            && previous.interface == observed.interface
+            && previous.same_as(&observed)
         {
             observed.since_unix_ms = previous.since_unix_ms;
             inner.observed.insert(desired.key, observed);
             return;
         }
         match observed.phase {
-            pb::Phase::Failed => {
+            Phase::Failed => {
                 tracing::warn!(key = %desired.key, "announcement failed: {}", observed.message)
             }
             phase => {
                 tracing::info!(key = %desired.key, ?phase, interface = ?observed.interface, "{}", observed.message)
             }
         }
-        let status = self.to_status(desired, &observed);
+        self.report(desired, &observed, false);
         inner.observed.insert(desired.key, observed);
-        let _ = self.events.send(events::event(Kind::AnnouncementChanged(
-            pb::AnnouncementChanged {
-                status: Some(status),
-                removed: false,
-            },
-        )));
     }
 
-    fn status_of(&self, inner: &Inner, key: &Key) -> pb::AnnouncementStatus {
-        match (inner.desired.get(key), inner.observed.get(key)) {
-            (Some(desired), Some(observed)) => self.to_status(desired, observed),
-            (Some(desired), None) => {
-                self.to_status(desired, &Observed::new(pb::Phase::Pending, ""))
-            }
-            _ => pb::AnnouncementStatus::default(),
-        }
+    /// Sends an `announcement_changed` event.
+    fn report(&self, desired: &Desired, observed: &Observed, removed: bool) {
+        let status = AnnouncementStatus {
+            desired: desired.clone(),
+            observed: observed.clone(),
+        };
+        let _ = self
+            .events
+            .send(wire::announcement_changed(&status, removed));
     }
 
-    fn to_status(&self, desired: &Desired, observed: &Observed) -> pb::AnnouncementStatus {
-        pb::AnnouncementStatus {
-            announcement: Some(desired.to_wire()),
-            phase: observed.phase.into(),
-            interface: observed
-                .interface
-                .as_ref()
-                .map(|(n, _)| n.clone())
-                .unwrap_or_default(),
-            mac: observed.mac.as_ref().map(format_mac).unwrap_or_default(),
-            message: observed.message.to_string(),
-            since_unix_ms: observed.since_unix_ms,
+    /// The status of a stored entry (Pending with no message before its first activation).
+    fn status_of(&self, inner: &Inner, desired: &Desired) -> AnnouncementStatus {
+        let observed = inner
+            .observed
+            .get(&desired.key)
+            .cloned()
+            .unwrap_or_else(|| Observed::new(Phase::Pending, ""));
+        AnnouncementStatus {
+            desired: desired.clone(),
+            observed,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! its listeners.
 //!
 //! Transport rules: Unix sockets are plaintext (protected by file permissions, mode 0660);
-//! TCP uses TLS with mandatory client-certificate authentication when `--tls-cert` is given;
+//! TCP uses TLS with mandatory client-certificate authentication when `--tls-cert` is given
+//! (certificates re-read from disk while running, see [`crate::tls`]);
 //! plaintext TCP is refused unless the address is loopback or `--insecure` is set.
 
 use std::path::PathBuf;
@@ -14,12 +15,18 @@ use proto::announcer::v1::announcer_server::{Announcer, AnnouncerServer};
 use proto::announcer::v1::{self as pb};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, UnixListenerStream};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use crate::args::Listen;
+use crate::bgp::backend::peer_status;
+use crate::bgp::config::PeerConfig;
 use crate::engine::Engine;
+use crate::error::{EngineError, ErrorKind};
 use crate::events;
+use crate::model::InvalidField;
+use crate::tls::{self, ReloadingConfig, TlsError};
+use crate::wire;
 
 /// The Announcer service over an [`Engine`].
 #[derive(Clone)]
@@ -33,8 +40,22 @@ impl AnnouncerService {
     }
 }
 
+/// The one place where domain errors become gRPC status codes.
+fn to_status(error: EngineError) -> Status {
+    let message = error.to_string();
+    match error.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(message),
+        ErrorKind::FailedPrecondition => Status::failed_precondition(message),
+        ErrorKind::Internal => Status::internal(message),
+    }
+}
+
+fn invalid(error: InvalidField) -> Status {
+    to_status(EngineError::Invalid(error))
+}
+
 fn bgp_disabled() -> Status {
-    Status::failed_precondition("BGP mode is not enabled (no BGP speaker configured)")
+    to_status(EngineError::BgpDisabled)
 }
 
 #[tonic::async_trait]
@@ -43,22 +64,23 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
-        self.engine
-            .sync(request.into_inner())
+        let (generation, wanted) = wire::sync_request(request.into_inner()).map_err(invalid)?;
+        let outcome = self
+            .engine
+            .sync(generation, wanted)
             .await
-            .map(Response::new)
+            .map_err(to_status)?;
+        Ok(Response::new(wire::sync_response(outcome)))
     }
 
     async fn announce(
         &self,
         request: Request<pb::AnnounceRequest>,
     ) -> Result<Response<pb::AnnounceResponse>, Status> {
-        let status = self
-            .engine
-            .announce(request.into_inner().announcement)
-            .await?;
+        let desired = wire::announce_request(request.into_inner()).map_err(invalid)?;
+        let status = self.engine.announce(desired).await.map_err(to_status)?;
         Ok(Response::new(pb::AnnounceResponse {
-            status: Some(status),
+            status: Some(wire::status(&status)),
         }))
     }
 
@@ -66,7 +88,8 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::WithdrawResponse>, Status> {
-        let withdrawn = self.engine.withdraw(request.into_inner()).await?;
+        let (address, mode) = wire::withdraw_request(&request.into_inner()).map_err(invalid)?;
+        let withdrawn = self.engine.withdraw(address, mode).await;
         Ok(Response::new(pb::WithdrawResponse { withdrawn }))
     }
 
@@ -74,7 +97,9 @@ impl Announcer for AnnouncerService {
         &self,
         _: Request<pb::GetStateRequest>,
     ) -> Result<Response<pb::State>, Status> {
-        Ok(Response::new(self.engine.state().await))
+        let snapshot = self.engine.state().await;
+        let backend = self.engine.backend().map(|b| b.as_ref());
+        Ok(Response::new(wire::state(&snapshot, backend)))
     }
 
     type WatchEventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
@@ -100,13 +125,20 @@ impl Announcer for AnnouncerService {
         request: Request<pb::AddPeerRequest>,
     ) -> Result<Response<pb::AddPeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
-        let peer = request
-            .into_inner()
-            .peer
-            .ok_or_else(|| Status::invalid_argument("peer: is required"))?;
-        let status = backend.add_peer(peer).await?;
+        let peer = request.into_inner().peer.ok_or_else(|| {
+            invalid(InvalidField {
+                field: "peer".into(),
+                message: "is required".into(),
+            })
+        })?;
+        let config =
+            PeerConfig::from_proto(&peer).map_err(|e| to_status(EngineError::InvalidPeer(e)))?;
+        let snapshot = backend
+            .add_peer(config)
+            .await
+            .map_err(|e| to_status(EngineError::PeerRefused(e)))?;
         Ok(Response::new(pb::AddPeerResponse {
-            status: Some(status),
+            status: Some(peer_status(&snapshot)),
         }))
     }
 
@@ -115,7 +147,8 @@ impl Announcer for AnnouncerService {
         request: Request<pb::DeletePeerRequest>,
     ) -> Result<Response<pb::DeletePeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
-        let deleted = backend.delete_peer(&request.into_inner().address).await;
+        let address = wire::peer_address(&request.into_inner().address).map_err(invalid)?;
+        let deleted = backend.delete_peer(address).await;
         Ok(Response::new(pb::DeletePeerResponse { deleted }))
     }
 
@@ -125,18 +158,12 @@ impl Announcer for AnnouncerService {
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
         Ok(Response::new(pb::ListPeersResponse {
-            peers: backend.peers(),
+            peers: backend.peers().iter().map(peer_status).collect(),
         }))
     }
 }
 
-/// TLS material of the server.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: PathBuf,
-}
+pub use crate::tls::TlsFiles;
 
 /// Why a listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +172,11 @@ pub enum ServeError {
         "refusing plaintext gRPC on {0}: not a loopback address; give --tls-cert/--tls-key/--client-ca, listen on a unix: socket, or pass --insecure"
     )]
     PlaintextRefused(std::net::SocketAddr),
-    #[error("reading {what} {path}: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("gRPC listener {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("unix socket {path}: {source}")]
@@ -163,24 +191,6 @@ pub enum ServeError {
     },
 }
 
-fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::Read {
-        what,
-        path: path.clone(),
-        source,
-    })
-}
-
-/// Builds the server TLS configuration; client certificates are mandatory.
-pub fn server_tls(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
-    let identity = Identity::from_pem(
-        read("--tls-cert", &files.cert)?,
-        read("--tls-key", &files.key)?,
-    );
-    let ca = Certificate::from_pem(read("--client-ca", &files.client_ca)?);
-    Ok(ServerTlsConfig::new().identity(identity).client_ca_root(ca))
-}
-
 /// Checks a listener against the transport rules before anything is started.
 pub fn check_listener(listen: &Listen, tls: bool, insecure: bool) -> Result<(), ServeError> {
     match listen {
@@ -191,10 +201,11 @@ pub fn check_listener(listen: &Listen, tls: bool, insecure: bool) -> Result<(), 
     }
 }
 
-/// Serves the API on one listener until `shutdown` resolves.
+/// Serves the API on one listener until `shutdown` resolves. TCP with `tls` serves mutual
+/// TLS whose certificates follow their files ([`crate::tls`]).
 pub async fn serve(
     listen: Listen,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<Arc<ReloadingConfig>>,
     service: AnnouncerService,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -203,27 +214,35 @@ pub async fn serve(
         .set_serving::<AnnouncerServer<AnnouncerService>>()
         .await;
     let mut builder = Server::builder();
-    match &listen {
-        Listen::Tcp(addr) => {
-            if let Some(tls) = tls {
-                builder = builder
-                    .tls_config(tls)
-                    .map_err(|source| ServeError::Transport {
-                        listen: listen.clone(),
-                        source,
-                    })?;
-            }
+    match (&listen, tls) {
+        (Listen::Tcp(addr), Some(tls)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            let incoming = tls::incoming(listener, tls);
             builder
                 .add_service(health)
                 .add_service(AnnouncerServer::new(service))
-                .serve_with_shutdown(*addr, shutdown)
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
                 .map_err(|source| ServeError::Transport {
                     listen: listen.clone(),
                     source,
                 })
         }
-        Listen::Unix(path) => {
+        (Listen::Tcp(addr), None) => builder
+            .add_service(health)
+            .add_service(AnnouncerServer::new(service))
+            .serve_with_shutdown(*addr, shutdown)
+            .await
+            .map_err(|source| ServeError::Transport {
+                listen: listen.clone(),
+                source,
+            }),
+        (Listen::Unix(path), _) => {
             let unix_error = |source| ServeError::Unix {
                 path: path.clone(),
                 source,

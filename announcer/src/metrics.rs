@@ -5,7 +5,7 @@
 //! state); the hot paths hold cloned handles of the labelled series, so counting a frame is
 //! one atomic add.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -122,7 +122,7 @@ impl Metrics {
 /// Serves `/metrics` (Prometheus text format) and `/healthz` on `address` until `shutdown`
 /// resolves.
 pub async fn serve(
-    address: SocketAddr,
+    listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -151,7 +151,6 @@ pub async fn serve(
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }));
-    let listener = tokio::net::TcpListener::bind(address).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use proto::announcer::v1 as pb;
 
+use crate::bgp::attributes::RouteAttributes;
+
 /// How an address is made reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mode {
@@ -121,8 +123,8 @@ pub struct Desired {
     pub key: Key,
     pub selector: Selector,
     pub labels: BTreeMap<String, String>,
-    /// BGP attributes of this address (mode BGP only).
-    pub bgp: Option<Box<pb::BgpAttributes>>,
+    /// BGP attributes of this address (mode BGP only), parsed.
+    pub bgp: Option<Box<RouteAttributes>>,
     /// Ordered failover candidates (node names, owner first; LAYER2 and VIP). Carried and
     /// reported, not acted upon yet.
     pub candidates: Vec<String>,
@@ -141,7 +143,7 @@ impl Desired {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            bgp: self.bgp.as_deref().cloned(),
+            bgp: self.bgp.as_deref().map(RouteAttributes::to_proto),
             candidates: self.candidates.clone(),
         }
     }
@@ -230,6 +232,17 @@ pub fn validate(field: &str, wire: &pb::Announcement) -> Result<Desired, Invalid
             format!("is only allowed with mode bgp, not {mode}"),
         ));
     }
+    let bgp = match &wire.bgp {
+        None => None,
+        Some(attrs) => Some(Box::new(
+            RouteAttributes::from_proto(attrs, &format!("{field}.bgp")).map_err(|e| {
+                InvalidField {
+                    field: e.field,
+                    message: e.message,
+                }
+            })?,
+        )),
+    };
     Ok(Desired {
         key: Key { address, mode },
         selector,
@@ -238,7 +251,7 @@ pub fn validate(field: &str, wire: &pb::Announcement) -> Result<Desired, Invalid
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        bgp: wire.bgp.clone().map(Box::new),
+        bgp,
         candidates: wire.candidates.clone(),
     })
 }
@@ -253,6 +266,31 @@ mod tests {
             mode: mode.into(),
             ..Default::default()
         }
+    }
+
+    fn bgp(communities: &[&str], large: &[&str]) -> pb::Announcement {
+        pb::Announcement {
+            bgp: Some(pb::BgpAttributes {
+                communities: communities.iter().map(|c| c.to_string()).collect(),
+                large_communities: large.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..wire("192.0.2.1", pb::Mode::Bgp)
+        }
+    }
+
+    #[test]
+    fn bgp_attributes_are_parsed_once_into_typed_values() {
+        let desired =
+            validate("a", &bgp(&["65000:100", " 1:2 "], &["4200000000:1:2"])).expect("valid");
+        let attributes = desired.bgp.as_deref().expect("attributes");
+        assert_eq!(attributes.communities, vec![65000 << 16 | 100, 1 << 16 | 2]);
+        assert_eq!(attributes.large_communities[0].global_admin, 4_200_000_000);
+        // Reported back in the canonical form.
+        assert_eq!(
+            desired.to_wire().bgp.expect("bgp").communities,
+            vec!["65000:100".to_string(), "1:2".to_string()]
+        );
     }
 
     #[test]
@@ -320,6 +358,26 @@ mod tests {
                     ..wire("192.0.2.1", pb::Mode::Layer2)
                 },
                 "announcements[2].bgp: is only allowed with mode bgp, not layer2",
+            ),
+            (
+                bgp(&["65000"], &[]),
+                r#"announcements[2].bgp.communities[0]: "65000" is not ASN:VALUE"#,
+            ),
+            (
+                bgp(&["65000:1", "70000:1"], &[]),
+                r#"announcements[2].bgp.communities[1]: "70000:1" has an ASN that is not a 16-bit number"#,
+            ),
+            (
+                bgp(&["65000:x"], &[]),
+                r#"announcements[2].bgp.communities[0]: "65000:x" has a VALUE that is not a 16-bit number"#,
+            ),
+            (
+                bgp(&[], &["1:2"]),
+                r#"announcements[2].bgp.large_communities[0]: "1:2" is not GLOBAL:LOCAL1:LOCAL2"#,
+            ),
+            (
+                bgp(&[], &["1:2:3", "1:2:99999999999"]),
+                r#"announcements[2].bgp.large_communities[1]: "1:2:99999999999" has a part that is not a 32-bit number"#,
             ),
         ];
         for (announcement, expected) in cases {

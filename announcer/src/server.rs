@@ -17,6 +17,7 @@ use crate::l2::socket::L2Runtime;
 use crate::link_events;
 use crate::metrics::{self, Metrics};
 use crate::safety::Policy;
+use crate::tls::ReloadingConfig;
 use crate::vip::VipManager;
 
 /// A failure that stops the server.
@@ -26,6 +27,17 @@ pub enum ServerError {
     Serve(#[from] ServeError),
     #[error("--metrics-listen {0:?} is not an <ip>:<port> address")]
     MetricsAddress(String),
+    // `error`, not `source`: the message already carries it, anyhow would print it twice.
+    #[error("metrics server: binding --metrics-listen {address}: {error}")]
+    MetricsBind {
+        address: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("metrics server on {address}: {error}")]
+    Metrics {
+        address: std::net::SocketAddr,
+        error: std::io::Error,
+    },
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -50,7 +62,15 @@ pub async fn run_with(
     for listen in &args.listen {
         grpc::check_listener(listen, tls_files.is_some(), args.insecure)?;
     }
-    let tls = tls_files.as_ref().map(grpc::server_tls).transpose()?;
+    let tls = match &tls_files {
+        Some(files) => {
+            let config = Arc::new(ReloadingConfig::load(files).map_err(ServeError::from)?);
+            // The kubelet rewrites the mounted Secret on rotation; follow it.
+            tokio::spawn(Arc::clone(&config).watch(args.tls_reload_interval));
+            Some(config)
+        }
+        None => None,
+    };
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
@@ -75,6 +95,37 @@ pub async fn run_with(
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // Bound before anything is served: a port already taken stops the process at once with
+    // the address named, rather than a server running without its metrics.
+    let metrics_server = if args.metrics_listen.is_empty() {
+        None
+    } else {
+        let address: std::net::SocketAddr = args
+            .metrics_listen
+            .parse()
+            .map_err(|_| ServerError::MetricsAddress(args.metrics_listen.clone()))?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| ServerError::MetricsBind { address, error })?;
+        tracing::info!(%address, "metrics listening");
+        let registry = Arc::new(registry);
+        let shutdown = stopped(stop_rx.clone());
+        Some(tokio::spawn(async move {
+            metrics::serve(listener, registry, shutdown)
+                .await
+                .map_err(|error| ServerError::Metrics { address, error })
+        }))
+    };
+    let metrics_failed = async move {
+        match metrics_server {
+            Some(task) => match task.await {
+                Ok(Err(e)) => e,
+                // Ended without error (only at shutdown) or panicked: nothing to report.
+                _ => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
     let mut servers = tokio::task::JoinSet::new();
     for listen in args.listen.clone() {
         let service = AnnouncerService::new(Arc::clone(&engine));
@@ -86,19 +137,6 @@ pub async fn run_with(
         let shutdown = stopped(stop_rx.clone());
         tracing::info!(?listen, tls = tls.is_some(), "gRPC listening");
         servers.spawn(grpc::serve(listen, tls, service, shutdown));
-    }
-    if !args.metrics_listen.is_empty() {
-        let address = args
-            .metrics_listen
-            .parse()
-            .map_err(|_| ServerError::MetricsAddress(args.metrics_listen.clone()))?;
-        let registry = Arc::new(registry);
-        let shutdown = stopped(stop_rx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = metrics::serve(address, registry, shutdown).await {
-                tracing::error!("metrics server on {address}: {e}");
-            }
-        });
     }
     // Interfaces are re-read on every kernel link notification, and every poll interval
     // (retries, and the fallback when notifications are unavailable).
@@ -137,6 +175,7 @@ pub async fn run_with(
             Ok(Err(e)) => Err(ServerError::Serve(e)),
             _ => Ok(()),
         },
+        error = metrics_failed => Err(error),
     };
     poll.abort();
     link_watch.abort();

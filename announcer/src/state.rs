@@ -4,6 +4,10 @@
 //! so a stale writer cannot undo a newer one, and an equal generation is accepted only for
 //! the identical set (a retry). `Announce` and `Withdraw` change single entries and keep the
 //! generation. Every change returns a [`Diff`] that the engine applies to the data plane.
+//!
+//! One address is announced in layer2 or in vip mode, never both (both would answer ARP/NDP
+//! for it); BGP may be combined with either. That rule is checked here, for a whole Sync and
+//! for a single Announce.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +30,29 @@ impl Diff {
     }
 }
 
+/// What a change of one entry (same address and mode) requires of the data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Labels or candidates only: report the new entry, touch nothing.
+    Reported,
+    /// BGP attributes (labels may have changed too): push the BGP routes again.
+    BgpAttributes,
+    /// The interface selector: activate again (which leaves an entry that stays on its
+    /// interface in place).
+    Selector,
+}
+
+/// What changing `old` into `new` (same key) requires. A BGP route is on no interface, so its
+/// selector does not matter; layer2 and vip entries carry no BGP attributes.
+pub fn change_of(old: &Desired, new: &Desired) -> Change {
+    match new.key.mode {
+        Mode::Bgp if old.bgp != new.bgp => Change::BgpAttributes,
+        Mode::Bgp => Change::Reported,
+        Mode::Layer2 | Mode::Vip if old.selector != new.selector => Change::Selector,
+        Mode::Layer2 | Mode::Vip => Change::Reported,
+    }
+}
+
 /// Why a Sync was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
@@ -37,6 +64,25 @@ pub enum SyncError {
     GenerationReused(u64),
     #[error(transparent)]
     Duplicate(InvalidField),
+    /// layer2 and vip for the same address within one set.
+    #[error(transparent)]
+    ModeConflict(InvalidField),
+}
+
+/// Why an Announce was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceError {
+    #[error("announcement.mode: {address} is already announced in mode {other}; withdraw it first")]
+    ModeConflict { address: IpAddr, other: Mode },
+}
+
+/// The mode that excludes `mode` for the same address (layer2 ↔ vip), if any.
+pub fn excluded_by(mode: Mode) -> Option<Mode> {
+    match mode {
+        Mode::Layer2 => Some(Mode::Vip),
+        Mode::Vip => Some(Mode::Layer2),
+        Mode::Bgp => None,
+    }
 }
 
 /// The desired announcements.
@@ -74,6 +120,20 @@ impl DesiredState {
                     message: format!("duplicates announcements[{first}] ({})", desired.key),
                 }));
             }
+            if let Some(other) = excluded_by(desired.key.mode)
+                && let Some(j) = first_index.get(&Key {
+                    address: desired.key.address,
+                    mode: other,
+                })
+            {
+                return Err(SyncError::ModeConflict(InvalidField {
+                    field: format!("announcements[{i}].mode"),
+                    message: format!(
+                        "{} is already announced in mode {other} by announcements[{j}]; layer2 and vip exclude each other",
+                        desired.key.address
+                    ),
+                }));
+            }
             first_index.insert(desired.key, i);
             next.insert(desired.key, desired);
         }
@@ -104,15 +164,27 @@ impl DesiredState {
         Ok(diff)
     }
 
-    /// Adds or replaces one announcement.
-    pub fn announce(&mut self, desired: Desired) -> Diff {
+    /// Adds or replaces one announcement; refused when the address is held in the mode that
+    /// excludes this one.
+    pub fn announce(&mut self, desired: Desired) -> Result<Diff, AnnounceError> {
+        if let Some(other) = excluded_by(desired.key.mode)
+            && self.entries.contains_key(&Key {
+                address: desired.key.address,
+                mode: other,
+            })
+        {
+            return Err(AnnounceError::ModeConflict {
+                address: desired.key.address,
+                other,
+            });
+        }
         let mut diff = Diff::default();
         match self.entries.insert(desired.key, desired.clone()) {
             None => diff.added.push(desired),
             Some(old) if old != desired => diff.changed.push((old, desired)),
             Some(_) => diff.unchanged = 1,
         }
-        diff
+        Ok(diff)
     }
 
     /// Removes `address` in `mode`, or in every mode when `mode` is `None`.
@@ -229,9 +301,15 @@ mod tests {
     #[test]
     fn withdraw_without_mode_removes_every_mode_of_the_address() {
         let mut state = DesiredState::default();
-        state.announce(desired("192.0.2.10", pb::Mode::Layer2, "a"));
-        state.announce(desired("192.0.2.10", pb::Mode::Bgp, "a"));
-        state.announce(desired("192.0.2.11", pb::Mode::Bgp, "b"));
+        for (address, mode, label) in [
+            ("192.0.2.10", pb::Mode::Layer2, "a"),
+            ("192.0.2.10", pb::Mode::Bgp, "a"),
+            ("192.0.2.11", pb::Mode::Bgp, "b"),
+        ] {
+            state
+                .announce(desired(address, mode, label))
+                .expect("accepted");
+        }
         let only_bgp = state.withdraw("192.0.2.11".parse().expect("ip"), Some(Mode::Layer2));
         assert!(only_bgp.removed.is_empty());
         let all = state.withdraw("192.0.2.10".parse().expect("ip"), None);
@@ -245,6 +323,7 @@ mod tests {
         assert_eq!(
             state
                 .announce(desired("192.0.2.10", pb::Mode::Layer2, "a"))
+                .expect("accepted")
                 .added
                 .len(),
             1
@@ -252,14 +331,118 @@ mod tests {
         assert!(
             state
                 .announce(desired("192.0.2.10", pb::Mode::Layer2, "a"))
+                .expect("accepted")
                 .is_empty()
         );
         assert_eq!(
             state
                 .announce(desired("192.0.2.10", pb::Mode::Layer2, "b"))
+                .expect("accepted")
                 .changed
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn layer2_and_vip_for_one_address_exclude_each_other_bgp_combines_with_either() {
+        let mut state = DesiredState::default();
+        let conflicting = vec![
+            desired("192.0.2.10", pb::Mode::Vip, "a"),
+            desired("192.0.2.10", pb::Mode::Bgp, "a"),
+            desired("192.0.2.10", pb::Mode::Layer2, "a"),
+        ];
+        let Err(SyncError::ModeConflict(field)) = state.sync(1, conflicting) else {
+            panic!("layer2 + vip accepted")
+        };
+        assert_eq!(
+            field.to_string(),
+            "announcements[2].mode: 192.0.2.10 is already announced in mode vip by announcements[0]; layer2 and vip exclude each other"
+        );
+        assert_eq!(state.entries().count(), 0, "a refused Sync changes nothing");
+
+        let combined = vec![
+            desired("192.0.2.10", pb::Mode::Layer2, "a"),
+            desired("192.0.2.10", pb::Mode::Bgp, "a"),
+        ];
+        state.sync(1, combined).expect("layer2 + bgp accepted");
+        assert_eq!(
+            state.announce(desired("192.0.2.10", pb::Mode::Vip, "a")),
+            Err(AnnounceError::ModeConflict {
+                address: "192.0.2.10".parse().expect("ip"),
+                other: Mode::Layer2
+            })
+        );
+        assert_eq!(
+            state
+                .announce(desired("192.0.2.11", pb::Mode::Vip, "b"))
+                .map(|d| d.added.len()),
+            Ok(1)
+        );
+    }
+
+    #[test]
+    fn a_change_touches_only_what_it_needs() {
+        use crate::bgp::attributes::RouteAttributes;
+        use crate::model::Selector;
+
+        let bgp = desired("192.0.2.10", pb::Mode::Bgp, "a");
+        let layer2 = desired("192.0.2.10", pb::Mode::Layer2, "a");
+        let change = |base: &Desired, f: &dyn Fn(&mut Desired)| {
+            let mut new = base.clone();
+            f(&mut new);
+            change_of(base, &new)
+        };
+        let cases = [
+            (change(&layer2, &|d| d.labels.clear()), Change::Reported),
+            (
+                change(&layer2, &|d| {
+                    d.candidates = vec!["node-b".into(), "node-a".into()]
+                }),
+                Change::Reported,
+            ),
+            (
+                change(&layer2, &|d| d.selector = Selector::Name("eth1".into())),
+                Change::Selector,
+            ),
+            (
+                change(&layer2, &|d| {
+                    d.labels.clear();
+                    d.selector = Selector::Name("eth1".into());
+                }),
+                Change::Selector,
+            ),
+            (change(&bgp, &|d| d.labels.clear()), Change::Reported),
+            (
+                change(&bgp, &|d| {
+                    d.bgp = Some(Box::new(RouteAttributes {
+                        med: Some(5),
+                        ..RouteAttributes::default()
+                    }))
+                }),
+                Change::BgpAttributes,
+            ),
+            (
+                change(&bgp, &|d| {
+                    d.labels.clear();
+                    d.bgp = Some(Box::default());
+                }),
+                Change::BgpAttributes,
+            ),
+            (
+                change(&bgp, &|d| {
+                    d.selector = Selector::Name("eth1".into());
+                    d.bgp = Some(Box::default());
+                }),
+                Change::BgpAttributes,
+            ),
+            (
+                change(&bgp, &|d| d.selector = Selector::Name("eth1".into())),
+                Change::Reported,
+            ),
+        ];
+        for (i, (got, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(got, expected, "case {i}");
+        }
     }
 }

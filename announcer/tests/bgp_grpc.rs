@@ -39,7 +39,7 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
             "--listen",
             &format!("unix:{socket}"),
             "--metrics-listen",
-            "127.0.0.1:7472",
+            "127.0.0.1:9721",
         ])
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -94,7 +94,48 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
     assert_eq!(peers[0]["state"], "established", "{peers}");
     assert_eq!(peers[0]["prefixes_sent"], 1, "{peers}");
 
+    // With the session up, a malformed community is refused with the request's field, not
+    // stored as PENDING "no BGP session is established".
+    let refused = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let args = announcer::ctl::CtlArgs {
+                server: format!("unix:{socket}"),
+                ca: None,
+                cert: None,
+                key: None,
+                server_name: None,
+                command: announcer::ctl::CtlCommand::State,
+            };
+            let mut client = announcer::ctl::connect(&args).await.expect("connect");
+            let announcement = proto::announcer::v1::Announcement {
+                address: "198.51.100.11".into(),
+                mode: proto::announcer::v1::Mode::Bgp.into(),
+                bgp: Some(proto::announcer::v1::BgpAttributes {
+                    communities: vec!["65000".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            client
+                .announce(proto::announcer::v1::AnnounceRequest {
+                    announcement: Some(announcement),
+                })
+                .await
+                .expect_err("malformed community accepted")
+        });
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert_eq!(
+        refused.message(),
+        r#"announcement.bgp.communities[0]: "65000" is not ASN:VALUE"#
+    );
+
     let state: serde_json::Value = serde_json::from_str(&ctl(&socket, &["state"])).expect("JSON");
+    assert_eq!(
+        state["announcements"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
     assert!(
         state.to_string().contains("\"phase\":\"active\""),
         "{state}"
@@ -104,7 +145,7 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
     assert!(events.contains("peer_changed"), "{events}");
 
     let metrics = topology.in_speaker_ns(|| async {
-        let mut stream = std::net::TcpStream::connect("127.0.0.1:7472").expect("metrics port");
+        let mut stream = std::net::TcpStream::connect("127.0.0.1:9721").expect("metrics port");
         stream
             .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
             .expect("request");

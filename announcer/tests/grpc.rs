@@ -321,15 +321,188 @@ fn tls_requires_a_client_certificate_from_the_configured_ca() {
         "a client without certificate got an answer"
     );
     assert!(anonymous.stdout.is_empty());
+    assert!(
+        stderr(&anonymous).contains(
+            "it requires a client certificate and none was given; pass --tls-cert and --tls-key"
+        ),
+        "{}",
+        stderr(&anonymous)
+    );
     let rogue = with(&["--tls-cert", &rogue_cert, "--tls-key", &rogue_key]);
     assert!(
         !rogue.status.success(),
         "a client with a certificate from another CA got an answer"
     );
     assert!(rogue.stdout.is_empty());
+    assert!(
+        stderr(&rogue).contains(&format!("it refused the client certificate {rogue_cert}")),
+        "{}",
+        stderr(&rogue)
+    );
     let plaintext = ctl_at(&format!("http://127.0.0.1:{port}"), &["state"]);
     assert!(
         !plaintext.status.success(),
         "a plaintext client got an answer"
     );
+}
+
+#[tokio::test]
+async fn malformed_bgp_attributes_are_refused_naming_the_request_field() {
+    let announcer = Announcer::start_here(&[], true);
+    let args = CtlArgs {
+        server: announcer.server(),
+        ca: None,
+        cert: None,
+        key: None,
+        server_name: None,
+        command: CtlCommand::State,
+    };
+    let mut client = connect(&args).await.expect("connect");
+    let bgp = |address: &str, communities: &[&str], large: &[&str]| pb::Announcement {
+        address: address.into(),
+        mode: pb::Mode::Bgp.into(),
+        bgp: Some(pb::BgpAttributes {
+            communities: communities.iter().map(|c| c.to_string()).collect(),
+            large_communities: large.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let error = client
+        .announce(pb::AnnounceRequest {
+            announcement: Some(bgp("203.0.113.7", &["65000"], &[])),
+        })
+        .await
+        .expect_err("bad community accepted");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+    assert_eq!(
+        error.message(),
+        r#"announcement.bgp.communities[0]: "65000" is not ASN:VALUE"#
+    );
+
+    let error = client
+        .sync(pb::SyncRequest {
+            generation: 1,
+            announcements: vec![
+                bgp("203.0.113.1", &["65000:1"], &[]),
+                bgp("203.0.113.2", &[], &[]),
+                bgp("203.0.113.3", &[], &["1:2:3"]),
+                bgp("203.0.113.4", &[], &["1:2"]),
+            ],
+            node: String::new(),
+        })
+        .await
+        .expect_err("bad large community accepted");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+    assert_eq!(
+        error.message(),
+        r#"announcements[3].bgp.large_communities[0]: "1:2" is not GLOBAL:LOCAL1:LOCAL2"#
+    );
+
+    let state = client
+        .get_state(pb::GetStateRequest {})
+        .await
+        .expect("state")
+        .into_inner();
+    assert!(state.announcements.is_empty(), "{state:?}");
+    assert_eq!(state.generation, 0);
+}
+
+/// Runs the server with `args` and waits (10 s at most) for it to exit on its own.
+fn exit_of(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = format!("unix:{}", dir.path().join("a.sock").display());
+    let mut child = std::process::Command::new(common::BIN)
+        .args(args)
+        .args(["--listen", &socket])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_listener_that_cannot_be_bound_stops_the_process_naming_the_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+
+    let (status, stderr) = exit_of(&["--metrics-listen", &address]);
+    assert!(
+        !status.success(),
+        "ran with its metrics port taken: {stderr}"
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("binding --metrics-listen {address}")),
+        "{stderr}"
+    );
+
+    let (status, stderr) = exit_of(&["--metrics-listen", "", "--listen", &address]);
+    assert!(!status.success(), "ran with its gRPC port taken: {stderr}");
+    assert!(stderr.contains(&address), "{stderr}");
+}
+
+#[test]
+fn candidates_and_labels_are_reported_back_and_a_change_of_them_is_counted_as_added() {
+    let announcer = Announcer::start_here(&[], true);
+    let first = announcer.write_file(
+        "first.json",
+        br#"[{"address": "203.0.113.1", "mode": "bgp", "labels": {"service": "default/web"}, "candidates": ["node-a", "node-b"]}]"#,
+    );
+    let second = announcer.write_file(
+        "second.json",
+        br#"[{"address": "203.0.113.1", "mode": "bgp", "labels": {"service": "default/web"}, "candidates": ["node-b", "node-a"]}]"#,
+    );
+    let path = common::path;
+    announcer.ctl_ok(&[
+        "sync",
+        "--generation",
+        "1",
+        "--node",
+        "node-a",
+        "--file",
+        path(&first),
+    ]);
+    let r = announcer.ctl_ok(&[
+        "sync",
+        "--generation",
+        "2",
+        "--node",
+        "node-a",
+        "--file",
+        path(&second),
+    ]);
+    assert_eq!(
+        (
+            r["added"].as_u64(),
+            r["removed"].as_u64(),
+            r["unchanged"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{r}"
+    );
+    let state = announcer.ctl_ok(&["state"]);
+    let entry = &state["announcements"][0];
+    assert_eq!(
+        entry["candidates"],
+        serde_json::json!(["node-b", "node-a"]),
+        "{state}"
+    );
+    assert_eq!(entry["labels"]["service"], "default/web", "{state}");
 }

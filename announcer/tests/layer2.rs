@@ -306,3 +306,52 @@ fn an_announcement_on_a_down_link_is_pending_and_announced_when_the_link_comes_u
     let state = announcer.ctl_ok(&["state"]);
     assert_eq!(state["announcements"][0]["phase"], "active", "{state}");
 }
+
+/// Polls `ctl state` until the first announcement has `phase`, for at most `timeout`; returns
+/// the last state seen.
+fn wait_phase(announcer: &Announcer, phase: &str, timeout: Duration) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let state = announcer.ctl_ok(&["state"]);
+        if state["announcements"][0]["phase"] == phase || start.elapsed() > timeout {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_active_announcement_turns_pending_when_its_link_goes_down_and_active_when_it_comes_back() {
+    if !can_use_netns(
+        "an_active_announcement_turns_pending_when_its_link_goes_down_and_active_when_it_comes_back",
+    ) {
+        return;
+    }
+    let lan = Lan::new(1);
+    let node = &lan.hosts[0];
+    // Only the kernel's link notification can change the phase within the waits below.
+    let announcer = Announcer::start(node, &["--link-poll-interval", "10m"]);
+    for mode in ["layer2", "vip"] {
+        let address = if mode == "layer2" { V4 } else { "192.0.2.30" };
+        let status = announcer.ctl_ok(&["announce", address, "--mode", mode]);
+        assert_eq!(status["phase"], "active", "{status}");
+
+        common::run(&["ip", "-n", &node.ns, "link", "set", "eth0", "down"]);
+        let state = wait_phase(&announcer, "pending", Duration::from_secs(5));
+        let entry = &state["announcements"][0];
+        assert_eq!(entry["phase"], "pending", "{mode}: {state}");
+        assert_eq!(
+            entry["message"], "interface eth0 is down",
+            "{mode}: {state}"
+        );
+        assert_eq!(entry["interface"], "eth0", "{mode}: {state}");
+
+        common::run(&["ip", "-n", &node.ns, "link", "set", "eth0", "up"]);
+        let state = wait_phase(&announcer, "active", Duration::from_secs(5));
+        assert_eq!(
+            state["announcements"][0]["phase"], "active",
+            "{mode}: {state}"
+        );
+        announcer.ctl_ok(&["withdraw", address]);
+    }
+}

@@ -134,6 +134,10 @@ pub struct Args {
     /// (the owner first).
     #[arg(long, env = "FERROLB_FAILOVER_CANDIDATES", default_value_t = 3)]
     pub failover_candidates: usize,
+
+    /// TLS to the announcers (cluster mode).
+    #[command(flatten)]
+    pub tls: crate::certs::TlsArgs,
 }
 
 /// Who makes allocated addresses reachable.

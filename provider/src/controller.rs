@@ -45,6 +45,7 @@ use crate::{
     metrics::Metrics,
     nodes,
     service_view::{ClassFilter, ServiceView},
+    stream::stream_of,
     writer::{EventSource, Job, Reread, Writer, publish_events},
 };
 
@@ -269,7 +270,6 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     // Only the compact views of a (re)list are buffered, never thousands of whole Services.
     let mut service_buffer: Option<Vec<ServiceView>> = None;
     let mut config_buffer: Option<Vec<ConfigMap>> = None;
-    let mut config_failures = 0_u32;
     // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
     let mut stats_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     // The announce job runs at most every few milliseconds: a burst of events costs one
@@ -322,7 +322,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 // `Init` comes before every list attempt, so only real data proves the
                 // ConfigMap readable again.
                 if !matches!(event, watcher::Event::Init) {
-                    config_failures = 0;
+                    index.config_readable();
                 }
                 let ours =
                     |cm: &ConfigMap| cm.metadata.name.as_deref() == Some(ctx.config_name.as_str());
@@ -348,15 +348,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             }
             Input::Config(Err(error)) => {
                 ctx.metrics.reconcile_error("watch");
-                config_failures += 1;
-                // A single failure is usually transient; three in a row (with the watcher's
-                // backoff between them) mean the ConfigMap is unreadable: say so on Services.
-                if config_failures >= 3 {
-                    index.config_unreadable(&error.to_string())
-                } else {
-                    tracing::warn!(%error, "ConfigMap watch failed; retrying");
-                    Vec::new()
-                }
+                index.config_read_failed(&error.to_string())
             }
             Input::Services(Err(error)) => {
                 tracing::warn!(%error, "watch failed; the watcher retries with backoff");
@@ -402,11 +394,4 @@ fn send_writes(jobs: &mpsc::UnboundedSender<Job>, writes: Vec<ServiceWrite>) {
         // The writer only stops when the term ends, and then these writes are moot.
         let _ = jobs.send(Job { write, observed });
     }
-}
-
-/// An mpsc receiver as a Stream (tokio-stream's wrapper, without the extra dependency).
-pub(crate) fn stream_of<T: Send + 'static>(
-    mut rx: mpsc::UnboundedReceiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

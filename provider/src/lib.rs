@@ -7,6 +7,7 @@
 
 pub mod announce;
 pub mod args;
+pub mod certs;
 pub mod controller;
 pub mod desired;
 pub mod error;
@@ -20,5 +21,6 @@ pub mod outcome;
 pub mod patch;
 pub mod pools;
 pub mod service_view;
+pub mod stream;
 pub mod telemetry;
 pub mod writer;

@@ -28,7 +28,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
     tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
-    let ctx = controller::Context::from_args(client.clone(), &args, metrics, health);
+    let mut ctx = controller::Context::from_args(client.clone(), &args, metrics, health);
+    if let Some(cluster) = ctx.cluster.as_mut() {
+        // The announcers' CA and the provider's client certificate (created and rotated in
+        // Secrets, or read from files).
+        let (tls_tx, tls_rx) = tokio::sync::watch::channel(None);
+        cluster.tls = tls_rx;
+        tokio::spawn(provider::certs::run(
+            client.clone(),
+            args.config_namespace.clone(),
+            args.tls.clone(),
+            tls_tx,
+        ));
+    }
     let identity = ctx.identity.clone();
     tokio::select! {
         () = controller::run(ctx, &args) => {}

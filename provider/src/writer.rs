@@ -319,7 +319,7 @@ pub async fn publish_events(
     metrics: Arc<Metrics>,
     concurrency: usize,
 ) {
-    crate::controller::stream_of(batches)
+    crate::stream::stream_of(batches)
         .for_each_concurrent(concurrency, |batch| {
             let api: Api<K8sEvent> = Api::namespaced(client.clone(), &batch.key.namespace);
             let claims = claims.clone();

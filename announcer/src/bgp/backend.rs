@@ -10,20 +10,19 @@ use ipnet::IpNet;
 use prometheus_client::registry::Registry;
 use proto::announcer::v1::{self as pb, event::Kind};
 
-use crate::backend::{BgpBackend, EventSender};
+use crate::backend::{BgpBackend, BgpRoute, EventSender};
 use crate::events;
 
-use super::config::{PeerConfig, RouteAttributes};
+use super::config::PeerConfig;
 use super::fsm::State;
 use super::metrics::BgpMetrics;
 use super::session::{PeerSnapshot, RouteSet};
-use super::speaker::Speaker;
+use super::speaker::{Speaker, SpeakerError};
 
 /// The BGP speaker as the gRPC server's backend.
 #[derive(Clone)]
 pub struct BgpService {
     speaker: Speaker,
-    events: Option<EventSender>,
 }
 
 fn session_state(state: State) -> pb::SessionState {
@@ -61,7 +60,7 @@ impl BgpService {
     pub fn new(events: Option<EventSender>, registry: &mut Registry) -> Self {
         let metrics = BgpMetrics::new(registry);
         let last_seen: Mutex<HashMap<IpAddr, (State, String)>> = Mutex::new(HashMap::new());
-        let sender = events.clone();
+        let sender = events;
         let reporter = Arc::new(move |snapshot: &PeerSnapshot| {
             let Some(sender) = &sender else { return };
             let key = (snapshot.state, snapshot.last_error.clone());
@@ -80,7 +79,6 @@ impl BgpService {
         });
         BgpService {
             speaker: Speaker::new(metrics, reporter),
-            events,
         }
     }
 
@@ -92,71 +90,31 @@ impl BgpService {
 
 #[tonic::async_trait]
 impl BgpBackend for BgpService {
-    async fn set_announcements(&self, announcements: Vec<pb::Announcement>) {
-        let mut routes = RouteSet::new();
-        for (i, announcement) in announcements.iter().enumerate() {
-            let Ok(address) = announcement.address.parse::<IpAddr>() else {
-                self.report_error(
-                    &announcement.address,
-                    format!("announcements[{i}].address: not an IP address"),
-                );
-                continue;
-            };
-            let attributes = match &announcement.bgp {
-                None => RouteAttributes::default(),
-                Some(bgp) => {
-                    match RouteAttributes::from_proto(bgp, &format!("announcements[{i}].bgp")) {
-                        Ok(attributes) => attributes,
-                        Err(error) => {
-                            // One bad entry never stops the rest.
-                            self.report_error(&announcement.address, error.to_string());
-                            continue;
-                        }
-                    }
-                }
-            };
-            routes.insert(host_route(address), attributes);
-        }
+    async fn set_announcements(&self, routes: Vec<BgpRoute>) {
+        let routes: RouteSet = routes
+            .into_iter()
+            .map(|route| (host_route(route.address), route.attributes))
+            .collect();
         self.speaker.set_routes(routes);
     }
 
-    async fn add_peer(&self, peer: pb::Peer) -> Result<pb::PeerStatus, tonic::Status> {
-        let config = PeerConfig::from_proto(&peer)
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let snapshot = self
-            .speaker
-            .add_peer(config)
-            .await
-            .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
-        Ok(peer_status(&snapshot))
+    async fn add_peer(&self, peer: PeerConfig) -> Result<PeerSnapshot, SpeakerError> {
+        self.speaker.add_peer(peer).await
     }
 
-    async fn delete_peer(&self, address: &str) -> bool {
-        match address.parse::<IpAddr>() {
-            Ok(address) => self.speaker.delete_peer(address).await,
-            Err(_) => false,
-        }
+    async fn delete_peer(&self, address: IpAddr) -> bool {
+        self.speaker.delete_peer(address).await
     }
 
-    fn peers(&self) -> Vec<pb::PeerStatus> {
-        self.speaker.peers().iter().map(peer_status).collect()
+    fn peers(&self) -> Vec<PeerSnapshot> {
+        self.speaker.peers()
     }
 
-    fn is_advertised(&self, address: &str) -> Option<bool> {
-        let address: IpAddr = address.parse().ok()?;
+    fn is_advertised(&self, address: IpAddr) -> Option<bool> {
         Some(self.speaker.is_advertised(&host_route(address)))
     }
 
     async fn shutdown(&self) {
         self.speaker.shutdown().await;
-    }
-}
-
-impl BgpService {
-    fn report_error(&self, subject: &str, message: String) {
-        tracing::warn!(subject, "BGP announcement refused: {message}");
-        if let Some(sender) = &self.events {
-            let _ = sender.send(events::error(subject, message));
-        }
     }
 }

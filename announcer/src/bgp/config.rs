@@ -1,5 +1,5 @@
-//! Peer configuration and route attributes, and their validation from the gRPC `Peer` and
-//! `BgpAttributes` messages. Every error names the field and the value, e.g.
+//! Peer configuration and its validation from the gRPC `Peer` message (route attributes,
+//! shared with announcements, are parsed in `attributes.rs`). Every error names the field and the value, e.g.
 //! `peer.hold_time_seconds: 2 must be 0 or 3..=65535`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -8,112 +8,7 @@ use std::time::Duration;
 
 use proto::announcer::v1 as pb;
 
-use super::codec::LargeCommunity;
-
-/// Attributes sent with a route (per peer, overridden per announcement).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteAttributes {
-    /// RFC 1997 communities, `asn << 16 | value`.
-    pub communities: Vec<u32>,
-    pub large_communities: Vec<LargeCommunity>,
-    /// LOCAL_PREF, iBGP only (default 100 there).
-    pub local_pref: Option<u32>,
-    pub med: Option<u32>,
-}
-
-impl RouteAttributes {
-    /// `self` with every field set in `over` replacing ours (announcement over peer).
-    pub fn overridden_by(&self, over: &RouteAttributes) -> RouteAttributes {
-        RouteAttributes {
-            communities: if over.communities.is_empty() {
-                self.communities.clone()
-            } else {
-                over.communities.clone()
-            },
-            large_communities: if over.large_communities.is_empty() {
-                self.large_communities.clone()
-            } else {
-                over.large_communities.clone()
-            },
-            local_pref: over.local_pref.or(self.local_pref),
-            med: over.med.or(self.med),
-        }
-    }
-
-    /// Parses the gRPC form; `field` prefixes error messages (e.g. `announcements[0].bgp`).
-    pub fn from_proto(attrs: &pb::BgpAttributes, field: &str) -> Result<Self, ConfigError> {
-        let mut communities = Vec::new();
-        for (i, text) in attrs.communities.iter().enumerate() {
-            communities.push(
-                parse_community(text).map_err(|why| {
-                    ConfigError(format!("{field}.communities[{i}]: {text:?} {why}"))
-                })?,
-            );
-        }
-        let mut large_communities = Vec::new();
-        for (i, text) in attrs.large_communities.iter().enumerate() {
-            large_communities.push(parse_large_community(text).map_err(|why| {
-                ConfigError(format!("{field}.large_communities[{i}]: {text:?} {why}"))
-            })?);
-        }
-        Ok(RouteAttributes {
-            communities,
-            large_communities,
-            local_pref: attrs.local_pref,
-            med: attrs.med,
-        })
-    }
-
-    /// The gRPC form.
-    pub fn to_proto(&self) -> pb::BgpAttributes {
-        pb::BgpAttributes {
-            communities: self
-                .communities
-                .iter()
-                .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
-                .collect(),
-            large_communities: self
-                .large_communities
-                .iter()
-                .map(|c| format!("{}:{}:{}", c.global_admin, c.local_data_1, c.local_data_2))
-                .collect(),
-            local_pref: self.local_pref,
-            med: self.med,
-        }
-    }
-}
-
-/// `ASN:VALUE`, both 16 bit (RFC 1997).
-pub fn parse_community(text: &str) -> Result<u32, &'static str> {
-    let (asn, value) = text.split_once(':').ok_or("is not ASN:VALUE")?;
-    let asn: u16 = asn
-        .trim()
-        .parse()
-        .map_err(|_| "has an ASN that is not a 16-bit number")?;
-    let value: u16 = value
-        .trim()
-        .parse()
-        .map_err(|_| "has a VALUE that is not a 16-bit number")?;
-    Ok(u32::from(asn) << 16 | u32::from(value))
-}
-
-/// `GLOBAL:LOCAL1:LOCAL2`, 32 bit each (RFC 8092).
-pub fn parse_large_community(text: &str) -> Result<LargeCommunity, &'static str> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let [global, local1, local2] = parts.as_slice() else {
-        return Err("is not GLOBAL:LOCAL1:LOCAL2");
-    };
-    let number = |part: &str| {
-        part.trim()
-            .parse::<u32>()
-            .map_err(|_| "has a part that is not a 32-bit number")
-    };
-    Ok(LargeCommunity {
-        global_admin: number(global)?,
-        local_data_1: number(local1)?,
-        local_data_2: number(local2)?,
-    })
-}
+pub use super::attributes::{RouteAttributes, parse_community, parse_large_community};
 
 /// A configuration error, naming the field and value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -305,7 +200,8 @@ impl PeerConfig {
             }
         };
         if let Some(attrs) = &peer.attributes {
-            config.attributes = RouteAttributes::from_proto(attrs, "peer.attributes")?;
+            config.attributes = RouteAttributes::from_proto(attrs, "peer.attributes")
+                .map_err(|e| ConfigError(e.to_string()))?;
         }
         if peer.graceful_restart {
             let seconds = peer.graceful_restart_seconds.unwrap_or(120);

@@ -14,6 +14,7 @@
 //! `updates.rs` turns the set of announced routes into packed UPDATE messages; it is pure too.
 
 pub mod args;
+pub mod attributes;
 pub mod backend;
 pub mod codec;
 pub mod config;

@@ -22,6 +22,13 @@ pub fn can_use_netns(test: &str) -> bool {
     netns::prerequisites(test, &["arping", "ndisc6"])
 }
 
+/// [`can_use_netns`] plus more tools (e.g. `ping`).
+pub fn netns_tools(test: &str, extra: &[&str]) -> bool {
+    let mut tools = vec!["arping", "ndisc6"];
+    tools.extend_from_slice(extra);
+    netns::prerequisites(test, &tools)
+}
+
 /// Runs a command, returning its output whatever the exit status.
 pub fn try_run(args: &[&str]) -> Output {
     netns::output(args)
@@ -123,11 +130,11 @@ impl Host {
         None
     }
 
-    /// GET `path` from the announcer's metrics server on 127.0.0.1:7472 in this namespace
+    /// GET `path` from the announcer's metrics server on 127.0.0.1:9721 in this namespace
     /// (bash's /dev/tcp, so no HTTP client needs installing).
     pub fn http_get(&self, path: &str) -> String {
         let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/7472; printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+            "exec 3<>/dev/tcp/127.0.0.1/9721; printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
         );
         let out = self.exec(&["bash", "-c", &script]);
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -234,7 +241,7 @@ impl Announcer {
             &host.ns,
             BIN,
             "--metrics-listen",
-            "127.0.0.1:7472",
+            "127.0.0.1:9721",
         ];
         args.extend_from_slice(extra);
         Self::spawn("ip", &args, true)

@@ -33,19 +33,7 @@ use super::{
     wire,
 };
 
-/// The TLS server name every announcer certificate carries (whatever IP is dialled).
-pub const ANNOUNCER_SERVER_NAME: &str = "ferrolb-announcer";
-
-/// What the gRPC client needs to authenticate to announcers and verify them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientTls {
-    /// PEM of the CA that signed the announcers' server certificates.
-    pub ca_pem: String,
-    /// PEM of the provider's client certificate (chain).
-    pub cert_pem: String,
-    /// PEM of its private key.
-    pub key_pem: String,
-}
+pub use crate::certs::{ANNOUNCER_SERVER_NAME, ClientTls};
 
 /// What one announcer should hold.
 #[derive(Clone, Debug, PartialEq)]

@@ -108,6 +108,10 @@ pub struct NodeInfo {
     pub ready: bool,
     /// Labelled `node.kubernetes.io/exclude-from-external-load-balancers`.
     pub excluded: bool,
+    /// OpenELB's node annotation `layer2.openelb.kubesphere.io/v1alpha1`: the node address
+    /// whose interface layer2/vip announcements use on this node (unless the Service or its
+    /// pool names an interface).
+    pub layer2_address: Option<std::net::IpAddr>,
 }
 
 /// One announcer as the announcer Service's EndpointSlices list it.

@@ -189,6 +189,24 @@ impl Planner {
 
     /// A Node was added or changed (`None`: deleted).
     pub fn set_node(&mut self, name: &str, info: Option<NodeInfo>) {
+        let layer2_before = self.nodes.get(name).and_then(|i| i.layer2_address);
+        let layer2_after = info.and_then(|i| i.layer2_address);
+        if layer2_before != layer2_after
+            && let Some(set) = self.sets.get_mut(name)
+        {
+            // The node's own interface choice changed: rewrite its entries in place.
+            for entry in set.values_mut() {
+                let automatic = self
+                    .placements
+                    .get(&entry.address)
+                    .is_some_and(|p| p.interface == InterfaceChoice::Automatic);
+                if automatic && entry.mode.single_owner() {
+                    entry.interface =
+                        layer2_after.map_or(InterfaceChoice::Automatic, InterfaceChoice::CanReach);
+                }
+            }
+            self.unsent.insert(name.into());
+        }
         let changed = match info {
             Some(info) => self.nodes.insert(name.into(), info) != Some(info),
             None => self.nodes.remove(name).is_some(),
@@ -360,12 +378,18 @@ impl Planner {
             }
             if let Some(new) = &after {
                 for node in &new.nodes {
+                    let interface = match (&new.interface, self.nodes.get(node)) {
+                        (InterfaceChoice::Automatic, Some(info)) if new.mode.single_owner() => info
+                            .layer2_address
+                            .map_or(InterfaceChoice::Automatic, InterfaceChoice::CanReach),
+                        (interface, _) => interface.clone(),
+                    };
                     self.sets.entry(node.clone()).or_default().insert(
                         (address, new.mode),
                         NodeAnnouncement {
                             address,
                             mode: new.mode,
-                            interface: new.interface.clone(),
+                            interface,
                             services: new.services.clone(),
                             candidates: new.candidates.clone(),
                         },
@@ -565,17 +589,29 @@ impl Planner {
         if services.is_empty() {
             return None;
         }
+        // With externalTrafficPolicy: Local a node must hold a ready endpoint of every such
+        // Service on the address.
+        let lost_endpoints = services.iter().any(|key| {
+            self.targets.get(key).is_some_and(|t| t.local_traffic)
+                && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
+        });
         let (why, reason) = match eligible.get(&from) {
             Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
             None => (
                 format!("{from}: {}", Ineligible::NoAnnouncer),
                 "announcer_missing",
             ),
-            Some(Ok(())) => match (&to, after) {
-                (Some(to), _) => (format!("{to} ranks first for it now"), "rebalanced"),
-                (None, _) => (
-                    format!("{from} has no ready endpoint"),
-                    "no_ready_endpoints",
+            Some(Ok(())) if lost_endpoints => (
+                format!(
+                    "{from}: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
+                ),
+                "no_ready_endpoints",
+            ),
+            Some(Ok(())) => match &to {
+                Some(to) => (format!("{to} ranks first for it now"), "rebalanced"),
+                None => (
+                    format!("{from}: no node may announce it"),
+                    "no_eligible_node",
                 ),
             },
         };

@@ -36,6 +36,7 @@ fn cluster(n: usize) -> Planner {
                 NodeInfo {
                     ready: true,
                     excluded: false,
+                    layer2_address: None,
                 },
             )
         })
@@ -207,6 +208,7 @@ fn losing_a_node_moves_only_its_addresses_and_says_why() {
         Some(NodeInfo {
             ready: false,
             excluded: false,
+            layer2_address: None,
         }),
     );
     let flush = planner.flush();
@@ -239,6 +241,7 @@ fn bgp_is_advertised_by_every_eligible_node_but_not_excluded_ones() {
         Some(NodeInfo {
             ready: true,
             excluded: true,
+            layer2_address: None,
         }),
     );
     planner.set_target(&key("web"), Some(target(&["198.51.100.10"], Mode::Bgp, 1)));
@@ -267,6 +270,11 @@ fn local_traffic_follows_ready_endpoints() {
     let flush = planner.flush();
     assert_eq!(owner(&planner, "192.0.2.100"), ["node-1"]);
     assert_eq!(flush.moves[0].from.as_ref(), "node-3");
+    assert_eq!(
+        flush.moves[0].why,
+        "node-3: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
+    );
+    assert_eq!(flush.moves[0].reason, "no_ready_endpoints");
 }
 
 #[test]
@@ -364,5 +372,30 @@ fn rendezvous_scores_are_stable_across_builds() {
     assert_ne!(
         rendezvous_score(ip("192.0.2.100"), "node-1"),
         rendezvous_score(ip("192.0.2.100"), "node-2")
+    );
+}
+
+#[test]
+fn openelb_node_annotation_picks_the_interface_on_that_node() {
+    let mut planner = cluster(1);
+    planner.set_target(&key("web"), Some(target(&["192.0.2.100"], Mode::Layer2, 1)));
+    planner.flush();
+    assert_eq!(
+        planner.set_of("node-1")[0].interface,
+        InterfaceChoice::Automatic
+    );
+    planner.set_node(
+        "node-1",
+        Some(NodeInfo {
+            ready: true,
+            excluded: false,
+            layer2_address: Some(ip("198.51.100.7")),
+        }),
+    );
+    let flush = planner.flush();
+    assert_eq!(flush.sets.len(), 1, "the node's set is sent again");
+    assert_eq!(
+        flush.sets[0].1[0].interface,
+        InterfaceChoice::CanReach(ip("198.51.100.7"))
     );
 }

@@ -23,6 +23,8 @@ use crate::ipam::ServiceKey;
 
 /// The label a node carries to be left out of load balancing.
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+/// OpenELB's node annotation naming the node address whose interface layer2 uses.
+pub const OPENELB_LAYER2_ANNOTATION: &str = "layer2.openelb.kubesphere.io/v1alpha1";
 /// The label naming an EndpointSlice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The port name the announcer's gRPC port has in its Service.
@@ -41,7 +43,29 @@ pub fn node_info(node: &Node) -> Option<(NodeName, NodeInfo)> {
         .labels
         .as_ref()
         .is_some_and(|l| l.contains_key(EXCLUDE_LABEL));
-    Some((name.into(), NodeInfo { ready, excluded }))
+    let layer2_address = node
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OPENELB_LAYER2_ANNOTATION))
+        .and_then(|value| match value.trim().parse() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                tracing::warn!(
+                    node = name,
+                    "annotation {OPENELB_LAYER2_ANNOTATION}: `{value}` is not an IP address; ignored"
+                );
+                None
+            }
+        });
+    Some((
+        name.into(),
+        NodeInfo {
+            ready,
+            excluded,
+            layer2_address,
+        },
+    ))
 }
 
 /// What one EndpointSlice contributes.

@@ -143,7 +143,12 @@ pub struct Index {
     announce_notes: HashMap<ServiceKey, Vec<EventNote>>,
     /// Cluster mode: Services whose announce target may have changed.
     dirty_targets: BTreeSet<ServiceKey>,
+    /// ConfigMap reads that failed in a row.
+    config_failures: u32,
 }
+
+/// Failed ConfigMap reads in a row after which the pools count as unreadable.
+pub const UNREADABLE_AFTER: u32 = 3;
 
 impl Index {
     /// An empty index; nothing is allocated until [`Index::is_serving`].
@@ -176,6 +181,7 @@ impl Index {
             announced_seen: HashMap::new(),
             announce_notes: HashMap::new(),
             dirty_targets: BTreeSet::new(),
+            config_failures: 0,
         }
     }
 
@@ -410,6 +416,24 @@ impl Index {
             self.maybe_start(&mut writes);
         }
         writes
+    }
+
+    /// The ConfigMap was read (any real data, also one object of a list).
+    pub fn config_readable(&mut self) {
+        self.config_failures = 0;
+    }
+
+    /// Reading the ConfigMap failed. A single failure is usually transient;
+    /// [`UNREADABLE_AFTER`] in a row (with the watcher's backoff between them) mean it is
+    /// unreadable, and Services are told ([`Index::config_unreadable`]).
+    pub fn config_read_failed(&mut self, problem: &str) -> Vec<ServiceWrite> {
+        self.config_failures += 1;
+        if self.config_failures >= UNREADABLE_AFTER {
+            self.config_unreadable(problem)
+        } else {
+            tracing::warn!(problem, "ConfigMap read failed; retrying");
+            Vec::new()
+        }
     }
 
     /// The ConfigMap cannot be read (for example 403 Forbidden) although the API answers.

@@ -237,3 +237,29 @@ fn a_relist_that_frees_an_address_writes_the_waiting_service_once() {
         write.events
     );
 }
+
+#[test]
+fn three_failed_config_reads_in_a_row_make_the_index_start_and_say_why() {
+    let mut index = index_with(settings());
+    assert!(
+        index
+            .reset_services(&[service("default", "web", 1)])
+            .is_empty()
+    );
+    assert!(index.config_read_failed("403 Forbidden").is_empty());
+    assert!(index.config_read_failed("403 Forbidden").is_empty());
+    // Data in between resets the count.
+    index.config_readable();
+    assert!(index.config_read_failed("403 Forbidden").is_empty());
+    assert!(index.config_read_failed("403 Forbidden").is_empty());
+    assert!(!index.is_serving());
+    let writes = index.config_read_failed("403 Forbidden");
+    assert!(index.is_serving());
+    assert_eq!(writes.len(), 1);
+    let status = writes[0].status.operations();
+    let text = serde_json::to_string(&status).expect("json");
+    assert!(
+        text.contains("cannot read ConfigMap kube-system/kubevip: 403 Forbidden"),
+        "{text}"
+    );
+}
