@@ -31,7 +31,8 @@
 //!   says `bench_rss_mb`: the whole bench process, API server, 10,000 Services, 100 fake
 //!   announcers and the watcher included — not the provider's figure.
 //!
-//! Progress and diagnostics (Syncs sent during the burst, phase timings) go to stderr.
+//! Progress and diagnostics (phase timings, Syncs accepted during the burst, Service writes
+//! and write conflicts, the resident set before the burst and split by kind) go to stderr.
 //! `--in-process` forces the in-process provider.
 
 #[path = "../tests/support/announcer.rs"]
@@ -275,9 +276,22 @@ impl Provider {
 
     /// The resident set in MiB, and whether it is the provider's alone.
     fn rss_mb(&self) -> (f64, bool) {
+        (
+            status_mb(&self.pid(), "VmRSS:"),
+            matches!(self, Provider::Binary(_)),
+        )
+    }
+
+    /// The resident set split into (heap and stacks, mapped files), in MiB.
+    fn rss_split_mb(&self) -> (f64, f64) {
+        let pid = self.pid();
+        (status_mb(&pid, "RssAnon:"), status_mb(&pid, "RssFile:"))
+    }
+
+    fn pid(&self) -> String {
         match self {
-            Provider::InProcess(..) => (status_mb("self", "VmRSS:"), false),
-            Provider::Binary(child) => (status_mb(&child.id().to_string(), "VmRSS:"), true),
+            Provider::InProcess(..) => "self".to_string(),
+            Provider::Binary(child) => child.id().to_string(),
         }
     }
 }
@@ -496,6 +510,8 @@ async fn main() {
     let provider = launcher.start();
     wait_synced(&announcers, &[0; NODES], "every announcer's first Sync").await;
     let first_sync_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle_rss, _) = provider.rss_mb();
 
     // The burst.
     let names: Vec<String> = (0..SERVICES).map(|i| format!("svc-{i}")).collect();
@@ -538,6 +554,11 @@ async fn main() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss, alone) = provider.rss_mb();
+    let (anon, file) = provider.rss_split_mb();
+    eprintln!(
+        "  (resident set: {idle_rss:.1} MiB connected to every announcer with no Services; \
+         {rss:.1} MiB with 10,000: {anon:.1} MiB heap and stacks, {file:.1} MiB mapped files)"
+    );
 
     // Restart: a later epoch re-sends every set, which should change nothing.
     let before = sync_counts(&announcers);
@@ -554,6 +575,10 @@ async fn main() {
         .flat_map(|(a, b)| lock(&a.state).syncs[*b..].to_vec())
         .map(|s| s.added + s.removed)
         .sum();
+    let (restarted_rss, _) = provider.rss_mb();
+    eprintln!(
+        "  (resident set after the restart, 1 s after every announcer re-synced: {restarted_rss:.1} MiB)"
+    );
     provider.stop();
 
     let rss_field = if alone { "rss_mb" } else { "bench_rss_mb" };
