@@ -274,20 +274,25 @@ impl Planner {
     /// What a node's announcer reports for its announcements (the whole list).
     pub fn set_report(&mut self, node: &str, report: HashMap<(IpAddr, Mode), Phase>) {
         let before = self.reports.get(node);
-        let mut touched: BTreeSet<IpAddr> = report.keys().map(|(a, _)| *a).collect();
-        if let Some(before) = before {
-            touched.extend(
-                before
-                    .iter()
-                    .filter(|(k, v)| report.get(k) != Some(*v))
-                    .map(|((a, _), _)| *a),
-            );
-            touched.retain(|a| before.iter().chain(report.iter()).any(|((b, _), _)| b == a));
-            let unchanged = before == &report;
-            if unchanged {
-                return;
-            }
+        if before == Some(&report) {
+            return;
         }
+        // Every report repeats the node's whole list, so only the entries whose phase changed
+        // (or that appeared or went) can change a Service's status; touching every listed
+        // address would recompute the status of every Service on the node per report.
+        let empty = HashMap::new();
+        let before = before.unwrap_or(&empty);
+        let touched: BTreeSet<IpAddr> = report
+            .iter()
+            .filter(|(k, v)| before.get(k) != Some(*v))
+            .map(|((a, _), _)| *a)
+            .chain(
+                before
+                    .keys()
+                    .filter(|k| !report.contains_key(k))
+                    .map(|(a, _)| *a),
+            )
+            .collect();
         for address in touched {
             if let Some(keys) = self.by_address.get(&address) {
                 self.dirty_services.extend(keys.iter().cloned());

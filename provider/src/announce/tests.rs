@@ -112,6 +112,44 @@ fn status_is_pending_until_the_owner_reports_active() {
 }
 
 #[test]
+fn a_report_recomputes_only_the_services_whose_phase_changed() {
+    let mut planner = cluster(1);
+    for (i, address) in ["192.0.2.100", "192.0.2.101", "192.0.2.102"]
+        .iter()
+        .enumerate()
+    {
+        let age = i64::try_from(i).expect("small");
+        let name = format!("web-{i}");
+        planner.set_target(&key(&name), Some(target(&[address], Mode::Layer2, age)));
+    }
+    planner.flush();
+    all_active(&mut planner, 1);
+    assert_eq!(planner.flush().statuses.len(), 3, "all three announced");
+
+    // The next report repeats the whole list; only web-0's address changed phase.
+    let mut report: HashMap<(IpAddr, Mode), Phase> = planner
+        .set_of("node-1")
+        .iter()
+        .map(|a| ((a.address, a.mode), Phase::Active))
+        .collect();
+    report.insert(
+        (ip("192.0.2.100"), Mode::Layer2),
+        Phase::Pending("link down".into()),
+    );
+    planner.set_report("node-1", report.clone());
+    let statuses: Vec<ServiceKey> = planner.flush().statuses.into_iter().map(|s| s.0).collect();
+    assert_eq!(statuses, [key("web-0")]);
+
+    // An identical report recomputes nothing; an entry that goes recomputes its Service.
+    planner.set_report("node-1", report.clone());
+    assert!(planner.flush().statuses.is_empty());
+    report.remove(&(ip("192.0.2.102"), Mode::Layer2));
+    planner.set_report("node-1", report);
+    let statuses: Vec<ServiceKey> = planner.flush().statuses.into_iter().map(|s| s.0).collect();
+    assert_eq!(statuses, [key("web-2")]);
+}
+
+#[test]
 fn an_owner_that_refuses_gives_refused_with_its_message() {
     let mut planner = cluster(2);
     planner.set_target(&key("web"), Some(target(&["192.0.2.100"], Mode::Vip, 1)));
