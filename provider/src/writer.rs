@@ -12,6 +12,11 @@
 //! while the Lease claim is current (checked right before each request); when it lapses the
 //! pending writes are dropped — the next term re-reads everything anyway.
 //! One Service is never written by two requests at once, so its patches apply in order.
+//! A write that waited while another write of the same Service succeeded, and was computed
+//! from the same resourceVersion, is bound to be refused: its patches are dropped (its Events
+//! are kept), since the index recomputes the Service from the watch event of the successful
+//! write anyway. This saves a 409, a GET and a second patch per such write (cluster mode
+//! asks for the Announced condition while the allocation write is in flight).
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -101,7 +106,9 @@ impl Writer {
         let mut queue: VecDeque<ServiceKey> = VecDeque::new();
         let mut queued: HashSet<ServiceKey> = HashSet::new();
         let mut in_flight: HashSet<ServiceKey> = HashSet::new();
-        let mut tasks: JoinSet<ServiceKey> = JoinSet::new();
+        // Each task returns the Service and, when its write succeeded, the resourceVersion the
+        // write was computed from.
+        let mut tasks: JoinSet<(ServiceKey, Option<String>)> = JoinSet::new();
         let mut open = true;
         loop {
             while tasks.len() < self.concurrency {
@@ -113,8 +120,8 @@ impl Writer {
                 in_flight.insert(key.clone());
                 let writer = self.clone();
                 tasks.spawn(async move {
-                    writer.apply(job).await;
-                    key
+                    let written = writer.apply(job).await;
+                    (key, written)
                 });
             }
             if !open && tasks.is_empty() && queue.is_empty() {
@@ -134,8 +141,14 @@ impl Writer {
                     }
                 }
                 Some(done) = tasks.join_next() => {
-                    if let Ok(key) = done {
+                    if let Ok((key, written)) = done {
                         in_flight.remove(&key);
+                        let stale = written.is_some_and(|rv| {
+                            pending.get(&key).is_some_and(|p| p.write.resource_version == rv)
+                        });
+                        if stale && let Some(job) = pending.remove(&key) {
+                            self.publish(job.write);
+                        }
                         if pending.contains_key(&key) && queued.insert(key.clone()) {
                             queue.push_back(key);
                         }
@@ -145,8 +158,9 @@ impl Writer {
         }
     }
 
-    /// Applies one job; failures end in a re-read handed back to the index.
-    async fn apply(&self, job: Job) {
+    /// Applies one job; failures end in a re-read handed back to the index. Returns the
+    /// resourceVersion the write was computed from when it succeeded.
+    async fn apply(&self, job: Job) -> Option<String> {
         let key = job.write.key.clone();
         let action = format!("patch Service {}/{}", key.namespace, key.name);
         // A hung request must not hold a write slot forever; the re-read below recovers.
@@ -156,15 +170,18 @@ impl Writer {
                 action: action.clone(),
             })
         });
-        match result {
+        let written = match result {
             Ok(()) => {
                 if job.write.allocates {
                     self.metrics
                         .allocation_latency
                         .observe(job.observed.elapsed().as_secs_f64());
                 }
+                // Only a write that changed the object makes a queued one stale.
+                let changed = !job.write.main.is_empty() || !job.write.status.is_empty();
+                changed.then(|| job.write.resource_version.clone())
             }
-            Err(Error::NotLeader { .. }) => return,
+            Err(Error::NotLeader { .. }) => return None,
             Err(error) => {
                 self.metrics.reconcile_error(error.metric_label());
                 if !matches!(error, Error::Conflict { .. }) {
@@ -173,14 +190,21 @@ impl Writer {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 self.reread(&key).await;
+                None
             }
-        }
-        if !job.write.events.is_empty() && self.claims.borrow().is_current() {
+        };
+        self.publish(job.write);
+        written
+    }
+
+    /// Hands a write's Events to the publisher.
+    fn publish(&self, write: ServiceWrite) {
+        if !write.events.is_empty() && self.claims.borrow().is_current() {
             // The publisher may be gone (term ended); then the Events are moot.
             let _ = self.events.send(EventBatch {
-                key: job.write.key.clone(),
-                uid: job.write.uid.clone(),
-                notes: job.write.events,
+                key: write.key,
+                uid: write.uid,
+                notes: write.events,
             });
         }
     }
