@@ -33,7 +33,8 @@
 //!
 //! Progress and diagnostics (phase timings, Syncs accepted during the burst, Service writes
 //! and write conflicts, the resident set before the burst and split by kind) go to stderr.
-//! `--in-process` forces the in-process provider.
+//! `--in-process` forces the in-process provider. `FERROLB_BENCH_WRAP=heaptrack` runs the
+//! provider binary under a wrapper command, for profiling.
 
 #[path = "../tests/support/announcer.rs"]
 mod announcer;
@@ -342,7 +343,7 @@ impl Launcher {
                 kubeconfig,
                 tls_flags,
             } => Provider::Binary(
-                Command::new(env!("CARGO_BIN_EXE_ferrolb-provider"))
+                wrapped_provider()
                     .arg("--kubeconfig")
                     .arg(kubeconfig)
                     .args([
@@ -359,6 +360,18 @@ impl Launcher {
                     .expect("provider binary starts"),
             ),
         }
+    }
+}
+
+/// The provider binary, under `FERROLB_BENCH_WRAP` (e.g. `heaptrack`) when set, for profiling.
+fn wrapped_provider() -> Command {
+    match std::env::var("FERROLB_BENCH_WRAP") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut command = Command::new(wrapper);
+            command.arg(env!("CARGO_BIN_EXE_ferrolb-provider"));
+            command
+        }
+        _ => Command::new(env!("CARGO_BIN_EXE_ferrolb-provider")),
     }
 }
 
