@@ -50,13 +50,10 @@ use std::{
 use announcer::{FakeAnnouncer, Pki};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::{
-    core::v1::{ConfigMap, Node, Service},
-    discovery::v1::EndpointSlice,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::{
     Api, Client,
-    api::{Patch, PatchParams, PostParams},
+    api::PostParams,
     runtime::{WatchStreamExt, watcher},
 };
 use provider::{args::Args, controller, http::Health, metrics::Metrics};
@@ -90,48 +87,8 @@ fn node_name(i: usize) -> String {
 
 /// Nodes (Ready) and one announcer EndpointSlice per node, shaped as in `tests/cluster.rs`.
 async fn cluster(client: &Client, announcers: &[FakeAnnouncer]) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
-    for (i, fake) in announcers.iter().enumerate() {
-        let name = node_name(i);
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).expect("node");
-        nodes
-            .create(&PostParams::default(), &node)
-            .await
-            .expect("create node");
-        // An API server drops status on create.
-        nodes
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"conditions": [
-                    {"type": "Ready", "status": "True", "reason": "Bench", "message": "set by the bench",
-                     "lastHeartbeatTime": "2026-12-01T00:00:00Z",
-                     "lastTransitionTime": "2026-12-01T00:00:00Z"}
-                ]}})),
-            )
-            .await
-            .expect("node status");
-        let slice: EndpointSlice = serde_json::from_value(json!({
-            "metadata": {
-                "name": format!("ferrolb-announcer-{name}"),
-                "namespace": "kube-system",
-                "labels": {"kubernetes.io/service-name": "ferrolb-announcer"},
-            },
-            "addressType": "IPv4",
-            "endpoints": [{
-                "addresses": [fake.addr.ip().to_string()],
-                "nodeName": name,
-                "conditions": {"ready": true},
-            }],
-            "ports": [{"name": "grpc", "port": fake.addr.port(), "protocol": "TCP"}],
-        }))
-        .expect("slice");
-        slices
-            .create(&PostParams::default(), &slice)
-            .await
-            .expect("create slice");
-    }
+    let names: Vec<String> = (0..announcers.len()).map(node_name).collect();
+    announcer::register_nodes(client, &names, announcers).await;
 }
 
 async fn set_pool(client: &Client) {

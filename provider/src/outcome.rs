@@ -49,10 +49,7 @@ fn announced_condition(view: &ServiceView, status: &ServiceStatus) -> Field<Cond
             })
         }
         ServiceStatus::Pending { message, .. } => {
-            if view
-                .condition(ANNOUNCED_CONDITION)
-                .is_some_and(|c| c.status == "True")
-            {
+            if view.shows_announced() {
                 Field::Keep
             } else {
                 Field::Set(ConditionSpec {

@@ -236,6 +236,12 @@ impl ServiceView {
         self.condition(CONDITION_TYPE)
     }
 
+    /// The `ferrolb.io/Announced` condition is True (what the Service shows now).
+    pub fn shows_announced(&self) -> bool {
+        self.condition(ANNOUNCED_CONDITION)
+            .is_some_and(|c| c.status == "True")
+    }
+
     /// The condition of type `type_`, if present.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.as_ref()?.iter().find(|c| c.type_ == type_)

@@ -8,65 +8,29 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::{core::v1::Node, discovery::v1::EndpointSlice};
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams, PostParams},
-};
+use kube::Client;
 use proto::announcer::v1 as pb;
-use serde_json::json;
-use support::announcer::{FakeAnnouncer, Pki};
+use support::announcer::{FakeAnnouncer, Pki, register_nodes, set_node_ready};
 use support::*;
 use test_apiserver::TestApiServer;
 
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 
-async fn set_node_ready(client: &Client, name: &str, ready: bool) {
-    let api: Api<Node> = Api::all(client.clone());
-    let status = if ready { "True" } else { "False" };
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"conditions": [
-            {"type": "Ready", "status": status, "reason": "Test", "message": "set by the test",
-             "lastHeartbeatTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z"}
-        ]}})),
-    )
-    .await
-    .expect("node status");
-}
-
 /// Nodes node-1..3, Ready, and one EndpointSlice per announcer.
 async fn cluster(client: &Client, announcers: &[FakeAnnouncer]) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
-    for (name, fake) in NODES.iter().zip(announcers) {
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).expect("node");
-        nodes
-            .create(&PostParams::default(), &node)
-            .await
-            .expect("create node");
-        set_node_ready(client, name, true).await;
-        let slice: EndpointSlice = serde_json::from_value(json!({
-            "metadata": {
-                "name": format!("ferrolb-announcer-{name}"),
-                "namespace": "kube-system",
-                "labels": {"kubernetes.io/service-name": "ferrolb-announcer"},
-            },
-            "addressType": "IPv4",
-            "endpoints": [{
-                "addresses": [fake.addr.ip().to_string()],
-                "nodeName": name,
-                "conditions": {"ready": true},
-            }],
-            "ports": [{"name": "grpc", "port": fake.addr.port(), "protocol": "TCP"}],
-        }))
-        .expect("slice");
-        slices
-            .create(&PostParams::default(), &slice)
-            .await
-            .expect("create slice");
-    }
+    let names: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
+    register_nodes(client, &names, announcers).await;
+}
+
+/// Three in-process announcers, registered as node-1..3.
+async fn three_announcers(client: &Client, pki: &Pki) -> Vec<FakeAnnouncer> {
+    let announcers = vec![
+        FakeAnnouncer::start(pki).await,
+        FakeAnnouncer::start(pki).await,
+        FakeAnnouncer::start(pki).await,
+    ];
+    cluster(client, &announcers).await;
+    announcers
 }
 
 fn announced(svc: &k8s_openapi::api::core::v1::Service) -> Option<(String, String, String)> {
@@ -113,12 +77,7 @@ async fn a_layer2_service_is_announced_by_one_node_and_moves_when_it_is_not_read
     let server = TestApiServer::new();
     let client = server.client();
     let pki = Pki::new();
-    let announcers = vec![
-        FakeAnnouncer::start(&pki).await,
-        FakeAnnouncer::start(&pki).await,
-        FakeAnnouncer::start(&pki).await,
-    ];
-    cluster(&client, &announcers).await;
+    let announcers = three_announcers(&client, &pki).await;
     set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.110")]).await;
     let running = start_with_tls(&server, &["--announcers=cluster"], Some(pki.client()));
     create(&client, "default", &lb("web")).await;
@@ -203,12 +162,7 @@ async fn restarts_of_the_provider_change_nothing_and_a_restarted_announcer_gets_
     let server = TestApiServer::new();
     let client = server.client();
     let pki = Pki::new();
-    let mut announcers = vec![
-        FakeAnnouncer::start(&pki).await,
-        FakeAnnouncer::start(&pki).await,
-        FakeAnnouncer::start(&pki).await,
-    ];
-    cluster(&client, &announcers).await;
+    let mut announcers = three_announcers(&client, &pki).await;
     set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.130")]).await;
     let flags = ["--announcers=cluster"];
     let running = start_with_tls(&server, &flags, Some(pki.client()));
@@ -266,12 +220,7 @@ async fn a_deposed_leaders_late_sync_is_refused() {
     let server = TestApiServer::new();
     let client = server.client();
     let pki = Pki::new();
-    let announcers = vec![
-        FakeAnnouncer::start(&pki).await,
-        FakeAnnouncer::start(&pki).await,
-        FakeAnnouncer::start(&pki).await,
-    ];
-    cluster(&client, &announcers).await;
+    let announcers = three_announcers(&client, &pki).await;
     set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.110")]).await;
     let lease = [
         "--announcers=cluster",

@@ -17,7 +17,7 @@
 
 use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient};
 use tokio::{
     sync::{mpsc, watch},
@@ -210,7 +210,7 @@ async fn drive(
                 Some(Ok(_)) => {
                     // Coalesce a burst of events into one state read.
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    while let Some(Some(Ok(_))) = events.now_or_never_ready() {}
+                    while let Some(Some(Ok(_))) = events.next().now_or_never() {}
                     if let Some(problem) = refresh_state(node, &mut client, reports).await {
                         return Some(problem);
                     }
@@ -265,12 +265,3 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
-
-/// Polls a stream once without waiting.
-trait NowOrNever: futures::Stream + Unpin {
-    fn now_or_never_ready(&mut self) -> Option<Option<Self::Item>> {
-        futures::FutureExt::now_or_never(self.next())
-    }
-}
-
-impl<S: futures::Stream + Unpin> NowOrNever for S {}

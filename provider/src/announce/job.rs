@@ -64,6 +64,8 @@ pub struct Job {
     tls: watch::Receiver<Option<Arc<ClientTls>>>,
     reports: mpsc::UnboundedSender<DriverReport>,
     metrics: Arc<Metrics>,
+    /// The announcer endpoints changed since drivers were last started or stopped.
+    announcers_changed: bool,
     node_buffer: Option<BTreeMap<NodeName, NodeInfo>>,
     slice_buffer: Option<Vec<EndpointSlice>>,
     nodes_listed: bool,
@@ -85,6 +87,7 @@ impl Job {
             slices: Slices::new(announcer_service),
             drivers: BTreeMap::new(),
             connected: BTreeMap::new(),
+            announcers_changed: true,
             epoch,
             tls,
             reports,
@@ -151,6 +154,7 @@ impl Job {
         for service in touched {
             if self.slices.is_announcer_service(&service) {
                 self.planner.set_announcers(self.slices.announcers());
+                self.announcers_changed = true;
             } else {
                 self.planner
                     .set_endpoints(&service, self.slices.ready_nodes(&service));
@@ -199,7 +203,9 @@ impl Job {
             return Vec::new();
         }
         let flush = self.planner.flush();
-        self.sync_drivers();
+        if std::mem::take(&mut self.announcers_changed) {
+            self.sync_drivers();
+        }
         for (node, set) in flush.sets {
             self.send(&node, set);
         }
@@ -253,7 +259,7 @@ impl Job {
                     let sent = 1;
                     let (tx, rx) = watch::channel(NodeDesired {
                         endpoint,
-                        generation: self.generation(sent),
+                        generation: generation(self.epoch, sent),
                         set: set.clone(),
                     });
                     self.publish_counts(&node, &set);
@@ -274,10 +280,6 @@ impl Job {
                 }
             }
         }
-    }
-
-    fn generation(&self, sent: u64) -> u64 {
-        generation(self.epoch, sent)
     }
 
     fn send(&mut self, node: &NodeName, set: Arc<Vec<super::model::NodeAnnouncement>>) {

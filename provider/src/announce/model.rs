@@ -143,14 +143,6 @@ pub enum Ineligible {
 }
 
 impl Ineligible {
-    /// The condition reason a Service gets when every node is ineligible for this reason.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Ineligible::Unreachable(_) => "AnnouncerUnreachable",
-            _ => "NoEligibleNode",
-        }
-    }
-
     /// The metric label of a move caused by this.
     pub fn metric_label(&self) -> &'static str {
         match self {

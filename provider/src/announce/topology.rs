@@ -79,10 +79,10 @@ struct SliceView {
 }
 
 /// Every EndpointSlice, reduced to what the planner needs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Slices {
     /// The announcer Service, `namespace/name`.
-    announcer_service: Option<ServiceKey>,
+    announcer_service: ServiceKey,
     by_slice: HashMap<(String, String), SliceView>,
     /// The slices of each Service, so a Service's endpoints are found without a scan.
     of_service: HashMap<ServiceKey, BTreeSet<(String, String)>>,
@@ -92,7 +92,7 @@ impl Slices {
     /// Slices of `announcer_service` list the announcers.
     pub fn new(announcer_service: ServiceKey) -> Self {
         Slices {
-            announcer_service: Some(announcer_service),
+            announcer_service,
             by_slice: HashMap::new(),
             of_service: HashMap::new(),
         }
@@ -175,16 +175,13 @@ impl Slices {
 
     /// True when `service` is the announcer Service.
     pub fn is_announcer_service(&self, service: &ServiceKey) -> bool {
-        self.announcer_service.as_ref() == Some(service)
+        &self.announcer_service == service
     }
 
     /// The announcers, by node. A node with several endpoints keeps a ready one.
     pub fn announcers(&self) -> BTreeMap<NodeName, AnnouncerEndpoint> {
         let mut out: BTreeMap<NodeName, AnnouncerEndpoint> = BTreeMap::new();
-        let Some(service) = &self.announcer_service else {
-            return out;
-        };
-        for slice in self.slices_of(service) {
+        for slice in self.slices_of(&self.announcer_service) {
             let Some(port) = slice.port else { continue };
             for (node, address, ready) in &slice.endpoints {
                 let Some(address) = address else { continue };

@@ -615,11 +615,7 @@ impl Index {
             (None, _, _) => Announce::Off,
             // Waiting for reports (a new leader, a restarted announcer) about a Service that
             // is announced: leave what it shows until the announcers answer.
-            (Some(_), Some(ServiceStatus::Pending { .. }), _)
-                if view
-                    .condition(crate::service_view::ANNOUNCED_CONDITION)
-                    .is_some_and(|c| c.status == "True") =>
-            {
+            (Some(_), Some(ServiceStatus::Pending { .. }), _) if view.shows_announced() => {
                 Announce::Unknown
             }
             (Some(_), Some(status), Outcome::Allocated { .. }) => {
@@ -654,10 +650,7 @@ impl Index {
         let was = *self
             .announced_seen
             .entry(view.key.clone())
-            .or_insert_with(|| {
-                view.condition(crate::service_view::ANNOUNCED_CONDITION)
-                    .is_some_and(|c| c.status == "True")
-            });
+            .or_insert_with(|| view.shows_announced());
         let mut notes = Vec::new();
         match status {
             ServiceStatus::Announced { mode, by } if !was => {

@@ -339,3 +339,59 @@ fn tokio_stream_of(
         Some((accepted, listener))
     })
 }
+
+/// Sets a Node's Ready condition (a real API server drops status on create, so this is a
+/// status patch).
+pub async fn set_node_ready(client: &kube::Client, name: &str, ready: bool) {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let status = if ready { "True" } else { "False" };
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"conditions": [
+            {"type": "Ready", "status": status, "reason": "Test", "message": "set by the test",
+             "lastHeartbeatTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z"}
+        ]}})),
+    )
+    .await
+    .expect("node status");
+}
+
+/// What the kubelet and the EndpointSlice controller would show for `announcers`: one Ready
+/// Node per name, and one EndpointSlice of kube-system/ferrolb-announcer per node pointing at
+/// that node's announcer.
+pub async fn register_nodes(client: &kube::Client, names: &[String], announcers: &[FakeAnnouncer]) {
+    use k8s_openapi::api::{core::v1::Node, discovery::v1::EndpointSlice};
+    use kube::api::{Api, PostParams};
+    let nodes: Api<Node> = Api::all(client.clone());
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
+    for (name, fake) in names.iter().zip(announcers) {
+        let node: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("node");
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
+        set_node_ready(client, name, true).await;
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": format!("ferrolb-announcer-{name}"),
+                "namespace": "kube-system",
+                "labels": {"kubernetes.io/service-name": "ferrolb-announcer"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{
+                "addresses": [fake.addr.ip().to_string()],
+                "nodeName": name,
+                "conditions": {"ready": true},
+            }],
+            "ports": [{"name": "grpc", "port": fake.addr.port(), "protocol": "TCP"}],
+        }))
+        .expect("slice");
+        slices
+            .create(&PostParams::default(), &slice)
+            .await
+            .expect("create slice");
+    }
+}
