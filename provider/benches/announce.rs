@@ -39,6 +39,9 @@
 #[path = "../tests/support/announcer.rs"]
 mod announcer;
 
+#[path = "common/figures.rs"]
+mod figures;
+use figures::{percentile, status_mb};
 use std::{
     collections::HashMap,
     path::Path,
@@ -179,14 +182,6 @@ async fn wait_synced(announcers: &[FakeAnnouncer], before: &[usize], what: &str)
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
 }
 
 /// `FERROLB_BENCH_WRITE_CONCURRENCY` overrides the controller's default for experiments.
@@ -365,19 +360,6 @@ fn tls_files(dir: &Path, pki: &Pki) -> Vec<String> {
         "--announcer-ca".into(),
         write("ca.pem", &pki.ca),
     ]
-}
-
-/// One `kB` figure of `/proc/<pid>/status`, in MiB.
-fn status_mb(pid: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_string))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Creates the Services in a burst; returns when each create was sent.

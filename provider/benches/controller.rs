@@ -19,6 +19,9 @@
 //! `--binary-only` runs only the 10,000 binary cases. `FERROLB_BENCH_WRAP=heaptrack` runs the
 //! child under a wrapper command, for profiling.
 
+#[path = "common/figures.rs"]
+mod figures;
+use figures::{percentile, status_mb};
 use std::{
     collections::HashMap,
     process::{Command, Stdio},
@@ -104,27 +107,6 @@ fn spawn_observer(client: Client, seen: Seen) -> tokio::task::JoinHandle<()> {
 
 fn rss_mb(pid: &str) -> f64 {
     status_mb(pid, "VmRSS:")
-}
-
-/// One `kB` figure of `/proc/<pid>/status`, in MiB.
-fn status_mb(pid: &str, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_string))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
 }
 
 /// Creates `n` Services (at `rate` per second, or as fast as possible) and waits until all
