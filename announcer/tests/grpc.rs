@@ -6,23 +6,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use announcer::ctl::{CtlArgs, CtlCommand, connect};
+use common::pki::{free_port, leaf, new_ca};
 use common::{Announcer, ctl_at, stderr};
 use proto::announcer::v1 as pb;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    SanType,
-};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 #[test]
 fn sync_replaces_the_set_and_refuses_older_generations() {
@@ -209,34 +198,6 @@ struct Pki {
     client_key: String,
     rogue_cert: String,
     rogue_key: String,
-}
-
-fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca")
-}
-
-fn leaf(
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    names: Vec<String>,
-    server: bool,
-) -> (String, String) {
-    let mut params = CertificateParams::new(names).expect("params");
-    if server {
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    } else {
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    }
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, issuer).expect("sign");
-    (cert.pem(), key.serialize_pem())
 }
 
 fn pki() -> Pki {
@@ -439,7 +400,7 @@ fn exit_of(args: &[&str]) -> (std::process::ExitStatus, String) {
 
 #[test]
 fn a_listener_that_cannot_be_bound_stops_the_process_naming_the_address() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = taken.local_addr().expect("address").to_string();
 
     let (status, stderr) = exit_of(&["--metrics-listen", &address]);

@@ -6,44 +6,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pki::{free_port, leaf, new_ca};
 use common::{Announcer, BIN, ctl_at, stderr};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca")
-}
-
-/// (certificate, key) PEMs of a leaf for `name`.
-fn leaf(ca: &CertifiedIssuer<'static, KeyPair>, name: &str, server: bool) -> (String, String) {
-    let mut params = CertificateParams::new(vec![name.to_string()]).expect("params");
-    params.extended_key_usages = vec![if server {
-        ExtendedKeyUsagePurpose::ServerAuth
-    } else {
-        ExtendedKeyUsagePurpose::ClientAuth
-    }];
-    let key = KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, ca).expect("sign");
-    (cert.pem(), key.serialize_pem())
-}
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 fn replace(path: &Path, text: &str) {
@@ -117,12 +85,12 @@ fn rotated_files_apply_to_new_connections_without_a_restart() {
     let file = |name: &str| dir.path().join(name);
     let (ca1, ca2) = (new_ca("ferrolb CA 1"), new_ca("ferrolb CA 2"));
     let (server1, server2) = (
-        leaf(&ca1, "ferrolb-announcer", true),
-        leaf(&ca2, "ferrolb-announcer", true),
+        leaf(&ca1, vec!["ferrolb-announcer".into()], true),
+        leaf(&ca2, vec!["ferrolb-announcer".into()], true),
     );
     let (client1, client2) = (
-        leaf(&ca1, "ferrolb-provider", false),
-        leaf(&ca2, "ferrolb-provider", false),
+        leaf(&ca1, vec!["ferrolb-provider".into()], false),
+        leaf(&ca2, vec!["ferrolb-provider".into()], false),
     );
     // The announcer's mounted Secret (tls.crt, tls.key, ca.crt) and the clients' files.
     replace(&file("tls.crt"), &server1.0);

@@ -16,6 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-announcer");
 mod netns;
 pub use netns::{run, unique};
 
+pub mod pki;
+
 /// True when the test can use namespaces and the ARP/NDP clients (see
 /// [`netns::prerequisites`]).
 pub fn can_use_netns(test: &str) -> bool {
