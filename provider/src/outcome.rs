@@ -26,8 +26,8 @@ pub enum Announce<'a> {
     Status(&'a ServiceStatus),
 }
 
-/// The `ferrolb.io/Announced` condition for `status`; `Keep` while pending after success.
-fn announced_condition(view: &ServiceView, status: &ServiceStatus) -> Field<ConditionSpec> {
+/// The `ferrolb.io/Announced` condition for `status`.
+fn announced_condition(status: &ServiceStatus) -> Field<ConditionSpec> {
     match status {
         ServiceStatus::Announced { mode, by } => {
             let list: Vec<String> = by
@@ -48,17 +48,12 @@ fn announced_condition(view: &ServiceView, status: &ServiceStatus) -> Field<Cond
                 message: format!("{} ({what})", list.join("; ")),
             })
         }
-        ServiceStatus::Pending { message, .. } => {
-            if view.shows_announced() {
-                Field::Keep
-            } else {
-                Field::Set(ConditionSpec {
-                    status: false,
-                    reason: "Pending".to_string(),
-                    message: message.clone(),
-                })
-            }
-        }
+        // A Service that shows True while pending is left alone by the index (Unknown).
+        ServiceStatus::Pending { message, .. } => Field::Set(ConditionSpec {
+            status: false,
+            reason: "Pending".to_string(),
+            message: message.clone(),
+        }),
         ServiceStatus::NotAnnounced {
             reason, message, ..
         } => Field::Set(ConditionSpec {
@@ -290,7 +285,7 @@ pub fn desired(
                 announced: match announce {
                     Announce::Off if view.condition(ANNOUNCED_CONDITION).is_some() => Field::Remove,
                     Announce::Off | Announce::Unknown => Field::Keep,
-                    Announce::Status(status) => announced_condition(view, status),
+                    Announce::Status(status) => announced_condition(status),
                 },
                 condition: Field::Set(ConditionSpec {
                     status: true,

@@ -92,7 +92,7 @@ pub async fn run(
                 let problem = drive(&node, channel, &mut desired, &mut tls, &reports).await;
                 match problem {
                     Some(problem) => problem,
-                    // New TLS material or a new endpoint: reconnect at once.
+                    // A new endpoint (or the controller is gone): reconnect at once.
                     None => continue,
                 }
             }
@@ -150,7 +150,7 @@ async fn connect(endpoint: AnnouncerEndpoint, tls: &ClientTls) -> Result<Channel
 }
 
 /// Keeps one connection in sync. Returns `Some(problem)` when the connection failed, `None`
-/// when the TLS material or the endpoint changed (reconnect).
+/// when the endpoint changed (reconnect). New TLS material is used by the next connection.
 async fn drive(
     node: &NodeName,
     channel: Channel,

@@ -10,8 +10,17 @@ use support::checks::{
     wait_announced, wait_bgp, wait_moved, wait_not_announced, wait_reachable_at, wait_single_owner,
     wait_single_owner_among, wait_withdrawn,
 };
-use support::cluster::NODES;
+use support::cluster::{Cluster, NODES};
 use support::scenario::{cluster_with_provider, create_announced, ipv6_only, mode};
+
+/// The Services both failover tests follow: a layer2 IPv4, a BGP and a layer2 IPv6 one;
+/// returns their addresses.
+fn layer2_bgp_and_ipv6(cluster: &Cluster) -> (String, String, String) {
+    let (ip, _) = create_announced(cluster, "default", "web", json!({}), json!({}), "layer2");
+    let (bgp, _) = create_announced(cluster, "bgp", "route", mode("bgp"), json!({}), "bgp");
+    let (ip6, _) = create_announced(cluster, "default", "web6", json!({}), ipv6_only(), "layer2");
+    (ip, bgp, ip6)
+}
 
 #[test]
 fn not_ready_or_excluded_node_loses_its_addresses() {
@@ -19,16 +28,7 @@ fn not_ready_or_excluded_node_loses_its_addresses() {
     else {
         return;
     };
-    let (ip, _) = create_announced(&cluster, "default", "web", json!({}), json!({}), "layer2");
-    let (bgp, _) = create_announced(&cluster, "bgp", "route", mode("bgp"), json!({}), "bgp");
-    let (ip6, _) = create_announced(
-        &cluster,
-        "default",
-        "web6",
-        json!({}),
-        ipv6_only(),
-        "layer2",
-    );
+    let (ip, bgp, ip6) = layer2_bgp_and_ipv6(&cluster);
     let first = wait_single_owner(&cluster, &ip, "layer2", None);
     wait_reachable_at(&cluster, &ip, &first);
     wait_bgp(&cluster, &bgp, &NODES);
@@ -137,16 +137,7 @@ fn killed_announcer_loses_its_addresses_and_is_resynced_on_restart() {
     else {
         return;
     };
-    let (ip, _) = create_announced(&cluster, "default", "web", json!({}), json!({}), "layer2");
-    let (bgp, _) = create_announced(&cluster, "bgp", "route", mode("bgp"), json!({}), "bgp");
-    let (ip6, _) = create_announced(
-        &cluster,
-        "default",
-        "web6",
-        json!({}),
-        ipv6_only(),
-        "layer2",
-    );
+    let (ip, bgp, ip6) = layer2_bgp_and_ipv6(&cluster);
     let victim = wait_single_owner(&cluster, &ip, "layer2", None);
     wait_reachable_at(&cluster, &ip, &victim);
     wait_bgp(&cluster, &bgp, &NODES);
