@@ -100,6 +100,34 @@ fn every_mode_is_reachable_from_the_lan_and_withdrawn_when_the_service_is_delete
         .steps
         .log(&format!("(c) vip: {vip}/32 is on {vip_owner}'s eth0"));
 
+    // The README's two commands that show which node answers for which address.
+    let wide = cluster.kubectl.ok(&["get", "svc", "-o", "wide"], None);
+    assert!(
+        wide.lines()
+            .any(|l| l.contains("vip-v4") && l.contains(&vip)),
+        "kubectl get svc -o wide shows no EXTERNAL-IP {vip} for vip-v4:\n{wide}"
+    );
+    let columns = cluster.kubectl.ok(
+        &[
+            "get",
+            "svc",
+            "-A",
+            "-o",
+            r#"custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,EXTERNAL-IP:.status.loadBalancer.ingress[*].ip,ANNOUNCED:.status.conditions[?(@.type=="ferrolb.io/Announced")].message"#,
+        ],
+        None,
+    );
+    let answered = format!("{vip} by {vip_owner} (held in vip mode)");
+    assert!(
+        columns
+            .lines()
+            .any(|l| l.contains("vip-v4") && l.contains(&answered)),
+        "the README's custom-columns command does not show {answered:?} for vip-v4:\n{columns}"
+    );
+    cluster
+        .steps
+        .log(&format!("README commands: vip-v4 {answered}"));
+
     // (d) BGP: every eligible node advertises; BIRD holds one path per node. The OpenELB
     // annotation selects the mode too.
     let (bgp, message) = create_announced(&cluster, "bgp", "bgp-v4", mode("bgp"), json!({}), "bgp");
