@@ -37,6 +37,8 @@ use crate::{
     announce::{
         driver::{ClientTls, DriverReport},
         job::Job as AnnounceJob,
+        model::{NodeInfo, NodeName},
+        topology::node_info,
     },
     args::{AnnouncersMode, Args},
     http::{Health, Phase},
@@ -44,6 +46,7 @@ use crate::{
     lease::{self, Claim, LeaseSettings},
     metrics::Metrics,
     nodes,
+    relist::{Change, relisted},
     service_view::{ClassFilter, ServiceView},
     stream::stream_of,
     writer::{EventSource, Job, Reread, Writer, publish_events},
@@ -177,30 +180,40 @@ pub async fn run(ctx: Context, args: &Args) {
 // Inputs are moved once from the stream into the loop; boxing would only add allocations.
 #[allow(clippy::large_enum_variant)]
 enum Input {
-    Services(Result<watcher::Event<Service>, watcher::Error>),
-    Config(Result<watcher::Event<ConfigMap>, watcher::Error>),
+    Services(Result<Change<Service, ServiceView>, watcher::Error>),
+    Config(Result<Change<ConfigMap, ConfigMap>, watcher::Error>),
     Reread(Reread),
-    Nodes(Result<watcher::Event<Node>, watcher::Error>),
-    Slices(Result<watcher::Event<EndpointSlice>, watcher::Error>),
+    Nodes(Result<Change<Node, (NodeName, NodeInfo)>, watcher::Error>),
+    Slices(Result<Change<EndpointSlice, EndpointSlice>, watcher::Error>),
     Driver(DriverReport),
 }
 
 /// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
 pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
-    let services: BoxStream<'static, Input> = watcher(
-        Api::<Service>::all(ctx.client.clone()),
-        watcher::Config::default(),
+    // Only the compact views of a (re)list are buffered, never thousands of whole Services.
+    let services: BoxStream<'static, Input> = relisted(
+        watcher(
+            Api::<Service>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+        |service| ServiceView::from_service(&service),
     )
-    .default_backoff()
     .map(Input::Services)
     .boxed();
     let config_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config_namespace);
     let config_selector = format!("metadata.name={}", ctx.config_name);
-    let configs: BoxStream<'static, Input> = watcher(
-        config_api,
-        watcher::Config::default().fields(&config_selector),
+    let config_name = ctx.config_name.clone();
+    let configs: BoxStream<'static, Input> = relisted(
+        watcher(
+            config_api,
+            watcher::Config::default().fields(&config_selector),
+        )
+        .default_backoff(),
+        move |config: ConfigMap| {
+            (config.metadata.name.as_deref() == Some(config_name.as_str())).then_some(config)
+        },
     )
-    .default_backoff()
     .map(Input::Config)
     .boxed();
     let (reread_tx, reread_rx) = mpsc::unbounded_channel();
@@ -208,18 +221,24 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut streams = vec![services, configs, rereads];
     let mut announce = None;
     if let Some(cluster) = &ctx.cluster {
-        let nodes = watcher(
-            Api::<Node>::all(ctx.client.clone()),
-            watcher::Config::default(),
+        let nodes = relisted(
+            watcher(
+                Api::<Node>::all(ctx.client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
+            |node| node_info(&node),
         )
-        .default_backoff()
         .map(Input::Nodes)
         .boxed();
-        let slices = watcher(
-            Api::<EndpointSlice>::all(ctx.client.clone()),
-            watcher::Config::default(),
+        let slices = relisted(
+            watcher(
+                Api::<EndpointSlice>::all(ctx.client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
+            Some,
         )
-        .default_backoff()
         .map(Input::Slices)
         .boxed();
         let (report_tx, report_rx) = mpsc::unbounded_channel();
@@ -267,9 +286,6 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     ));
 
     let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
-    // Only the compact views of a (re)list are buffered, never thousands of whole Services.
-    let mut service_buffer: Option<Vec<ServiceView>> = None;
-    let mut config_buffer: Option<Vec<ConfigMap>> = None;
     // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
     let mut stats_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     // The announce job runs at most every few milliseconds: a burst of events costs one
@@ -299,51 +315,24 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         };
         announce_dirty |= announce.is_some();
         let writes = match input {
-            Input::Services(Ok(event)) => match event {
-                watcher::Event::Init => {
-                    service_buffer = Some(Vec::new());
-                    Vec::new()
-                }
-                watcher::Event::InitApply(service) => {
-                    let buffer = service_buffer.get_or_insert_with(Vec::new);
-                    buffer.extend(ServiceView::from_service(&service));
-                    Vec::new()
-                }
-                watcher::Event::InitDone => {
-                    index.reset_views(service_buffer.take().unwrap_or_default())
-                }
-                watcher::Event::Apply(service) => index.apply_service(&service),
-                watcher::Event::Delete(service) => index.delete_service(
+            Input::Services(Ok(change)) => match change {
+                Change::Listed(views) => index.reset_views(views),
+                Change::Applied(service) => index.apply_service(&service),
+                Change::Deleted(service) => index.delete_service(
                     service.metadata.namespace.as_deref().unwrap_or_default(),
                     service.metadata.name.as_deref().unwrap_or_default(),
                 ),
             },
-            Input::Config(Ok(event)) => {
-                // `Init` comes before every list attempt, so only real data proves the
-                // ConfigMap readable again.
-                if !matches!(event, watcher::Event::Init) {
-                    index.config_readable();
-                }
+            Input::Config(Ok(change)) => {
+                // Only real data proves the ConfigMap readable again.
+                index.config_readable();
                 let ours =
                     |cm: &ConfigMap| cm.metadata.name.as_deref() == Some(ctx.config_name.as_str());
-                match event {
-                    watcher::Event::Init => {
-                        config_buffer = Some(Vec::new());
-                        Vec::new()
-                    }
-                    watcher::Event::InitApply(config) => {
-                        config_buffer.get_or_insert_with(Vec::new).push(config);
-                        Vec::new()
-                    }
-                    watcher::Event::InitDone => {
-                        let listed = config_buffer.take().unwrap_or_default();
-                        index.apply_config(listed.iter().find(|cm| ours(cm)))
-                    }
-                    watcher::Event::Apply(config) if ours(&config) => {
-                        index.apply_config(Some(&config))
-                    }
-                    watcher::Event::Delete(config) if ours(&config) => index.apply_config(None),
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) => Vec::new(),
+                match change {
+                    Change::Listed(listed) => index.apply_config(listed.first()),
+                    Change::Applied(config) if ours(&config) => index.apply_config(Some(&config)),
+                    Change::Deleted(config) if ours(&config) => index.apply_config(None),
+                    Change::Applied(_) | Change::Deleted(_) => Vec::new(),
                 }
             }
             Input::Config(Err(error)) => {
@@ -357,15 +346,15 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             }
             Input::Reread(Reread::Found(service)) => index.apply_service(&service),
             Input::Reread(Reread::Gone(key)) => index.delete_service(&key.namespace, &key.name),
-            Input::Nodes(Ok(event)) => {
+            Input::Nodes(Ok(change)) => {
                 if let Some(job) = announce.as_mut() {
-                    job.node_event(event);
+                    job.node_change(change);
                 }
                 Vec::new()
             }
-            Input::Slices(Ok(event)) => {
+            Input::Slices(Ok(change)) => {
                 if let Some(job) = announce.as_mut() {
-                    job.slice_event(event);
+                    job.slice_change(change);
                 }
                 Vec::new()
             }

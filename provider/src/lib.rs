@@ -20,6 +20,7 @@ pub mod nodes;
 pub mod outcome;
 pub mod patch;
 pub mod pools;
+pub mod relist;
 pub mod service_view;
 pub mod stream;
 pub mod telemetry;

@@ -19,7 +19,6 @@ use std::{
 };
 
 use k8s_openapi::api::{core::v1::Node, discovery::v1::EndpointSlice};
-use kube::runtime::watcher;
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -35,6 +34,7 @@ use crate::{
     index::{Index, ServiceWrite},
     ipam::ServiceKey,
     metrics::{Metrics, NodeModeLabels},
+    relist::Change,
 };
 
 /// The Sync generation of the `sent`-th set of a term.
@@ -66,8 +66,6 @@ pub struct Job {
     metrics: Arc<Metrics>,
     /// The announcer endpoints changed since drivers were last started or stopped.
     announcers_changed: bool,
-    node_buffer: Option<BTreeMap<NodeName, NodeInfo>>,
-    slice_buffer: Option<Vec<EndpointSlice>>,
     nodes_listed: bool,
     slices_listed: bool,
 }
@@ -92,35 +90,24 @@ impl Job {
             tls,
             reports,
             metrics,
-            node_buffer: None,
-            slice_buffer: None,
             nodes_listed: false,
             slices_listed: false,
         }
     }
 
-    /// A Node watch event.
-    pub fn node_event(&mut self, event: watcher::Event<Node>) {
-        match event {
-            watcher::Event::Init => self.node_buffer = Some(BTreeMap::new()),
-            watcher::Event::InitApply(node) => {
-                if let Some((name, info)) = node_info(&node) {
-                    self.node_buffer
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(name, info);
-                }
-            }
-            watcher::Event::InitDone => {
-                self.planner
-                    .reset_nodes(self.node_buffer.take().unwrap_or_default());
+    /// A change of the Nodes (listed as their [`NodeInfo`]).
+    pub fn node_change(&mut self, change: Change<Node, (NodeName, NodeInfo)>) {
+        match change {
+            Change::Listed(nodes) => {
+                self.planner.reset_nodes(nodes.into_iter().collect());
                 self.nodes_listed = true;
             }
-            watcher::Event::Apply(node) => {
+            Change::Applied(node) => {
                 if let Some((name, info)) = node_info(&node) {
                     self.planner.set_node(&name, Some(info));
                 }
             }
-            watcher::Event::Delete(node) => {
+            Change::Deleted(node) => {
                 if let Some((name, _)) = node_info(&node) {
                     self.planner.set_node(&name, None);
                 }
@@ -128,24 +115,15 @@ impl Job {
         }
     }
 
-    /// An EndpointSlice watch event.
-    pub fn slice_event(&mut self, event: watcher::Event<EndpointSlice>) {
-        let touched: Vec<ServiceKey> = match event {
-            watcher::Event::Init => {
-                self.slice_buffer = Some(Vec::new());
-                return;
-            }
-            watcher::Event::InitApply(slice) => {
-                self.slice_buffer.get_or_insert_with(Vec::new).push(slice);
-                return;
-            }
-            watcher::Event::InitDone => {
-                let listed = self.slice_buffer.take().unwrap_or_default();
+    /// A change of the EndpointSlices.
+    pub fn slice_change(&mut self, change: Change<EndpointSlice, EndpointSlice>) {
+        let touched: Vec<ServiceKey> = match change {
+            Change::Listed(listed) => {
                 self.slices_listed = true;
                 self.slices.reset(&listed).into_iter().collect()
             }
-            watcher::Event::Apply(slice) => self.slices.apply(&slice).into_iter().collect(),
-            watcher::Event::Delete(slice) => {
+            Change::Applied(slice) => self.slices.apply(&slice).into_iter().collect(),
+            Change::Deleted(slice) => {
                 let namespace = slice.metadata.namespace.as_deref().unwrap_or_default();
                 let name = slice.metadata.name.as_deref().unwrap_or_default();
                 self.slices.delete(namespace, name).into_iter().collect()
