@@ -389,6 +389,7 @@ async fn execute(
                     generation,
                     announcements,
                     node,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -80,6 +80,7 @@ pub fn status(status: &AnnouncementStatus) -> pb::AnnouncementStatus {
         mac: observed.mac.as_ref().map(format_mac).unwrap_or_default(),
         message: observed.message.to_string(),
         since_unix_ms: observed.since_unix_ms,
+        ..Default::default()
     }
 }
 

@@ -352,6 +352,7 @@ async fn malformed_bgp_attributes_are_refused_naming_the_request_field() {
                 bgp("203.0.113.4", &[], &["1:2"]),
             ],
             node: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("bad large community accepted");

@@ -98,6 +98,7 @@ async fn labels_only_syncs_keep_answering(mode: pb::Mode) {
         generation: 1,
         announcements: vec![announcement(mode, 0)],
         node: "node-a".into(),
+        ..Default::default()
     })
     .await
     .expect("first sync");
@@ -129,6 +130,7 @@ async fn labels_only_syncs_keep_answering(mode: pb::Mode) {
                 generation,
                 announcements: vec![announcement(mode, generation)],
                 node: "node-a".into(),
+                ..Default::default()
             })
             .await
             .expect("sync")

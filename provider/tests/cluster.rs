@@ -287,6 +287,7 @@ async fn a_deposed_leaders_late_sync_is_refused() {
             generation: deposed.generation,
             announcements: Vec::new(),
             node: NODES[owner].to_string(),
+            ..Default::default()
         })
         .await
         .expect_err("stale Sync refused");

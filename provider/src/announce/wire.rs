@@ -54,6 +54,7 @@ pub fn sync_request(node: &str, generation: u64, set: &[NodeAnnouncement]) -> pb
         generation,
         announcements,
         node: node.to_string(),
+        ..Default::default()
     }
 }
 
@@ -69,7 +70,7 @@ pub fn report(state: &pb::State) -> HashMap<(IpAddr, Mode), Phase> {
             let phase = match pb::Phase::try_from(status.phase).ok()? {
                 pb::Phase::Active => Phase::Active,
                 pb::Phase::Failed => Phase::Failed(status.message.clone()),
-                pb::Phase::Pending | pb::Phase::Unspecified => {
+                pb::Phase::Pending | pb::Phase::Standby | pb::Phase::Unspecified => {
                     Phase::Pending(status.message.clone())
                 }
             };
