@@ -21,6 +21,7 @@ pub mod outcome;
 pub mod patch;
 pub mod pools;
 pub mod service_view;
+pub mod strconv;
 pub mod stream;
 pub mod telemetry;
 pub mod writer;

@@ -81,6 +81,7 @@ fn adoption(namespace: &str, name: &str, held: &[&str], created: i64) -> Adoptio
         request: asking(namespace, name, held),
         addresses: ips(held),
         order: (created, name.to_owned()),
+        as_requested: false,
     }
 }
 
@@ -98,7 +99,8 @@ fn adoption_keeps_existing_addresses_and_the_older_service_wins() {
         vec![AdoptionConflict {
             key: key("web", "young"),
             address: ip("192.0.2.7"),
-            held_by: key("web", "old")
+            held_by: key("web", "old"),
+            kept: false,
         }]
     );
     assert_eq!(
@@ -167,8 +169,10 @@ fn changed_pools_keep_allocations_and_report_those_outside() {
     assert_eq!((web.size, web.used, web.free), (15, 2, 13));
 }
 
+/// `0.0.0.0` asks kube-vip for a DHCP lease; such a request is valid in any pool (issue #12,
+/// point 4), so it never counts as outside one.
 #[test]
-fn adopted_dhcp_services_are_inside_their_dhcp_pool() {
+fn adopted_dhcp_services_are_never_outside_a_pool() {
     let mut allocator = Allocator::new(pools(&[
         ("cidr-lab", "0.0.0.0/32"),
         ("cidr-web", "192.0.2.0/24"),
@@ -179,7 +183,7 @@ fn adopted_dhcp_services_are_inside_their_dhcp_pool() {
         adoption("web", "c", &["0.0.0.0"], 3),
     ]);
     assert_eq!(conflicts, vec![]);
-    assert_eq!(allocator.outside_pools(), vec![key("web", "c")]);
+    assert_eq!(allocator.outside_pools(), vec![]);
 }
 
 #[test]
