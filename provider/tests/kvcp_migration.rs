@@ -58,7 +58,9 @@ struct Left {
     families: Option<(&'static str, &'static [&'static str])>,
     /// (protocol, port).
     port: (&'static str, i32),
-    /// FerroLB would refuse this request for a new Service (an `AdoptedAsIs` Event).
+    /// FerroLB would refuse this request for a new Service (an `AdoptedAsIs` Event). Of the
+    /// two Services on one address, the younger one is told (both were created in the
+    /// same second here, so the uid decides which).
     refused_today: bool,
 }
 
@@ -111,7 +113,7 @@ const LEFT: &[Left] = &[
         addresses: "198.51.100.53",
         families: None,
         port: ("TCP", 53),
-        refused_today: false,
+        refused_today: true,
     },
     Left {
         namespace: "web",
@@ -256,6 +258,7 @@ async fn binary_started_over_services_left_by_kvcp_changes_nothing_they_show() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    let mut told_dns = 0;
     for left in LEFT {
         let svc = get(&client, left.namespace, left.name)
             .await
@@ -281,19 +284,24 @@ async fn binary_started_over_services_left_by_kvcp_changes_nothing_they_show() {
         );
         let events = events_for(&server, left.name);
         assert!(
-            !events
-                .iter()
-                .any(|(reason, _)| reason == "AddressChanged" || reason == "AllocationFailed"),
+            !events.iter().any(|(reason, _)| {
+                ["AddressAllocated", "AddressChanged", "AllocationFailed"]
+                    .contains(&reason.as_str())
+            }),
             "{}: {events:?}",
             left.name
         );
-        assert_eq!(
-            events.iter().any(|(reason, _)| reason == "AdoptedAsIs"),
-            left.refused_today,
-            "{}: {events:?}",
-            left.name
-        );
+        let told = events.iter().any(|(reason, _)| reason == "AdoptedAsIs");
+        if left.name.starts_with("dns-") {
+            told_dns += usize::from(told);
+        } else {
+            assert_eq!(told, left.refused_today, "{}: {events:?}", left.name);
+        }
     }
+    assert_eq!(
+        told_dns, 1,
+        "one of the two Services on 198.51.100.53 is told"
+    );
 
     // A new Service next to them gets a free address, not one KVCP's Services hold.
     create(&client, "web", &lb("new")).await;
@@ -303,7 +311,7 @@ async fn binary_started_over_services_left_by_kvcp_changes_nothing_they_show() {
         "kvcp_migration services={} unchanged={} adopted_as_is_events={}",
         LEFT.len(),
         LEFT.len(),
-        LEFT.iter().filter(|l| l.refused_today).count()
+        LEFT.iter().filter(|l| l.refused_today).count() - 1
     );
 }
 

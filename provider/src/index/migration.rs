@@ -23,20 +23,29 @@ use crate::{
     service_view::{IMPLEMENTATION_VALUE, ServiceView, join, parse_list},
 };
 
-/// Addresses a Service already carries that we adopt: what we recorded, or — for Services
-/// allocated by kube-vip-cloud-provider (its `implementation=kube-vip` label) — its
-/// annotation, or for a legacy KVCP Service without the annotation its
-/// `spec.loadBalancerIP` (KVCP copies that into the annotation; so do we).
+/// The addresses a Service shows as kube-vip-cloud-provider left it (its
+/// `implementation=kube-vip` label and no record of ours): its annotation, or for a legacy
+/// KVCP Service without the annotation its `spec.loadBalancerIP` (KVCP copies that into the
+/// annotation; so do we). `0.0.0.0` (DHCP) included.
+pub fn left_by_kvcp(view: &ServiceView) -> Vec<IpAddr> {
+    if view.allocated.is_some()
+        || view.implementation_label.as_deref() != Some(IMPLEMENTATION_VALUE)
+    {
+        return Vec::new();
+    }
+    match &view.loadbalancer_ips {
+        Some(list) => parse_list(Some(list)),
+        None => parse_list(view.load_balancer_ip.as_deref()),
+    }
+}
+
+/// Addresses a Service already carries that we adopt: what we recorded, or what
+/// kube-vip-cloud-provider left ([`left_by_kvcp`]).
 pub fn adoptable_addresses(view: &ServiceView) -> Vec<IpAddr> {
     let mut addresses = if view.allocated.is_some() {
         view.recorded_addresses()
-    } else if view.implementation_label.as_deref() == Some(IMPLEMENTATION_VALUE) {
-        match &view.loadbalancer_ips {
-            Some(list) => parse_list(Some(list)),
-            None => parse_list(view.load_balancer_ip.as_deref()),
-        }
     } else {
-        Vec::new()
+        left_by_kvcp(view)
     };
     // DHCP placeholders are not addresses anybody holds.
     addresses.retain(|a| !a.is_unspecified());

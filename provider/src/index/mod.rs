@@ -650,7 +650,12 @@ impl Index {
             Some(seen) => seen.clone(),
             None => {
                 let pool = self.allocator.allocation(key).map(|a| a.pool.as_str());
-                Seen::from_view(view, pool)
+                let mut seen = Seen::from_view(view, pool);
+                if view.allocated.is_none() {
+                    // What kube-vip-cloud-provider left: adopting it is no new allocation.
+                    seen.addresses = migration::left_by_kvcp(view);
+                }
+                seen
             }
         };
         let (mut notes, next) = events(&seen, &outcome);
