@@ -281,11 +281,22 @@ pub fn desired(
             let (reason, message) = if *outside_pool {
                 (
                     "OutsidePool",
-                    format!(
-                        "{list} no longer lies in any pool for namespace {}; kept (run with \
-                         --reallocate-outside-pools to move it, or add it back to the ConfigMap)",
-                        view.key.namespace
-                    ),
+                    if requested.is_empty() {
+                        format!(
+                            "{list} no longer lies in any pool for namespace {}; kept (run with \
+                             --reallocate-outside-pools to move it, or add it back to the \
+                             ConfigMap)",
+                            view.key.namespace
+                        )
+                    } else {
+                        // Requested (for example left by kube-vip-cloud-provider, which
+                        // never checked it): moving it would not honour the request.
+                        format!(
+                            "{list} lies in no pool for namespace {}; kept as requested (add it \
+                             to the ConfigMap to silence this)",
+                            view.key.namespace
+                        )
+                    },
                 )
             } else {
                 let sharing = if *shared {
