@@ -170,5 +170,6 @@ pub(super) fn started(
 mod changes;
 mod kube_vip;
 mod kvcp;
+mod kvcp_tables;
 mod lifecycle;
 mod requests;
