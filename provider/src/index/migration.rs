@@ -163,6 +163,12 @@ impl ConfigNotes {
         });
     }
 
+    /// The ConfigMap is gone: its next reading is news again.
+    pub fn config_missing(&mut self) {
+        self.last = None;
+        self.pending = None;
+    }
+
     /// The Events not yet published.
     pub fn take(&mut self) -> Option<ConfigEvents> {
         self.pending.take()

@@ -418,6 +418,8 @@ impl Index {
                 parsed.pools
             }
             None => {
+                self.config_notes.config_missing();
+                self.metrics.config_kvcp_differences.set(0);
                 self.config_problems.push((
                     None,
                     format!(
