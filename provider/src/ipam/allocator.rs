@@ -1,12 +1,18 @@
 //! The allocator: turns a [`ServiceRequest`] into an [`Allocation`] from its namespace's pool.
 //!
 //! ```text
-//!  ServiceRequest ─► pool_for_namespace ─► requested? ─ yes ─► validate, reserve (or join)
+//!  ServiceRequest ─► requested only 0.0.0.0, or unchecked requests? ─ yes ─► take as written
+//!                          │ no
+//!                          ▼
+//!                   pool_for_namespace ─► requested? ─ yes ─► validate, reserve (or join)
 //!                                              │ no
 //!                                              ▼
 //!                          per family slot (family policy, ipFamilies order):
-//!                          previous address ─► shareable address ─► next free address
+//!                          DHCP family ─► 0.0.0.0; else previous address ─► shareable
+//!                          address ─► next free address
 //! ```
+//! A Service adopted as kube-vip-cloud-provider left it (`Held::as_requested`) keeps its
+//! addresses unchecked for as long as it asks for the same ones.
 //! All state lives in one [`AddressSpace`] (cluster-wide in-use set and per-pool free space)
 //! and the map of what each Service holds; nothing here does I/O or reads a clock.
 

@@ -2,7 +2,9 @@
 //!
 //! Requested addresses come raw from `spec.loadBalancerIP` and the `kube-vip.io/loadbalancerIPs`
 //! annotation. kube-vip-cloud-provider accepts anything there; we check that each one parses,
-//! lies in the namespace's pool, and fits the Service's family policy, and say why not.
+//! lies in the namespace's pool, and fits the Service's family policy, and say why not —
+//! unless the allocator is told to take them unchecked, as KVCP does. `0.0.0.0` (kube-vip's
+//! DHCP) needs no pool.
 
 use std::collections::BTreeSet;
 use std::fmt;
