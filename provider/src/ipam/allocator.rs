@@ -37,8 +37,6 @@ pub(crate) struct Held {
     pub(crate) request: ServiceRequest,
     /// Others may join its addresses.
     pub(crate) shareable: bool,
-    /// False for DHCP pools: `0.0.0.0` is not in the in-use set.
-    pub(crate) tracked: bool,
     /// Adopted as the Service asked for it (kube-vip-cloud-provider's rules): while its
     /// requested addresses stay the same, it keeps them without being checked again.
     pub(crate) as_requested: bool,
@@ -361,7 +359,6 @@ impl Allocator {
                 allocation: allocation.clone(),
                 request: req.clone(),
                 shareable,
-                tracked: true,
                 as_requested: false,
             },
         );
@@ -373,12 +370,11 @@ impl Allocator {
         let Some(held) = self.held.remove(key) else {
             return Vec::new();
         };
-        if held.tracked {
-            for &address in &held.allocation.addresses {
-                let remaining = self.space.give_back(&self.pools, address, key);
-                if let [last] = remaining.as_slice() {
-                    self.refresh_shared(&last.clone());
-                }
+        // `0.0.0.0` (DHCP) was never taken; giving it back is a no-op.
+        for &address in &held.allocation.addresses {
+            let remaining = self.space.give_back(&self.pools, address, key);
+            if let [last] = remaining.as_slice() {
+                self.refresh_shared(&last.clone());
             }
         }
         held.allocation.addresses
