@@ -202,3 +202,49 @@ fn a_service_whose_ports_go_away_stops_being_joinable() {
     let udp = with_ports("dns", "b", &[(Protocol::Udp, 53)]);
     assert_eq!(addresses(&mut allocator, &udp), ips(&["192.0.2.2"]));
 }
+
+/// Addresses a Service explicitly asks for — every address kube-vip-cloud-provider left — are
+/// adopted as they are: a conflict does not take them away, and they are not checked again
+/// while the request stays the same (issue #12, point 5).
+#[test]
+fn adoption_as_requested_keeps_conflicting_and_outside_addresses() {
+    let mut allocator = Allocator::new(pools(&[("cidr-web", "192.0.2.0/24")]));
+    let as_requested = |namespace: &str, name: &str, held: &[&str], created: i64| Adoption {
+        as_requested: true,
+        ..adoption(namespace, name, held, created)
+    };
+    let conflicts = allocator.adopt(vec![
+        as_requested("web", "tcp", &["192.0.2.53"], 1),
+        as_requested("web", "udp", &["192.0.2.53"], 2),
+        as_requested("web", "outside", &["198.51.100.7"], 3),
+        as_requested("lab", "no-pool", &["203.0.113.9"], 4),
+    ]);
+    assert_eq!(
+        conflicts,
+        vec![AdoptionConflict {
+            key: key("web", "udp"),
+            address: ip("192.0.2.53"),
+            held_by: key("web", "tcp"),
+            kept: true,
+        }]
+    );
+    for (namespace, name, address) in [
+        ("web", "tcp", "192.0.2.53"),
+        ("web", "udp", "192.0.2.53"),
+        ("web", "outside", "198.51.100.7"),
+        ("lab", "no-pool", "203.0.113.9"),
+    ] {
+        // The same request again, now with a port: kept, not re-validated.
+        let mut again = asking(namespace, name, &[address]);
+        again.ports = vec![(Protocol::Udp, 5353)];
+        assert_eq!(addresses(&mut allocator, &again), ips(&[address]), "{name}");
+    }
+    // Asking for something else is judged like any new request.
+    let moved = asking("web", "outside", &["198.51.100.8"]);
+    assert_eq!(failure(&mut allocator, &moved).reason(), "NotInPool");
+    // New Services never get an address adopted as is.
+    assert_eq!(
+        addresses(&mut allocator, &req("web", "new")),
+        ips(&["192.0.2.1"])
+    );
+}
