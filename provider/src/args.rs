@@ -3,6 +3,8 @@
 //! Every flag has an environment fallback so the Deployment can be configured either way.
 //! The ConfigMap location also honours kube-vip-cloud-provider's own variables
 //! (`KUBEVIP_NAMESPACE`, `KUBEVIP_CONFIG_MAP`) so an existing KVCP manifest keeps working.
+//! Booleans, on the command line and in the environment, read like Go's `strconv.ParseBool`
+//! ([`crate::strconv`]), as KVCP reads `KUBEVIP_ENABLE_LOADBALANCERCLASS`.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -27,7 +29,7 @@ pub struct Args {
 
     /// kube-vip-cloud-provider's class mode: without --load-balancer-class, serve only
     /// Services of class --kube-vip-class-name (as KVCP does when this variable is true).
-    #[arg(long, env = "KUBEVIP_ENABLE_LOADBALANCERCLASS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBEVIP_ENABLE_LOADBALANCERCLASS", default_value_t = false, action = clap::ArgAction::Set, value_parser = crate::strconv::parse_flag)]
     pub kube_vip_class_mode: bool,
 
     /// The class served in kube-vip-cloud-provider's class mode.
@@ -39,12 +41,13 @@ pub struct Args {
     pub kube_vip_class_name: String,
 
     /// With --load-balancer-class: also serve Services that have no class.
-    #[arg(long, env = "FERROLB_ALSO_CLASSLESS", default_value_t = false)]
+    #[arg(long, env = "FERROLB_ALSO_CLASSLESS", default_value_t = false, value_parser = crate::strconv::parse_flag)]
     pub also_classless: bool,
 
-    /// Write the first address into spec.loadBalancerIP of single-stack Services, as
-    /// kube-vip-cloud-provider does.
-    #[arg(long, env = "FERROLB_WRITE_LOAD_BALANCER_IP", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Write the first address into spec.loadBalancerIP when the provider picks the
+    /// addresses (of dual-stack Services too), as kube-vip-cloud-provider does; a value the
+    /// user set is never overwritten.
+    #[arg(long, env = "FERROLB_WRITE_LOAD_BALANCER_IP", default_value_t = true, action = clap::ArgAction::Set, value_parser = crate::strconv::parse_flag)]
     pub write_load_balancer_ip: bool,
 
     /// Who writes status.loadBalancer.ingress: `allocated` (this controller, as soon as an
@@ -52,17 +55,26 @@ pub struct Args {
     #[arg(long, env = "FERROLB_STATUS", value_enum, default_value_t = StatusMode::Allocated)]
     pub status: StatusMode,
 
+    /// How requested addresses (`kube-vip.io/loadbalancerIPs`, `spec.loadBalancerIP`) of new
+    /// or changed Services are treated: `validate` (they must parse, lie in the namespace's
+    /// pool, fit the Service's families and be free or shareable) or `unchecked` (taken as
+    /// written, as kube-vip-cloud-provider does, also outside every pool and also when
+    /// another Service holds them).
+    #[arg(long, env = "FERROLB_REQUESTED_ADDRESSES", value_enum, default_value_t = RequestedAddresses::Validate)]
+    pub requested_addresses: RequestedAddresses,
+
     /// Move Services whose address no longer lies in any pool (after a ConfigMap change) to a
     /// new address instead of keeping it and reporting it.
     #[arg(
         long,
         env = "FERROLB_REALLOCATE_OUTSIDE_POOLS",
-        default_value_t = false
+        default_value_t = false,
+        value_parser = crate::strconv::parse_flag
     )]
     pub reallocate_outside_pools: bool,
 
     /// Elect a single writer with the coordination.k8s.io/v1 Lease `ferrolb-provider`.
-    #[arg(long, env = "FERROLB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FERROLB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set, value_parser = crate::strconv::parse_flag)]
     pub leader_elect: bool,
 
     /// Lease duration: how long a lease stays valid after its last renewal.
@@ -85,7 +97,7 @@ pub struct Args {
     /// Remove the `node.cloudprovider.kubernetes.io/uninitialized` taint from Nodes that carry
     /// it and set their empty spec.providerID to `ferrolb://<node-name>` (for kubelet
     /// --cloud-provider=external); Nodes without the taint are never touched.
-    #[arg(long, env = "FERROLB_INITIALIZE_NODES", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "FERROLB_INITIALIZE_NODES", default_value_t = true, action = clap::ArgAction::Set, value_parser = crate::strconv::parse_flag)]
     pub initialize_nodes: bool,
 
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
@@ -160,6 +172,15 @@ pub enum StatusMode {
     Allocated,
     /// Never written (kube-vip writes it once it announces the address).
     None,
+}
+
+/// How requested addresses are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RequestedAddresses {
+    /// Checked against the pool, the family policy and other Services; refusals reported.
+    Validate,
+    /// Taken as written, like kube-vip-cloud-provider (for static addresses outside pools).
+    Unchecked,
 }
 
 /// Log output format.
@@ -288,6 +309,34 @@ mod tests {
         assert!(!args.leader_elect);
         assert!(!args.initialize_nodes);
         assert_eq!(args.status, StatusMode::None);
+    }
+
+    #[test]
+    fn booleans_read_like_go_strconv_parse_bool() {
+        // KVCP parses KUBEVIP_ENABLE_LOADBALANCERCLASS with strconv.ParseBool; the flag and
+        // its variable share this value parser.
+        for (text, expected) in [("True", true), ("1", true), ("t", true), ("FALSE", false)] {
+            let args = Args::try_parse_from([
+                "ferrolb-provider",
+                &format!("--kube-vip-class-mode={text}"),
+                &format!("--leader-elect={text}"),
+            ])
+            .expect("Go booleans parse");
+            assert_eq!(args.kube_vip_class_mode, expected, "{text}");
+            assert_eq!(args.leader_elect, expected, "{text}");
+        }
+        let refused = Args::try_parse_from(["ferrolb-provider", "--kube-vip-class-mode=yes"])
+            .expect_err("not a Go boolean");
+        assert!(refused.to_string().contains("not a boolean"), "{refused}");
+    }
+
+    #[test]
+    fn requested_addresses_are_validated_unless_unchecked_is_asked_for() {
+        let args = Args::try_parse_from(["ferrolb-provider"]).expect("defaults parse");
+        assert_eq!(args.requested_addresses, RequestedAddresses::Validate);
+        let kvcp = Args::try_parse_from(["ferrolb-provider", "--requested-addresses=unchecked"])
+            .expect("flags parse");
+        assert_eq!(kvcp.requested_addresses, RequestedAddresses::Unchecked);
     }
 
     #[test]

@@ -49,7 +49,7 @@ use crate::{
     relist::{Change, relisted},
     service_view::{ClassFilter, ServiceView},
     stream::stream_of,
-    writer::{EventSource, Job, Reread, Writer, publish_events},
+    writer::{EventBatch, EventSource, Job, Reread, Writer, publish_events},
 };
 
 /// Everything a term needs.
@@ -108,6 +108,8 @@ impl Context {
                 cluster_default_mode: (args.announcers == AnnouncersMode::Cluster)
                     .then_some(args.default_mode),
                 ingress_ip_only: args.announcers == AnnouncersMode::None,
+                requests_unchecked: args.requested_addresses
+                    == crate::args::RequestedAddresses::Unchecked,
             },
             config_namespace: args.config_namespace.clone(),
             config_name: args.config_name.clone(),
@@ -261,6 +263,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
 
     let (job_tx, job_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let config_events = event_tx.clone();
     let source = EventSource {
         controller: "ferrolb-provider".into(),
         instance: ctx.identity.clone(),
@@ -370,6 +373,16 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 Vec::new()
             }
         };
+        if let Some(events) = index.take_config_events() {
+            // Warnings about the ConfigMap (differences from kube-vip-cloud-provider) go on
+            // the ConfigMap itself; the publisher drops them unless this replica leads.
+            let _ = config_events.send(EventBatch {
+                kind: "ConfigMap",
+                key: events.key,
+                uid: events.uid,
+                notes: events.notes,
+            });
+        }
         if index.is_serving() && ctx.health.phase() != Phase::Serving {
             ctx.health.set(Phase::Serving);
         }

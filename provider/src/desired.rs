@@ -32,7 +32,7 @@ use crate::{
     patch::pointer,
     service_view::{
         ALLOCATED, ANNOUNCED_CONDITION, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL,
-        LOADBALANCER_IPS, REQUESTED, SERVICE_INTERFACE, ServiceView,
+        IPAM_ADDRESS_LABEL, LOADBALANCER_IPS, REQUESTED, SERVICE_INTERFACE, ServiceView,
     },
 };
 
@@ -107,6 +107,8 @@ pub struct Desired {
     pub service_interface: Field<String>,
     /// Label `implementation=kube-vip`.
     pub implementation_label: Field<String>,
+    /// KVCP's legacy label `ipam-address` (only ever removed, as KVCP removes it).
+    pub ipam_address_label: Field<String>,
     /// `spec.loadBalancerIP`.
     pub load_balancer_ip: Field<String>,
     /// Finalizer `service.kubernetes.io/load-balancer-cleanup`: `Some(true)` present,
@@ -202,6 +204,14 @@ pub fn main_patch(view: &ServiceView, desired: &Desired) -> Vec<PatchOperation> 
         IMPLEMENTATION_LABEL,
         view.implementation_label.as_deref(),
         &desired.implementation_label,
+    );
+    map_entry(
+        &mut ops,
+        &mut has_labels,
+        "labels",
+        IPAM_ADDRESS_LABEL,
+        view.ipam_address_label.as_deref(),
+        &desired.ipam_address_label,
     );
     match &desired.load_balancer_ip {
         Field::Set(ip) if view.load_balancer_ip.as_deref() != Some(ip.as_str()) => {

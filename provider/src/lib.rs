@@ -22,6 +22,7 @@ pub mod patch;
 pub mod pools;
 pub mod relist;
 pub mod service_view;
+pub mod strconv;
 pub mod stream;
 pub mod telemetry;
 pub mod writer;

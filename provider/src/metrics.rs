@@ -81,6 +81,12 @@ pub struct Metrics {
     pub sync_latency: Histogram,
     /// Syncs refused by an announcer (stale generation, invalid set).
     pub sync_refusals: Counter,
+    /// Services kept as kube-vip-cloud-provider left them although FerroLB would refuse the
+    /// same request today, by reason (`address_conflict`, `outside_pool`, `no_pool`).
+    pub adopted_as_is: Family<ReasonLabel, Counter>,
+    /// Places where the ConfigMap gives new Services addresses differently than
+    /// kube-vip-cloud-provider would, at its last reading.
+    pub config_kvcp_differences: Gauge,
 }
 
 impl Default for Metrics {
@@ -108,6 +114,8 @@ impl Default for Metrics {
                 prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14),
             ),
             sync_refusals: Counter::default(),
+            adopted_as_is: Family::default(),
+            config_kvcp_differences: Gauge::default(),
         }
     }
 }
@@ -196,6 +204,18 @@ impl Metrics {
             "Syncs an announcer refused (stale generation or invalid set)",
             self.sync_refusals.clone(),
         );
+        r.register(
+            "adopted_as_is",
+            "Services kept as kube-vip-cloud-provider left them although a new Service would be \
+             refused the same request, by reason",
+            self.adopted_as_is.clone(),
+        );
+        r.register(
+            "config_kvcp_differences",
+            "Places where the pool ConfigMap gives new Services addresses differently than \
+             kube-vip-cloud-provider",
+            self.config_kvcp_differences.clone(),
+        );
     }
 
     /// Replaces the pool gauges with the allocator's current figures.
@@ -227,6 +247,15 @@ impl Metrics {
     /// Counts one allocation failure.
     pub fn allocation_failed(&self, reason: &str) {
         self.allocation_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one Service adopted as kube-vip-cloud-provider left it.
+    pub fn adopted_as_is(&self, reason: &str) {
+        self.adopted_as_is
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })

@@ -165,10 +165,6 @@ pub struct WriteSettings {
     pub status: StatusMode,
 }
 
-fn is_single_stack(view: &ServiceView) -> bool {
-    matches!(view.family_policy.as_deref(), None | Some("SingleStack"))
-}
-
 /// Removal of the annotation only when we wrote it and it was not the user's request.
 fn release_annotation(view: &ServiceView) -> Field<String> {
     let users =
@@ -216,6 +212,16 @@ fn release_common(view: &ServiceView, settings: WriteSettings) -> Desired {
     }
 }
 
+/// `from pool <name>`; a Service outside every pool (a DHCP request, an unchecked request,
+/// an address adopted as kube-vip-cloud-provider left it) holds its addresses "as requested".
+fn from_pool(pool: &str) -> String {
+    if pool.is_empty() {
+        "as requested".to_string()
+    } else {
+        format!("from pool {pool}")
+    }
+}
+
 fn request_record(requested: &[String]) -> Field<String> {
     if requested.is_empty() {
         Field::Remove
@@ -241,21 +247,56 @@ pub fn desired(
             interface,
         } => {
             let list = join(addresses);
+            // As kube-vip-cloud-provider: the first address (of a dual-stack Service too)
+            // when the provider picked the addresses; a Service that requested its addresses
+            // gets no new field (a field we wrote earlier follows the addresses), and a value
+            // the user set is never overwritten.
+            let ours = view.load_balancer_ip_is_ours();
+            let users_value = view.load_balancer_ip.is_some() && !ours;
+            let automatic = requested.is_empty();
             let load_balancer_ip = match addresses.first() {
-                Some(first) if settings.write_load_balancer_ip && is_single_stack(view) => {
+                _ if users_value => Field::Keep,
+                Some(first) if settings.write_load_balancer_ip && (automatic || ours) => {
                     Field::Set(first.to_string())
                 }
                 _ if view.load_balancer_ip_is_ours() => Field::Remove,
                 _ => Field::Keep,
             };
+            // As kube-vip-cloud-provider: the interface goes with addresses the provider
+            // picks, in the same write; an existing Service (also one KVCP left) keeps the
+            // value it has.
+            let picks_new = automatic && view.loadbalancer_ips.as_deref() != Some(list.as_str());
+            let service_interface = match interface {
+                Some(interface) if picks_new => Field::Set(interface.clone()),
+                _ => Field::Keep,
+            };
+            // KVCP drops its legacy `ipam-address` label when it copies
+            // spec.loadBalancerIP into the annotation.
+            let ipam_address_label =
+                if view.load_balancer_ip.is_some() && view.loadbalancer_ips.is_none() {
+                    Field::Remove
+                } else {
+                    Field::Keep
+                };
             let (reason, message) = if *outside_pool {
                 (
                     "OutsidePool",
-                    format!(
-                        "{list} no longer lies in any pool for namespace {}; kept (run with \
-                         --reallocate-outside-pools to move it, or add it back to the ConfigMap)",
-                        view.key.namespace
-                    ),
+                    if requested.is_empty() {
+                        format!(
+                            "{list} no longer lies in any pool for namespace {}; kept (run with \
+                             --reallocate-outside-pools to move it, or add it back to the \
+                             ConfigMap)",
+                            view.key.namespace
+                        )
+                    } else {
+                        // Requested (for example left by kube-vip-cloud-provider, which
+                        // never checked it): moving it would not honour the request.
+                        format!(
+                            "{list} lies in no pool for namespace {}; kept as requested (add it \
+                             to the ConfigMap to silence this)",
+                            view.key.namespace
+                        )
+                    },
                 )
             } else {
                 let sharing = if *shared {
@@ -263,14 +304,15 @@ pub fn desired(
                 } else {
                     ""
                 };
-                ("Allocated", format!("{list} from pool {pool}{sharing}"))
+                ("Allocated", format!("{list} {}{sharing}", from_pool(pool)))
             };
             Desired {
                 loadbalancer_ips: Field::Set(list.clone()),
                 allocated: Field::Set(list),
                 requested: request_record(requested),
-                service_interface: interface.clone().map_or(Field::Keep, Field::Set),
+                service_interface,
                 implementation_label: Field::Set(IMPLEMENTATION_VALUE.to_string()),
+                ipam_address_label,
                 load_balancer_ip,
                 finalizer: Some(true),
                 ingress: match (settings.status, announce) {
@@ -342,7 +384,7 @@ pub fn events(seen: &Seen, outcome: &Outcome) -> (Vec<EventNote>, Seen) {
                 };
                 notes.push(normal(
                     "AddressAllocated",
-                    format!("allocated {list} from pool {pool}{sharing}"),
+                    format!("allocated {list} {}{sharing}", from_pool(pool)),
                 ));
             } else if seen.addresses != *addresses {
                 notes.push(normal(

@@ -32,6 +32,9 @@ pub const REQUESTED: &str = "ferrolb.io/requested";
 pub const IMPLEMENTATION_LABEL: &str = "implementation";
 /// Value of [`IMPLEMENTATION_LABEL`].
 pub const IMPLEMENTATION_VALUE: &str = "kube-vip";
+/// kube-vip-cloud-provider's legacy label holding the address; KVCP removes it when it
+/// copies `spec.loadBalancerIP` into the annotation, and so do we.
+pub const IPAM_ADDRESS_LABEL: &str = "ipam-address";
 /// Finalizer of the cloud-provider service controller, which we keep using.
 pub const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
 /// Our Service condition.
@@ -103,6 +106,8 @@ pub struct ServiceView {
     pub has_annotations: bool,
     /// Label `implementation`.
     pub implementation_label: Option<String>,
+    /// Label `ipam-address` (KVCP's legacy label).
+    pub ipam_address_label: Option<String>,
     /// Whether metadata.labels exists.
     pub has_labels: bool,
     /// spec.loadBalancerIP.
@@ -173,6 +178,10 @@ impl ServiceView {
                 .labels
                 .as_ref()
                 .and_then(|l| l.get(IMPLEMENTATION_LABEL).cloned()),
+            ipam_address_label: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(IPAM_ADDRESS_LABEL).cloned()),
             has_labels: meta.labels.is_some(),
             load_balancer_ip: non_empty(spec.and_then(|s| s.load_balancer_ip.as_ref())),
             finalizers: meta.finalizers.clone(),

@@ -202,6 +202,7 @@ impl Writer {
         if !write.events.is_empty() && self.claims.borrow().is_current() {
             // The publisher may be gone (term ended); then the Events are moot.
             let _ = self.events.send(EventBatch {
+                kind: "Service",
                 key: write.key,
                 uid: write.uid,
                 notes: write.events,
@@ -278,10 +279,12 @@ impl Writer {
     }
 }
 
-/// Events for one Service.
+/// Events for one object: a Service, or the pool ConfigMap.
 #[derive(Debug)]
 pub struct EventBatch {
-    /// The Service.
+    /// `Service` or `ConfigMap` (the kind of `regarding`).
+    pub kind: &'static str,
+    /// The object's namespace and name.
     pub key: ServiceKey,
     /// Its uid.
     pub uid: Option<String>,
@@ -298,7 +301,7 @@ pub struct EventSource {
     pub instance: String,
 }
 
-/// Builds one `events.k8s.io/v1` Event about a Service.
+/// Builds one `events.k8s.io/v1` Event about a Service (or the pool ConfigMap).
 ///
 /// Why not kube-runtime's `Recorder`: it caches every Event it sent for six minutes to turn
 /// repeats into series, which at 10,000 Services costs tens of MiB. The index already emits
@@ -324,7 +327,7 @@ pub fn build_event(
         reporting_instance: Some(source.instance.clone()),
         regarding: Some(ObjectReference {
             api_version: Some("v1".into()),
-            kind: Some("Service".into()),
+            kind: Some(batch.kind.into()),
             namespace: Some(batch.key.namespace.to_string()),
             name: Some(batch.key.name.to_string()),
             uid: batch.uid.clone(),

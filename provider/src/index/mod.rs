@@ -34,7 +34,7 @@ use crate::{
     metrics::{Metrics, PoolFigures},
     outcome::{Announce, EventNote, Outcome, Seen, WriteSettings, desired, events},
     pools::{PoolSet, parse_config},
-    service_view::{ClassFilter, IMPLEMENTATION_VALUE, ServiceView, parse_list},
+    service_view::{ClassFilter, ServiceView},
 };
 
 /// Settings of the index (from the command line).
@@ -58,6 +58,9 @@ pub struct IndexSettings {
     /// re-adds its VIP whenever the ingress ports differ from the spec, so rewriting them
     /// makes the two loop). See [`crate::desired::status_patch`].
     pub ingress_ip_only: bool,
+    /// `--requested-addresses=unchecked`: requested addresses are taken as written, as
+    /// kube-vip-cloud-provider does (no pool, family or conflict check).
+    pub requests_unchecked: bool,
 }
 
 /// One conditional write the writer should make.
@@ -145,6 +148,11 @@ pub struct Index {
     dirty_targets: BTreeSet<ServiceKey>,
     /// ConfigMap reads that failed in a row.
     config_failures: u32,
+    /// Warnings about the ConfigMap, to publish as Events on it (see [`migration`]).
+    config_notes: migration::ConfigNotes,
+    /// Warning Events for Services adopted as kube-vip-cloud-provider left them although
+    /// FerroLB would refuse the same request today, added to the Service's next write.
+    adopted_as_is: HashMap<ServiceKey, EventNote>,
 }
 
 /// Failed ConfigMap reads in a row after which the pools count as unreadable.
@@ -162,9 +170,11 @@ impl Index {
         metrics: Arc<Metrics>,
         clock: fn() -> Timestamp,
     ) -> Self {
+        let mut allocator = Allocator::new(PoolSet::default());
+        allocator.set_requests_unchecked(settings.requests_unchecked);
         Index {
             settings,
-            allocator: Allocator::new(PoolSet::default()),
+            allocator,
             config_problems: Vec::new(),
             views: BTreeMap::new(),
             seen: HashMap::new(),
@@ -182,7 +192,16 @@ impl Index {
             announce_notes: HashMap::new(),
             dirty_targets: BTreeSet::new(),
             config_failures: 0,
+            config_notes: migration::ConfigNotes::default(),
+            adopted_as_is: HashMap::new(),
         }
+    }
+
+    /// Warning Events to publish on the pool ConfigMap: at start and after every change of
+    /// its data, one per warning (above all, each place where new Services get addresses
+    /// differently than with kube-vip-cloud-provider).
+    pub fn take_config_events(&mut self) -> Option<migration::ConfigEvents> {
+        self.config_notes.take()
     }
 
     /// Cluster mode: the Services whose announce target may have changed since the last call,
@@ -387,9 +406,20 @@ impl Index {
                 for warning in &parsed.warnings {
                     tracing::warn!(config = %source, "{warning}");
                 }
+                let differences = parsed
+                    .warnings
+                    .iter()
+                    .filter(|w| w.kind.is_kvcp_difference())
+                    .count();
+                self.metrics
+                    .config_kvcp_differences
+                    .set(i64::try_from(differences).unwrap_or(i64::MAX));
+                self.config_notes.config_read(config, &parsed.warnings);
                 parsed.pools
             }
             None => {
+                self.config_notes.config_missing();
+                self.metrics.config_kvcp_differences.set(0);
                 self.config_problems.push((
                     None,
                     format!(
@@ -472,12 +502,13 @@ impl Index {
             if view.deleting || !view.in_scope(&self.settings.classes) {
                 continue;
             }
-            let addresses = adoptable_addresses(view);
+            let addresses = migration::adoptable_addresses(view);
             if addresses.is_empty() {
                 continue;
             }
             match view.request() {
                 Ok(request) => adoptions.push(Adoption {
+                    as_requested: migration::is_requested(&request, &addresses),
                     request,
                     addresses,
                     order: view.order(),
@@ -486,7 +517,19 @@ impl Index {
             }
         }
         let adopted = adoptions.len();
+        let as_requested: BTreeSet<ServiceKey> = adoptions
+            .iter()
+            .filter(|a| a.as_requested)
+            .map(|a| a.request.key.clone())
+            .collect();
         for conflict in self.allocator.adopt(adoptions) {
+            if conflict.kept {
+                let note = migration::kept_despite_conflict(&conflict);
+                tracing::warn!(service = ?conflict.key, "{}", note.note);
+                self.metrics.adopted_as_is("address_conflict");
+                self.note_adopted_as_is(conflict.key, note);
+                continue;
+            }
             let note = format!(
                 "{} was also held by the older Service {}/{}, which keeps it",
                 conflict.address, conflict.held_by.namespace, conflict.held_by.name
@@ -501,7 +544,41 @@ impl Index {
         );
         self.serving = true;
         self.refresh_outside();
+        let mut notes = Vec::new();
+        for key in self.outside.intersection(&as_requested) {
+            if self.adopted_as_is.contains_key(key) {
+                continue;
+            }
+            let Some(allocation) = self.allocator.allocation(key) else {
+                continue;
+            };
+            let has_pool = self
+                .allocator
+                .pools()
+                .pool_for_namespace(&key.namespace)
+                .is_some();
+            let (reason, note) =
+                migration::kept_outside_pools(key, &allocation.addresses, has_pool);
+            tracing::warn!(service = ?key, "{}", note.note);
+            self.metrics.adopted_as_is(reason);
+            notes.push((key.clone(), note));
+        }
+        for (key, note) in notes {
+            self.note_adopted_as_is(key, note);
+        }
         self.reconcile_all(writes);
+    }
+
+    /// Keeps the `AdoptedAsIs` Event for the Service's next write, unless the Service was
+    /// ours before (it shows our condition): a restart repeats no Event.
+    fn note_adopted_as_is(&mut self, key: ServiceKey, note: EventNote) {
+        let ours_before = self
+            .views
+            .get(&key)
+            .is_some_and(|view| view.our_condition().is_some());
+        if !ours_before {
+            self.adopted_as_is.insert(key, note);
+        }
     }
 
     fn refresh_outside(&mut self) {
@@ -575,7 +652,12 @@ impl Index {
             Some(seen) => seen.clone(),
             None => {
                 let pool = self.allocator.allocation(key).map(|a| a.pool.as_str());
-                Seen::from_view(view, pool)
+                let mut seen = Seen::from_view(view, pool);
+                if view.allocated.is_none() {
+                    // What kube-vip-cloud-provider left: adopting it is no new allocation.
+                    seen.addresses = migration::left_by_kvcp(view);
+                }
+                seen
             }
         };
         let (mut notes, next) = events(&seen, &outcome);
@@ -625,6 +707,7 @@ impl Index {
             (Some(_), _, _) => Announce::Unknown,
         };
         notes.extend(self.announce_notes.remove(key).unwrap_or_default());
+        notes.extend(self.adopted_as_is.remove(key));
         let want = desired(view, &outcome, settings, announce);
         let write = ServiceWrite {
             key: key.clone(),
@@ -783,20 +866,6 @@ impl Index {
     }
 }
 
-/// Addresses a Service already carries that we adopt: what we recorded, or — for Services
-/// allocated by kube-vip-cloud-provider — its annotation when it has KVCP's label.
-fn adoptable_addresses(view: &ServiceView) -> Vec<std::net::IpAddr> {
-    let mut addresses = if view.allocated.is_some() {
-        view.recorded_addresses()
-    } else if view.implementation_label.as_deref() == Some(IMPLEMENTATION_VALUE) {
-        parse_list(view.loadbalancer_ips.as_deref())
-    } else {
-        Vec::new()
-    };
-    // DHCP placeholders are not addresses anybody holds.
-    addresses.retain(|a| !a.is_unspecified());
-    addresses
-}
-
+pub mod migration;
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,12 @@ pub struct Adoption {
     pub addresses: Vec<IpAddr>,
     /// (creation unix seconds, uid or name): smaller is older and wins.
     pub order: (i64, String),
+    /// The addresses are what the Service explicitly asks for (its annotation or
+    /// `spec.loadBalancerIP`), as every Service kube-vip-cloud-provider left behind does.
+    /// kube-vip-cloud-provider never checked those, so they are kept as they are: a
+    /// conflict with another Service does not take them away (it is reported with
+    /// `kept: true`), and they are not checked again while the request stays the same.
+    pub as_requested: bool,
 }
 
 /// An address a Service held that went to an older Service instead.
@@ -32,6 +38,9 @@ pub struct AdoptionConflict {
     pub address: IpAddr,
     /// The older Service that keeps it.
     pub held_by: ServiceKey,
+    /// Both keep it: the address was the younger Service's explicit request (see
+    /// [`Adoption::as_requested`]).
+    pub kept: bool,
 }
 
 impl Allocator {
@@ -51,7 +60,7 @@ impl Allocator {
             let pool = self.pools.pool_for_namespace(&key.namespace);
             let pool_name = pool.map(|p| p.name.clone()).unwrap_or_default();
             let shareable =
-                pool.is_some_and(|p| p.allow_share) && !adoption.request.ports.is_empty();
+                self.pools.allow_share_for(&key.namespace) && !adoption.request.ports.is_empty();
             let mut kept = Vec::new();
             for address in adoption.addresses {
                 if kept.contains(&address) {
@@ -74,15 +83,25 @@ impl Allocator {
                         self.space.take(address, &key);
                         kept.push(address);
                     }
-                    Err(refused) => conflicts.push(AdoptionConflict {
-                        key: key.clone(),
-                        address,
-                        held_by: refused.holder,
-                    }),
+                    Err(refused) => {
+                        if adoption.as_requested {
+                            self.space.take(address, &key);
+                            kept.push(address);
+                        }
+                        conflicts.push(AdoptionConflict {
+                            key: key.clone(),
+                            address,
+                            held_by: refused.holder,
+                            kept: adoption.as_requested,
+                        });
+                    }
                 }
             }
             if !kept.is_empty() {
                 self.record(&adoption.request, &pool_name, kept, shareable);
+                if let Some(held) = self.held.get_mut(&key) {
+                    held.as_requested = adoption.as_requested;
+                }
             }
         }
         conflicts

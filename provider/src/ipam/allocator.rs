@@ -1,12 +1,18 @@
 //! The allocator: turns a [`ServiceRequest`] into an [`Allocation`] from its namespace's pool.
 //!
 //! ```text
-//!  ServiceRequest ─► pool_for_namespace ─► requested? ─ yes ─► validate, reserve (or join)
+//!  ServiceRequest ─► requested only 0.0.0.0, or unchecked requests? ─ yes ─► take as written
+//!                          │ no
+//!                          ▼
+//!                   pool_for_namespace ─► requested? ─ yes ─► validate, reserve (or join)
 //!                                              │ no
 //!                                              ▼
 //!                          per family slot (family policy, ipFamilies order):
-//!                          previous address ─► shareable address ─► next free address
+//!                          DHCP family ─► 0.0.0.0; else previous address ─► shareable
+//!                          address ─► next free address
 //! ```
+//! A Service adopted as kube-vip-cloud-provider left it (`Held::as_requested`) keeps its
+//! addresses unchecked for as long as it asks for the same ones.
 //! All state lives in one [`AddressSpace`] (cluster-wide in-use set and per-pool free space)
 //! and the map of what each Service holds; nothing here does I/O or reads a clock.
 
@@ -16,7 +22,9 @@ use std::sync::Arc;
 
 use super::errors::AllocationError;
 use super::family::{FamilyPolicy, IpFamily, family_order};
-use super::request::{Allocation, ServiceKey, ServiceRequest, requested_addresses};
+use super::request::{
+    Allocation, ServiceKey, ServiceRequest, parse_requested, requested_addresses,
+};
 use super::sharing::{JoinRefused, Protocol, ShareInfo, can_join};
 use super::space::AddressSpace;
 use crate::pools::{Pool, PoolSet, SearchOrder};
@@ -29,8 +37,9 @@ pub(crate) struct Held {
     pub(crate) request: ServiceRequest,
     /// Others may join its addresses.
     pub(crate) shareable: bool,
-    /// False for DHCP pools: `0.0.0.0` is not in the in-use set.
-    pub(crate) tracked: bool,
+    /// Adopted as the Service asked for it (kube-vip-cloud-provider's rules): while its
+    /// requested addresses stay the same, it keeps them without being checked again.
+    pub(crate) as_requested: bool,
 }
 
 impl ShareInfo for Held {
@@ -67,6 +76,9 @@ pub struct Allocator {
     pub(crate) pools: Arc<PoolSet>,
     pub(crate) space: AddressSpace,
     pub(crate) held: BTreeMap<ServiceKey, Held>,
+    /// Requested addresses are taken as written, like kube-vip-cloud-provider does: no pool,
+    /// family or conflict check (`--requested-addresses=unchecked`).
+    pub(crate) requests_unchecked: bool,
 }
 
 impl Allocator {
@@ -78,6 +90,11 @@ impl Allocator {
         };
         allocator.space.rebuild(&allocator.pools);
         allocator
+    }
+
+    /// Take requested addresses as written, without checks (kube-vip-cloud-provider's way).
+    pub fn set_requests_unchecked(&mut self, unchecked: bool) {
+        self.requests_unchecked = unchecked;
     }
 
     /// The current pools.
@@ -99,15 +116,20 @@ impl Allocator {
     /// released and the error is returned (a Service whose request cannot be met should not
     /// keep announcing an address it no longer asks for).
     pub fn allocate(&mut self, req: &ServiceRequest) -> Result<Allocation, AllocationError> {
+        // Adopted as kube-vip-cloud-provider left it: kept while the request stands.
+        let may_share = self.pools.allow_share_for(&req.key.namespace) && !req.ports.is_empty();
+        if let Some(held) = self.held.get_mut(&req.key)
+            && held.as_requested
+            && held.request.requested == req.requested
+        {
+            held.request = req.clone();
+            held.shareable = may_share;
+            return Ok(held.allocation.clone());
+        }
         if let Some(held) = self.held.get(&req.key) {
             if held.request == *req {
                 return Ok(held.allocation.clone());
             }
-            let may_share = self
-                .pools
-                .pool(&held.allocation.pool)
-                .is_some_and(|p| p.allow_share)
-                && !req.ports.is_empty();
             if self.only_ports_changed_and_still_fit(held, req)
                 && let Some(held) = self.held.get_mut(&req.key)
             {
@@ -147,15 +169,23 @@ impl Allocator {
         previous: &[IpAddr],
     ) -> Result<Allocation, AllocationError> {
         let pools = Arc::clone(&self.pools);
-        let Some(pool) = pools.pool_for_namespace(&req.key.namespace) else {
+        let pool = pools.pool_for_namespace(&req.key.namespace);
+        let pool_name = pool.map_or("", |p| p.name.as_str());
+        let shareable = pools.allow_share_for(&req.key.namespace) && !req.ports.is_empty();
+        let requested = parse_requested(req, pool_name)?;
+        // `0.0.0.0` asks kube-vip for a DHCP lease: valid in any namespace, pool or family.
+        let only_dhcp = !requested.is_empty() && requested.iter().all(IpAddr::is_unspecified);
+        if only_dhcp || (self.requests_unchecked && !requested.is_empty()) {
+            for &address in requested.iter().filter(|a| !a.is_unspecified()) {
+                self.space.take(address, &req.key);
+            }
+            return Ok(self.record(req, pool_name, requested, shareable));
+        }
+        let Some(pool) = pool else {
             return Err(AllocationError::NoPool {
                 service: req.key.clone(),
             });
         };
-        if pool.dhcp {
-            return self.allocate_dhcp(req, pool);
-        }
-        let shareable = pool.allow_share && !req.ports.is_empty();
         let requested = requested_addresses(req, pool)?;
         let addresses = if requested.is_empty() {
             self.pick_by_policy(req, pool, shareable, previous)?
@@ -163,53 +193,6 @@ impl Allocator {
             self.reserve_requested(req, pool, shareable, &requested)?
         };
         Ok(self.record(req, &pool.name, addresses, shareable))
-    }
-
-    /// DHCP pools: every Service gets `0.0.0.0`; nothing is tracked.
-    fn allocate_dhcp(
-        &mut self,
-        req: &ServiceRequest,
-        pool: &Pool,
-    ) -> Result<Allocation, AllocationError> {
-        let dhcp = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        for raw in &req.requested {
-            for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-                match item.parse::<IpAddr>() {
-                    Ok(address) if address == dhcp => {}
-                    Ok(address) => {
-                        return Err(AllocationError::NotInPool {
-                            service: req.key.clone(),
-                            pool: pool.name.clone(),
-                            address,
-                        });
-                    }
-                    Err(_) => {
-                        return Err(AllocationError::InvalidRequest {
-                            service: req.key.clone(),
-                            pool: pool.name.clone(),
-                            requested: req.requested.join(","),
-                            problem: format!("`{item}` is not an IP address"),
-                        });
-                    }
-                }
-            }
-        }
-        let allocation = Allocation {
-            key: req.key.clone(),
-            addresses: vec![dhcp],
-            pool: pool.name.clone(),
-            shared: false,
-        };
-        self.held.insert(
-            req.key.clone(),
-            Held {
-                allocation: allocation.clone(),
-                request: req.clone(),
-                shareable: false,
-                tracked: false,
-            },
-        );
-        Ok(allocation)
     }
 
     /// Requested addresses: all of them or none.
@@ -220,7 +203,7 @@ impl Allocator {
         shareable: bool,
         requested: &[IpAddr],
     ) -> Result<Vec<IpAddr>, AllocationError> {
-        for &address in requested {
+        for &address in requested.iter().filter(|a| !a.is_unspecified()) {
             let holders = self.space.holders(address);
             if let Err(JoinRefused {
                 holder,
@@ -236,7 +219,7 @@ impl Allocator {
                 });
             }
         }
-        for &address in requested {
+        for &address in requested.iter().filter(|a| !a.is_unspecified()) {
             self.space.take(address, &req.key);
         }
         Ok(requested.to_vec())
@@ -255,7 +238,11 @@ impl Allocator {
         let mut picked = Vec::new();
         let mut first_error = None;
         for family in order {
-            let failure = if !pool.has_family(family) {
+            let failure = if pool.is_dhcp(family) {
+                // kube-vip leases the address; nothing to reserve.
+                picked.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                None
+            } else if !pool.has_family(family) {
                 Some(AllocationError::FamilyUnavailable {
                     service: req.key.clone(),
                     pool: pool.name.clone(),
@@ -372,7 +359,7 @@ impl Allocator {
                 allocation: allocation.clone(),
                 request: req.clone(),
                 shareable,
-                tracked: true,
+                as_requested: false,
             },
         );
         allocation
@@ -383,12 +370,11 @@ impl Allocator {
         let Some(held) = self.held.remove(key) else {
             return Vec::new();
         };
-        if held.tracked {
-            for &address in &held.allocation.addresses {
-                let remaining = self.space.give_back(&self.pools, address, key);
-                if let [last] = remaining.as_slice() {
-                    self.refresh_shared(&last.clone());
-                }
+        // `0.0.0.0` (DHCP) was never taken; giving it back is a no-op.
+        for &address in &held.allocation.addresses {
+            let remaining = self.space.give_back(&self.pools, address, key);
+            if let [last] = remaining.as_slice() {
+                self.refresh_shared(&last.clone());
             }
         }
         held.allocation.addresses
@@ -424,11 +410,12 @@ impl Allocator {
             .iter()
             .filter(|(key, held)| {
                 let pool = self.pools.pool_for_namespace(&key.namespace);
-                // `0.0.0.0` belongs to a DHCP pool; any other address to a pool containing it.
+                // `0.0.0.0` (a DHCP request) is valid anywhere; any other address belongs to
+                // a pool containing it (never to a DHCP family).
                 held.allocation.addresses.iter().any(|&address| match pool {
+                    _ if address.is_unspecified() => false,
                     None => true,
-                    Some(pool) if address.is_unspecified() => !pool.dhcp,
-                    Some(pool) => pool.dhcp || !pool.contains(address),
+                    Some(pool) => pool.is_dhcp(IpFamily::of(&address)) || !pool.contains(address),
                 })
             })
             .map(|(key, _)| key.clone())
@@ -438,10 +425,10 @@ impl Allocator {
     /// Per pool and family: size, used, free — for metrics. Costs O(held addresses).
     pub fn pool_stats(&self) -> Vec<PoolStats> {
         let mut stats = Vec::new();
-        for pool in self.pools.pools().filter(|p| !p.dhcp) {
+        for pool in self.pools.pools() {
             for family in [IpFamily::V4, IpFamily::V6]
                 .into_iter()
-                .filter(|&f| pool.has_family(f))
+                .filter(|&f| pool.ranges_of(f).next().is_some())
             {
                 let size = pool.size(family);
                 let used = pool

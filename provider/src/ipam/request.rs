@@ -2,7 +2,9 @@
 //!
 //! Requested addresses come raw from `spec.loadBalancerIP` and the `kube-vip.io/loadbalancerIPs`
 //! annotation. kube-vip-cloud-provider accepts anything there; we check that each one parses,
-//! lies in the namespace's pool, and fits the Service's family policy, and say why not.
+//! lies in the namespace's pool, and fits the Service's family policy, and say why not —
+//! unless the allocator is told to take them unchecked, as KVCP does. `0.0.0.0` (kube-vip's
+//! DHCP) needs no pool.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -84,15 +86,15 @@ pub struct Allocation {
     pub shared: bool,
 }
 
-/// The requested addresses of `req`, validated against `pool` and ordered by family policy.
-/// Empty when nothing is requested.
-pub(crate) fn requested_addresses(
+/// The requested addresses of `req` as written (parsed, duplicates collapsed), without any
+/// check against a pool. Empty when nothing is requested.
+pub(crate) fn parse_requested(
     req: &ServiceRequest,
-    pool: &Pool,
+    pool: &str,
 ) -> Result<Vec<IpAddr>, AllocationError> {
     let invalid = |problem: String| AllocationError::InvalidRequest {
         service: req.key.clone(),
-        pool: pool.name.clone(),
+        pool: pool.to_owned(),
         requested: req.requested.join(","),
         problem,
     };
@@ -113,6 +115,22 @@ pub(crate) fn requested_addresses(
             }
         }
     }
+    Ok(addresses)
+}
+
+/// The requested addresses of `req`, validated against `pool` and ordered by family policy.
+/// Empty when nothing is requested. `0.0.0.0` (a DHCP request) needs no pool.
+pub(crate) fn requested_addresses(
+    req: &ServiceRequest,
+    pool: &Pool,
+) -> Result<Vec<IpAddr>, AllocationError> {
+    let invalid = |problem: String| AllocationError::InvalidRequest {
+        service: req.key.clone(),
+        pool: pool.name.clone(),
+        requested: req.requested.join(","),
+        problem,
+    };
+    let mut addresses = parse_requested(req, &pool.name)?;
     if addresses.is_empty() {
         return Ok(addresses);
     }
@@ -147,7 +165,10 @@ pub(crate) fn requested_addresses(
             wanted[0]
         )));
     }
-    if let Some(&address) = addresses.iter().find(|&&a| !pool.contains(a)) {
+    if let Some(&address) = addresses
+        .iter()
+        .find(|&&a| !a.is_unspecified() && !pool.contains(a))
+    {
         return Err(AllocationError::NotInPool {
             service: req.key.clone(),
             pool: pool.name.clone(),

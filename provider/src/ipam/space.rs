@@ -45,7 +45,7 @@ impl AddressSpace {
     /// pools change; costs O(ranges + held addresses in them).
     pub(crate) fn rebuild(&mut self, pools: &PoolSet) {
         self.free.clear();
-        for pool in pools.pools().filter(|p| !p.dhcp) {
+        for pool in pools.pools() {
             let space = self.free.entry(pool.name.clone()).or_default();
             for range in &pool.ranges {
                 let (start, end) = range.numbers();
@@ -108,7 +108,7 @@ impl AddressSpace {
         }
         self.in_use.remove(&address);
         let (family, number) = to_number(address);
-        for pool in pools.pools().filter(|p| !p.dhcp && p.can_pick(address)) {
+        for pool in pools.pools().filter(|p| p.can_pick(address)) {
             self.free
                 .entry(pool.name.clone())
                 .or_default()

@@ -43,23 +43,13 @@ pub enum ConfigProblem {
         /// The whole value.
         value: String,
     },
-    /// A range under a `cidr-` key.
-    #[error("`{text}` is a range, not a CIDR; list it under `{range_key}`")]
-    RangeInCidrKey {
-        /// The offending item.
-        text: String,
-        /// The key it belongs under.
-        range_key: String,
-    },
-    /// A CIDR or a single address under a `range-` key.
+    /// An item that is neither `addr/len` nor `start-end` (a bare address, for example).
     #[error(
-        "`{text}` is not a `start-end` range; write `{text}-{text}` for one address or list CIDRs under `{cidr_key}`"
+        "`{text}` is neither a CIDR nor a `start-end` range; write `{text}-{text}` for one address"
     )]
-    NotARange {
+    NotCidrOrRange {
         /// The offending item.
         text: String,
-        /// The key CIDRs belong under.
-        cidr_key: String,
     },
     /// A setting with a value it cannot take.
     #[error("`{text}` is not valid here; expected {expected}")]
@@ -140,8 +130,33 @@ pub enum ConfigWarningKind {
         /// The namespace.
         namespace: String,
     },
-    /// `0.0.0.0/32` (DHCP) together with other entries of the same pool; DHCP wins.
+    /// `0.0.0.0/32` (DHCP) together with other IPv4 entries of the same pool: like
+    /// kube-vip-cloud-provider, IPv4 addresses come from those entries and DHCP is not used.
     DhcpWithOtherEntries,
+    /// Items whose form does not match the key (a range under `cidr-`, a CIDR under
+    /// `range-`): used as written, like kube-vip-cloud-provider does.
+    OtherForm {
+        /// The items, as written.
+        items: Vec<String>,
+        /// `range` or `CIDR`: what the items are.
+        form: &'static str,
+        /// The key such items usually go under.
+        usual_key: String,
+    },
+    /// New Services get addresses differently than with kube-vip-cloud-provider. Allowed
+    /// (FerroLB's rule is deliberate), but a migrating operator must know before a Service
+    /// lands in another subnet.
+    KvcpDifference {
+        /// The difference, as a sentence.
+        what: String,
+    },
+}
+
+impl ConfigWarningKind {
+    /// True for a difference from kube-vip-cloud-provider in how new Services are served.
+    pub fn is_kvcp_difference(&self) -> bool {
+        matches!(self, ConfigWarningKind::KvcpDifference { .. })
+    }
 }
 
 impl fmt::Display for ConfigWarning {
@@ -159,9 +174,24 @@ impl fmt::Display for ConfigWarning {
             ),
             ConfigWarningKind::DhcpWithOtherEntries => write!(
                 f,
-                "`0.0.0.0/32` (DHCP) is combined with other entries of the same pool; the pool \
-                 is a DHCP pool and the other entries are ignored"
+                "`0.0.0.0/32` (DHCP) is combined with other IPv4 entries of the same pool; as \
+                 with kube-vip-cloud-provider, IPv4 addresses come from those entries and DHCP \
+                 is not used"
             ),
+            ConfigWarningKind::OtherForm {
+                items,
+                form,
+                usual_key,
+            } => write!(
+                f,
+                "`{}` {} a {form}; used as written, as kube-vip-cloud-provider does (such \
+                 entries usually go under `{usual_key}`)",
+                items.join(","),
+                if items.len() == 1 { "is" } else { "are each" }
+            ),
+            ConfigWarningKind::KvcpDifference { what } => {
+                write!(f, "differs from kube-vip-cloud-provider: {what}")
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ impl<'a> Scope<'a> {
 }
 
 /// The settings a key can hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Setting {
     Cidr,
     Range,

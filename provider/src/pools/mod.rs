@@ -15,6 +15,7 @@
 
 mod errors;
 mod keys;
+mod kvcp;
 mod model;
 mod parse;
 
@@ -24,7 +25,7 @@ pub use errors::{ConfigError, ConfigProblem, ConfigWarning, ConfigWarningKind};
 pub use model::{AddrRange, GLOBAL_POOL, Pool, PoolSet, SearchOrder};
 
 use keys::{KeyKind, Setting};
-use parse::{DHCP_VALUE, ListKind};
+use parse::ListKind;
 
 /// The result of parsing a ConfigMap.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,7 +49,7 @@ struct ScopeSettings {
     avoid_buggy: Option<bool>,
     allow_share: Option<bool>,
     interface: Option<String>,
-    /// Keys of settings that only matter for a pool of this scope (for warnings).
+    /// Keys of settings that only steer a pool of this scope's own (for warnings).
     pool_setting_keys: Vec<String>,
 }
 
@@ -123,7 +124,10 @@ pub fn parse_config(source: &str, data: &BTreeMap<String, String>) -> ParsedConf
                 Err(problem) => errors.push(fail(problem)),
             },
         }
-        if !matches!(setting, Setting::Cidr | Setting::Range | Setting::Interface) {
+        if !matches!(
+            setting,
+            Setting::Cidr | Setting::Range | Setting::Interface | Setting::AllowShare
+        ) {
             scope_settings.pool_setting_keys.push(key.clone());
         }
     }
@@ -146,39 +150,61 @@ pub fn parse_config(source: &str, data: &BTreeMap<String, String>) -> ParsedConf
             .and_then(|s| s.interface.clone())
             .or_else(|| global.interface.clone());
 
-        let dhcp_key = key_lists
-            .iter()
-            .find(|(_, _, value)| value.trim() == DHCP_VALUE);
-        if let Some((key, _, _)) = dhcp_key {
-            pool.dhcp = true;
-            if key_lists.len() > 1 {
-                warnings.push(ConfigWarning {
-                    key: (*key).to_owned(),
-                    configmap: source.to_owned(),
-                    kind: ConfigWarningKind::DhcpWithOtherEntries,
-                });
-            }
-            pools.insert(pool);
-            continue;
-        }
-
         let pool_name = pool.name.clone();
         let scope_key = namespace.unwrap_or(GLOBAL_POOL);
         let mut per_key = Vec::new();
         let mut all = Vec::new();
+        let mut dhcp_key = None;
+        let mut other_v4 = false;
         for (key, kind, value) in key_lists {
-            let (entries, problems) = parse::parse_list(value, *kind, scope_key);
+            let parsed = parse::parse_list(value, *kind);
             errors.extend(
-                problems
+                parsed
+                    .problems
                     .into_iter()
                     .map(|p| ConfigError::new(source, key, *namespace, p)),
             );
-            let ranges: Vec<AddrRange> = entries
-                .iter()
-                .filter_map(|e| e.usable(pool.skip_end_ips_in_cidr))
-                .collect();
+            if !parsed.other_form.is_empty() {
+                let (form, usual) = match kind {
+                    ListKind::Cidr => ("range", "range"),
+                    ListKind::Range => ("CIDR", "cidr"),
+                };
+                warnings.push(ConfigWarning {
+                    key: (*key).to_owned(),
+                    configmap: source.to_owned(),
+                    kind: ConfigWarningKind::OtherForm {
+                        items: parsed.other_form,
+                        form,
+                        usual_key: format!("{usual}-{scope_key}"),
+                    },
+                });
+            }
+            let mut ranges = Vec::new();
+            for entry in &parsed.entries {
+                if entry.is_dhcp() {
+                    dhcp_key.get_or_insert(*key);
+                    continue;
+                }
+                other_v4 |= entry.family == crate::ipam::IpFamily::V4;
+                ranges.extend(entry.usable(pool.skip_end_ips_in_cidr));
+            }
             all.extend(ranges.iter().copied());
             per_key.push(((*key).to_owned(), merge(ranges)));
+        }
+        // kube-vip-cloud-provider's DHCP check is per family: the IPv4 part of the pool must
+        // be exactly `0.0.0.0/32`. Beside other IPv4 entries it is a `.0` address that is
+        // never handed out, so those entries are used (and `0.0.0.0` is left out, even with
+        // `avoid-buggy-ips: false`).
+        if let Some(key) = dhcp_key {
+            if other_v4 {
+                warnings.push(ConfigWarning {
+                    key: key.to_owned(),
+                    configmap: source.to_owned(),
+                    kind: ConfigWarningKind::DhcpWithOtherEntries,
+                });
+            } else {
+                pool.dhcp = true;
+            }
         }
         pool.ranges = merge(all);
         pools.insert(pool);
@@ -193,6 +219,10 @@ pub fn parse_config(source: &str, data: &BTreeMap<String, String>) -> ParsedConf
         }
         if lists.contains_key(&Some(*ns)) {
             continue;
+        }
+        // Like KVCP, `allow-share-<ns>` counts for a namespace on the global pool.
+        if let Some(share) = scope_settings.allow_share {
+            pools.shares.insert((*ns).to_owned(), share);
         }
         warnings.extend(
             scope_settings
@@ -209,6 +239,7 @@ pub fn parse_config(source: &str, data: &BTreeMap<String, String>) -> ParsedConf
     }
 
     warnings.extend(overlap_warnings(source, &pool_keys));
+    warnings.extend(kvcp::differences(source, data, &pools));
     ParsedConfig {
         pools,
         errors,

@@ -82,7 +82,8 @@ impl fmt::Display for AddrRange {
 pub struct Pool {
     /// "global" or the namespace name; used in events and metrics.
     pub name: String,
-    /// The value was exactly `0.0.0.0/32`: every Service gets `0.0.0.0` (kube-vip does DHCP).
+    /// The pool's only IPv4 entry is `0.0.0.0/32`: every IPv4 address it gives is `0.0.0.0`
+    /// (kube-vip leases one by DHCP). Its IPv6 ranges, if any, are allocated as usual.
     pub dhcp: bool,
     /// Which end free addresses are taken from.
     pub search_order: SearchOrder,
@@ -119,9 +120,14 @@ impl Pool {
         after > 0 && self.ranges[after - 1].contains(address)
     }
 
-    /// Whether the pool has any address of `family`.
+    /// Whether the pool has any address of `family` (DHCP counts for IPv4).
     pub fn has_family(&self, family: IpFamily) -> bool {
-        self.ranges.iter().any(|r| r.family() == family)
+        (self.dhcp && family == IpFamily::V4) || self.ranges.iter().any(|r| r.family() == family)
+    }
+
+    /// Whether `family` of this pool is DHCP (`0.0.0.0` for every Service).
+    pub fn is_dhcp(&self, family: IpFamily) -> bool {
+        self.dhcp && family == IpFamily::V4
     }
 
     /// The ranges of one family, ascending.
@@ -161,6 +167,8 @@ pub struct PoolSet {
     pub(crate) namespaces: BTreeMap<String, Pool>,
     /// `interface-<ns>` of namespaces that use the global pool.
     pub(crate) interfaces: BTreeMap<String, String>,
+    /// `allow-share-<ns>` of namespaces that use the global pool.
+    pub(crate) shares: BTreeMap<String, bool>,
 }
 
 impl PoolSet {
@@ -191,6 +199,19 @@ impl PoolSet {
             .get(namespace)
             .map(String::as_str)
             .or_else(|| self.pool_for_namespace(namespace)?.interface.as_deref())
+    }
+
+    /// Whether Services of `namespace` may share addresses: its own pool's setting, else
+    /// `allow-share-<ns>` (which, as in kube-vip-cloud-provider, also counts for a namespace
+    /// on the global pool), else the global pool's.
+    pub fn allow_share_for(&self, namespace: &str) -> bool {
+        if let Some(own) = self.namespaces.get(namespace) {
+            return own.allow_share;
+        }
+        self.shares
+            .get(namespace)
+            .copied()
+            .unwrap_or_else(|| self.global.as_ref().is_some_and(|g| g.allow_share))
     }
 
     /// Adds or replaces a pool (used by tests and by the parser).

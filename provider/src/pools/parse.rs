@@ -11,9 +11,6 @@ use super::model::{AddrRange, SearchOrder};
 use crate::ipam::IpFamily;
 use crate::ipam::ranges::to_number;
 
-/// The exact value that makes a pool a DHCP pool.
-pub(crate) const DHCP_VALUE: &str = "0.0.0.0/32";
-
 /// One parsed item of a `cidr-` or `range-` list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -25,6 +22,11 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The entry is `0.0.0.0/32`, kube-vip-cloud-provider's DHCP marker.
+    pub(crate) fn is_dhcp(&self) -> bool {
+        self.family == IpFamily::V4 && self.start == 0 && self.prefix_len == Some(32)
+    }
+
     /// The usable range: with `skip_end` the first and last address of an IPv4 CIDR shorter
     /// than /31 are dropped (they are the network and broadcast address; /31 and /32 have
     /// none, RFC 3021). None when nothing is left.
@@ -40,45 +42,62 @@ impl Entry {
     }
 }
 
-/// Which form the items of a key take.
+/// Which key family (`cidr-` or `range-`) a list came from. It does not decide how items
+/// are read: like kube-vip-cloud-provider, an item with a `/` is a CIDR and anything else a
+/// range, whatever the key; a mismatch is only reported as a warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ListKind {
     Cidr,
     Range,
 }
 
-/// Splits `value` on commas and parses every item; returns the good entries and one problem
-/// per bad item. `namespace_key` ("default", "global") names the sibling key in hints.
-pub(crate) fn parse_list(
-    value: &str,
-    kind: ListKind,
-    namespace_key: &str,
-) -> (Vec<Entry>, Vec<ConfigProblem>) {
-    let mut entries = Vec::new();
-    let mut problems = Vec::new();
+/// A parsed list: the good entries, one problem per bad item, and the items whose form does
+/// not match their key (a range under `cidr-`, a CIDR under `range-`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ParsedList {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) problems: Vec<ConfigProblem>,
+    pub(crate) other_form: Vec<String>,
+}
+
+/// Splits `value` on commas and parses every item. kube-vip-cloud-provider decides by the
+/// value, not the key: with a `/` it reads CIDRs, otherwise ranges (its own tests put an
+/// IPv6 range under a `cidr-` key). We decide per item, which accepts everything KVCP
+/// accepts and also a value that mixes both forms.
+pub(crate) fn parse_list(value: &str, kind: ListKind) -> ParsedList {
+    let mut parsed = ParsedList::default();
     for (index, item) in value.split(',').enumerate() {
         let item = item.trim();
         if item.is_empty() {
-            problems.push(ConfigProblem::EmptyItem {
+            parsed.problems.push(ConfigProblem::EmptyItem {
                 position: index + 1,
                 value: value.to_owned(),
             });
             continue;
         }
-        let parsed = match kind {
-            ListKind::Cidr if item.contains('-') => Err(ConfigProblem::RangeInCidrKey {
-                text: item.to_owned(),
-                range_key: format!("range-{namespace_key}"),
-            }),
-            ListKind::Cidr => parse_cidr(item),
-            ListKind::Range => parse_range(item, namespace_key),
+        let (result, form) = if item.contains('/') {
+            (parse_cidr(item), ListKind::Cidr)
+        } else if item.contains('-') {
+            (parse_range(item), ListKind::Range)
+        } else {
+            (
+                Err(ConfigProblem::NotCidrOrRange {
+                    text: item.to_owned(),
+                }),
+                kind,
+            )
         };
-        match parsed {
-            Ok(entry) => entries.push(entry),
-            Err(problem) => problems.push(problem),
+        match result {
+            Ok(entry) => {
+                if form != kind {
+                    parsed.other_form.push(item.to_owned());
+                }
+                parsed.entries.push(entry);
+            }
+            Err(problem) => parsed.problems.push(problem),
         }
     }
-    (entries, problems)
+    parsed
 }
 
 fn parse_address(text: &str) -> Result<IpAddr, ConfigProblem> {
@@ -90,9 +109,8 @@ fn parse_address(text: &str) -> Result<IpAddr, ConfigProblem> {
 /// `addr/len`; host bits are masked off (`192.168.0.10/24` means `192.168.0.0/24`).
 fn parse_cidr(item: &str) -> Result<Entry, ConfigProblem> {
     let Some((address, len)) = item.split_once('/') else {
-        return Err(ConfigProblem::BadValue {
+        return Err(ConfigProblem::NotCidrOrRange {
             text: item.to_owned(),
-            expected: "a CIDR such as `192.0.2.0/24`",
         });
     };
     let (family, number) = to_number(parse_address(address)?);
@@ -121,11 +139,10 @@ fn parse_cidr(item: &str) -> Result<Entry, ConfigProblem> {
 }
 
 /// `start-end`, both ends of one family, `start <= end`.
-fn parse_range(item: &str, namespace_key: &str) -> Result<Entry, ConfigProblem> {
+fn parse_range(item: &str) -> Result<Entry, ConfigProblem> {
     let Some((start, end)) = item.split_once('-') else {
-        return Err(ConfigProblem::NotARange {
+        return Err(ConfigProblem::NotCidrOrRange {
             text: item.to_owned(),
-            cidr_key: format!("cidr-{namespace_key}"),
         });
     };
     let (start_family, start) = to_number(parse_address(start)?);
@@ -150,14 +167,10 @@ fn parse_range(item: &str, namespace_key: &str) -> Result<Entry, ConfigProblem> 
 
 /// A boolean the way Go's `strconv.ParseBool` (used by kube-vip-cloud-provider) reads it.
 pub(crate) fn parse_bool(value: &str) -> Result<bool, ConfigProblem> {
-    match value.trim() {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        other => Err(ConfigProblem::BadValue {
-            text: other.to_owned(),
-            expected: "`true` or `false`",
-        }),
-    }
+    crate::strconv::parse_bool(value).ok_or_else(|| ConfigProblem::BadValue {
+        text: value.trim().to_owned(),
+        expected: "`true` or `false`",
+    })
 }
 
 /// `desc` or `asc`; empty means ascending.

@@ -7,6 +7,9 @@ use super::*;
 /// (ConfigMap data, namespace, the ranges its pool must have).
 type FormCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
 
+/// ConfigMap data as (key, value) pairs.
+type Data<'a> = &'a [(&'a str, &'a str)];
+
 const SOURCE: &str = "kube-system/kubevip";
 
 fn parse(entries: &[(&str, &str)]) -> ParsedConfig {
@@ -275,24 +278,278 @@ fn defaults_are_ascending_unshared_and_avoid_dot_zero_and_dot_255() {
 }
 
 #[test]
-fn the_exact_value_0_0_0_0_slash_32_makes_a_dhcp_pool() {
+fn the_entry_0_0_0_0_slash_32_makes_the_ipv4_side_of_a_pool_dhcp() {
     let parsed = parse(&[("cidr-web", " 0.0.0.0/32 "), ("cidr-global", "0.0.0.0/32")]);
     assert!(parsed.pools.pool_for_namespace("web").expect("web").dhcp);
     assert!(parsed.pools.pool_for_namespace("any").expect("global").dhcp);
     assert_eq!((parsed.errors.len(), parsed.warnings.len()), (0, 0));
 
-    let mixed = parse(&[
-        ("cidr-web", "0.0.0.0/32"),
-        ("range-web", "192.0.2.1-192.0.2.2"),
-    ]);
-    assert!(mixed.pools.pool_for_namespace("web").expect("web").dhcp);
+    // Per family, as in kube-vip-cloud-provider (it splits the value by family and checks
+    // whether the IPv4 part is `0.0.0.0/32`): IPv6 entries beside it are a normal pool.
+    let dual = parse(&[("cidr-web", "0.0.0.0/32,2001:db8::/126")]);
+    let web = dual.pools.pool_for_namespace("web").expect("web");
+    assert!(web.dhcp && web.has_family(crate::ipam::IpFamily::V4));
+    assert_eq!(ranges_for(&dual, "web"), ["2001:db8::-2001:db8::3"]);
+    assert_eq!((dual.errors.len(), dual.warnings.len()), (0, 0));
+
+    // Beside other IPv4 entries it is not DHCP in KVCP either (the IPv4 part is not exactly
+    // `0.0.0.0/32`; 0.0.0.0 itself is a `.0` address it never hands out).
+    let mixed = parse(&[("cidr-web", "0.0.0.0/32,192.0.2.0/30")]);
+    let web = mixed.pools.pool_for_namespace("web").expect("web");
+    assert!(!web.dhcp);
+    assert_eq!(ranges_for(&mixed, "web"), ["192.0.2.0-192.0.2.3"]);
     assert_eq!(
         messages(&mixed.warnings),
         [
-            "ConfigMap kube-system/kubevip key `cidr-web`: `0.0.0.0/32` (DHCP) is combined with other \
-          entries of the same pool; the pool is a DHCP pool and the other entries are ignored"
+            "ConfigMap kube-system/kubevip key `cidr-web`: `0.0.0.0/32` (DHCP) is combined with \
+          other IPv4 entries of the same pool; as with kube-vip-cloud-provider, IPv4 addresses \
+          come from those entries and DHCP is not used"
         ]
     );
+}
+
+/// kube-vip-cloud-provider reads a value with a `/` as CIDRs and anything else as ranges,
+/// whatever the key. Rows cite the KVCP test (pkg/provider/loadBalancer_test.go) they come
+/// from.
+#[test]
+fn the_value_decides_the_form_not_the_key() {
+    // (KVCP test, ConfigMap data, namespace, its ranges, expected warning or "")
+    let table: &[(&str, Data<'_>, &str, &[&str], &str)] = &[
+        (
+            "Test_DiscoveryPoolRange/ipv6, range lookup for known namespace",
+            &[("cidr-ipv6", "2001::10-2001::20")],
+            "ipv6",
+            &["2001::10-2001::20"],
+            "key `cidr-ipv6`: `2001::10-2001::20` is a range; used as written, as \
+             kube-vip-cloud-provider does (such entries usually go under `range-ipv6`)",
+        ),
+        (
+            "Test_DiscoveryPoolCIDR/cidr lookup for known namespace",
+            &[("cidr-system", "10.10.10.8/29")],
+            "system",
+            &["10.10.10.8-10.10.10.15"],
+            "",
+        ),
+        (
+            "Test_DiscoveryPoolRange/range lookup for known namespace",
+            &[("range-system", "10.10.10.8-10.10.10.15")],
+            "system",
+            &["10.10.10.8-10.10.10.15"],
+            "",
+        ),
+        (
+            "issue #12: a range under cidr-",
+            &[("cidr-web", "192.0.2.10-192.0.2.20")],
+            "web",
+            &["192.0.2.10-192.0.2.20"],
+            "key `cidr-web`: `192.0.2.10-192.0.2.20` is a range; used as written, as \
+             kube-vip-cloud-provider does (such entries usually go under `range-web`)",
+        ),
+        (
+            "issue #12: a CIDR under range-",
+            &[("range-web", "192.0.2.8/29")],
+            "web",
+            &["192.0.2.8-192.0.2.15"],
+            "key `range-web`: `192.0.2.8/29` is a CIDR; used as written, as \
+             kube-vip-cloud-provider does (such entries usually go under `cidr-web`)",
+        ),
+        (
+            "issue #12: both forms in one value (KVCP refuses it; we take both)",
+            &[("range-global", "192.0.2.8/30,192.0.2.20-192.0.2.21")],
+            "any",
+            &["192.0.2.8-192.0.2.11", "192.0.2.20-192.0.2.21"],
+            "key `range-global`: `192.0.2.8/30` is a CIDR; used as written, as \
+             kube-vip-cloud-provider does (such entries usually go under `cidr-global`)",
+        ),
+    ];
+    for (kvcp_test, data, namespace, ranges, warning) in table {
+        let parsed = parse(data);
+        assert_eq!(parsed.errors, vec![], "{kvcp_test}");
+        assert_eq!(ranges_for(&parsed, namespace), *ranges, "{kvcp_test}");
+        let expected: Vec<String> = if warning.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("ConfigMap kube-system/kubevip {warning}")]
+        };
+        assert_eq!(messages(&parsed.warnings), expected, "{kvcp_test}");
+    }
+}
+
+/// `allow-share-<ns>` counts for a namespace on the global pool, as in KVCP's
+/// `discoverPool` (Test_DiscoveryPoolCIDR: `allow-share-system` is read with the pool).
+#[test]
+fn allow_share_of_a_namespace_on_the_global_pool_is_honoured() {
+    let parsed = parse(&[
+        ("cidr-global", "192.0.2.0/24"),
+        ("allow-share-web", "True"),
+        ("allow-share-db", "0"),
+    ]);
+    assert!(parsed.pools.allow_share_for("web"));
+    assert!(!parsed.pools.allow_share_for("db"));
+    assert!(!parsed.pools.allow_share_for("other"));
+    assert!(
+        !messages(&parsed.warnings)
+            .iter()
+            .any(|w| w.contains("has no effect")),
+        "{:?}",
+        messages(&parsed.warnings)
+    );
+    let global_on = parse(&[
+        ("cidr-global", "192.0.2.0/24"),
+        ("allow-share-global", "t"),
+        ("allow-share-db", "F"),
+    ]);
+    assert!(global_on.pools.allow_share_for("other"));
+    assert!(!global_on.pools.allow_share_for("db"));
+}
+
+/// Every boolean key takes Go's `strconv.ParseBool` forms, as KVCP's `allow-share-*`.
+#[test]
+fn boolean_keys_take_go_parse_bool_forms() {
+    for (text, on) in [
+        ("1", true),
+        ("t", true),
+        ("T", true),
+        ("TRUE", true),
+        ("true", true),
+        ("True", true),
+        ("0", false),
+        ("f", false),
+        ("F", false),
+        ("FALSE", false),
+        ("false", false),
+        ("False", false),
+    ] {
+        let parsed = parse(&[
+            ("cidr-web", "192.0.2.0/30"),
+            ("allow-share-web", text),
+            ("skip-end-ips-in-cidr-web", text),
+            ("avoid-buggy-ips-web", text),
+        ]);
+        assert_eq!(parsed.errors, vec![], "{text}");
+        let pool = parsed.pools.pool_for_namespace("web").expect("web");
+        assert_eq!(
+            (
+                pool.allow_share,
+                pool.skip_end_ips_in_cidr,
+                pool.avoid_buggy_ips
+            ),
+            (on, on, on),
+            "{text}"
+        );
+    }
+}
+
+/// Where new Services get addresses differently than with kube-vip-cloud-provider, a
+/// warning names the key (issue #12, point 8).
+#[test]
+fn differences_from_kvcp_are_warned_per_key() {
+    // (ConfigMap data, the key warned about, a phrase of the warning)
+    let table: &[(Data<'_>, &str, &str)] = &[
+        (
+            &[
+                ("cidr-global", "192.0.2.0/24"),
+                ("range-web", "198.51.100.1-198.51.100.9"),
+            ],
+            "range-web",
+            "gives Services of namespace `web` addresses from `cidr-global`",
+        ),
+        (
+            &[
+                ("cidr-web", "192.0.2.0/24"),
+                ("range-web", "198.51.100.1-198.51.100.9"),
+            ],
+            "range-web",
+            "uses only `cidr-web` for namespace `web` and ignores this key",
+        ),
+        (
+            &[
+                ("cidr-global", "192.0.2.0/24"),
+                ("range-global", "198.51.100.1-198.51.100.9"),
+            ],
+            "range-global",
+            "uses only `cidr-global` for the global pool",
+        ),
+        (
+            &[("cidr-web", "192.0.2.0/24"), ("search-order-web", "desc")],
+            "search-order-web",
+            "reads only the global `search-order`",
+        ),
+        (
+            &[
+                ("cidr-global", "192.0.2.0/24"),
+                ("search-order-global", "desc"),
+            ],
+            "search-order-global",
+            "reads only `search-order`",
+        ),
+        (
+            &[
+                ("cidr-global", "192.0.2.0/24"),
+                ("avoid-buggy-ips", "false"),
+            ],
+            "avoid-buggy-ips",
+            "always skips IPv4 addresses ending in .0 or .255",
+        ),
+        (
+            &[
+                ("cidr-global", "192.0.2.0/24"),
+                ("skip-end-ips-in-cidr", "True"),
+            ],
+            "skip-end-ips-in-cidr",
+            "only for the exact value `true`",
+        ),
+        (
+            &[("cidr-global", "192.0.2.0/24"), ("allow-share-web", "true")],
+            "allow-share-web",
+            "join only addresses of Services whose namespace allows sharing too",
+        ),
+        (
+            &[("cidr-web", "192.0.2.0/24"), ("allow-share-web", "true")],
+            "allow-share-web",
+            "also shares IPv6 addresses",
+        ),
+    ];
+    for (data, key, phrase) in table {
+        let parsed = parse(data);
+        let differences: Vec<&ConfigWarning> = parsed
+            .warnings
+            .iter()
+            .filter(|w| w.kind.is_kvcp_difference())
+            .collect();
+        assert_eq!(
+            differences.len(),
+            1,
+            "{data:?}: {:?}",
+            messages(&parsed.warnings)
+        );
+        assert_eq!(differences[0].key, *key, "{data:?}");
+        assert!(
+            differences[0].to_string().contains(phrase),
+            "{data:?}: {}",
+            differences[0]
+        );
+    }
+    // What KVCP reads the same way is not warned about.
+    for data in [
+        &[("cidr-global", "192.0.2.0/24"), ("search-order", "desc")][..],
+        &[
+            ("range-web", "192.0.2.1-192.0.2.9"),
+            ("range-global", "198.51.100.1-198.51.100.9"),
+        ],
+        &[
+            ("cidr-web", "192.0.2.0/24"),
+            ("skip-end-ips-in-cidr", "true"),
+        ],
+        &[("cidr-web", "192.0.2.0/24"), ("allow-share-web", "false")],
+    ] {
+        let parsed = parse(data);
+        assert!(
+            !parsed.warnings.iter().any(|w| w.kind.is_kvcp_difference()),
+            "{data:?}: {:?}",
+            messages(&parsed.warnings)
+        );
+    }
 }
 
 #[test]
@@ -332,7 +589,14 @@ fn every_malformed_entry_is_reported_with_key_and_text() {
         (
             "cidr-web",
             "10.0.0.1",
-            "`10.0.0.1` is not valid here; expected a CIDR such as `192.0.2.0/24`",
+            "`10.0.0.1` is neither a CIDR nor a `start-end` range; write `10.0.0.1-10.0.0.1` \
+             for one address",
+        ),
+        (
+            "range-web",
+            "10.0.0.1",
+            "`10.0.0.1` is neither a CIDR nor a `start-end` range; write `10.0.0.1-10.0.0.1` \
+             for one address",
         ),
         (
             "cidr-web",
@@ -345,17 +609,6 @@ fn every_malformed_entry_is_reported_with_key_and_text() {
             "item 2 of `10.0.0.0/30,` is empty",
         ),
         ("cidr-web", "", "item 1 of `` is empty"),
-        (
-            "cidr-web",
-            "10.0.0.1-10.0.0.5",
-            "`10.0.0.1-10.0.0.5` is a range, not a CIDR; list it under `range-web`",
-        ),
-        (
-            "range-web",
-            "10.0.0.0/24",
-            "`10.0.0.0/24` is not a `start-end` range; write `10.0.0.0/24-10.0.0.0/24` for one \
-             address or list CIDRs under `cidr-web`",
-        ),
         ("cidr-", "10.0.0.0/24", "the key names no namespace"),
         (
             "search-order",
@@ -475,7 +728,11 @@ fn overlaps_between_namespaces_are_warned_and_within_one_are_merged() {
         messages(&parsed.warnings),
         [
             "ConfigMap kube-system/kubevip key `range-db`: overlaps `cidr-web` at \
-          192.0.2.10-192.0.2.15; each address still goes to one Service only"
+          192.0.2.10-192.0.2.15; each address still goes to one Service only",
+            "ConfigMap kube-system/kubevip key `range-db`: differs from kube-vip-cloud-provider: \
+          kube-vip-cloud-provider gives Services of namespace `db` addresses from \
+          `cidr-global` (it looks up `cidr-db`, `cidr-global`, `range-db`, `range-global` in \
+          this order); FerroLB allocates from this key, the namespace's own"
         ]
     );
 }

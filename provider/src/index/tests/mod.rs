@@ -26,6 +26,7 @@ pub(super) fn settings() -> IndexSettings {
         config_source: SOURCE.to_string(),
         cluster_default_mode: None,
         ingress_ip_only: false,
+        requests_unchecked: false,
     }
 }
 
@@ -168,5 +169,7 @@ pub(super) fn started(
 
 mod changes;
 mod kube_vip;
+mod kvcp;
+mod kvcp_tables;
 mod lifecycle;
 mod requests;

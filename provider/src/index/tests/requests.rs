@@ -53,8 +53,9 @@ fn unknown_ip_family_is_an_invalid_request() {
     assert!(message.contains("IPv5"), "{message}");
 }
 
+/// KVCP writes spec.loadBalancerIP for dual-stack Services too.
 #[test]
-fn dual_stack_follows_ip_families_order_and_skips_load_balancer_ip() {
+fn dual_stack_follows_ip_families_order_and_writes_its_first_address_to_load_balancer_ip() {
     let svc = with_spec(service("default", "web", 1), |s| {
         s.ip_family_policy = Some("PreferDualStack".into());
         s.ip_families = Some(vec!["IPv6".into(), "IPv4".into()]);
@@ -72,12 +73,13 @@ fn dual_stack_follows_ip_families_order_and_skips_load_balancer_ip() {
         annotation(&after, "kube-vip.io/loadbalancerIPs").as_deref(),
         Some("2001:db8::10,192.0.2.10")
     );
-    assert!(
+    // As KVCP's Test_syncLoadBalancer/"dualstack loadbalancer": the first address.
+    assert_eq!(
         after
             .spec
             .as_ref()
-            .and_then(|s| s.load_balancer_ip.as_ref())
-            .is_none()
+            .and_then(|s| s.load_balancer_ip.as_deref()),
+        Some("2001:db8::10")
     );
     assert_eq!(ingress(&after).len(), 2);
 }

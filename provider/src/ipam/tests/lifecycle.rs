@@ -81,6 +81,7 @@ fn adoption(namespace: &str, name: &str, held: &[&str], created: i64) -> Adoptio
         request: asking(namespace, name, held),
         addresses: ips(held),
         order: (created, name.to_owned()),
+        as_requested: false,
     }
 }
 
@@ -98,7 +99,8 @@ fn adoption_keeps_existing_addresses_and_the_older_service_wins() {
         vec![AdoptionConflict {
             key: key("web", "young"),
             address: ip("192.0.2.7"),
-            held_by: key("web", "old")
+            held_by: key("web", "old"),
+            kept: false,
         }]
     );
     assert_eq!(
@@ -167,8 +169,10 @@ fn changed_pools_keep_allocations_and_report_those_outside() {
     assert_eq!((web.size, web.used, web.free), (15, 2, 13));
 }
 
+/// `0.0.0.0` asks kube-vip for a DHCP lease; such a request is valid in any pool (issue #12,
+/// point 4), so it never counts as outside one.
 #[test]
-fn adopted_dhcp_services_are_inside_their_dhcp_pool() {
+fn adopted_dhcp_services_are_never_outside_a_pool() {
     let mut allocator = Allocator::new(pools(&[
         ("cidr-lab", "0.0.0.0/32"),
         ("cidr-web", "192.0.2.0/24"),
@@ -179,7 +183,7 @@ fn adopted_dhcp_services_are_inside_their_dhcp_pool() {
         adoption("web", "c", &["0.0.0.0"], 3),
     ]);
     assert_eq!(conflicts, vec![]);
-    assert_eq!(allocator.outside_pools(), vec![key("web", "c")]);
+    assert_eq!(allocator.outside_pools(), vec![]);
 }
 
 #[test]
@@ -197,4 +201,50 @@ fn a_service_whose_ports_go_away_stops_being_joinable() {
     );
     let udp = with_ports("dns", "b", &[(Protocol::Udp, 53)]);
     assert_eq!(addresses(&mut allocator, &udp), ips(&["192.0.2.2"]));
+}
+
+/// Addresses a Service explicitly asks for — every address kube-vip-cloud-provider left — are
+/// adopted as they are: a conflict does not take them away, and they are not checked again
+/// while the request stays the same (issue #12, point 5).
+#[test]
+fn adoption_as_requested_keeps_conflicting_and_outside_addresses() {
+    let mut allocator = Allocator::new(pools(&[("cidr-web", "192.0.2.0/24")]));
+    let as_requested = |namespace: &str, name: &str, held: &[&str], created: i64| Adoption {
+        as_requested: true,
+        ..adoption(namespace, name, held, created)
+    };
+    let conflicts = allocator.adopt(vec![
+        as_requested("web", "tcp", &["192.0.2.53"], 1),
+        as_requested("web", "udp", &["192.0.2.53"], 2),
+        as_requested("web", "outside", &["198.51.100.7"], 3),
+        as_requested("lab", "no-pool", &["203.0.113.9"], 4),
+    ]);
+    assert_eq!(
+        conflicts,
+        vec![AdoptionConflict {
+            key: key("web", "udp"),
+            address: ip("192.0.2.53"),
+            held_by: key("web", "tcp"),
+            kept: true,
+        }]
+    );
+    for (namespace, name, address) in [
+        ("web", "tcp", "192.0.2.53"),
+        ("web", "udp", "192.0.2.53"),
+        ("web", "outside", "198.51.100.7"),
+        ("lab", "no-pool", "203.0.113.9"),
+    ] {
+        // The same request again, now with a port: kept, not re-validated.
+        let mut again = asking(namespace, name, &[address]);
+        again.ports = vec![(Protocol::Udp, 5353)];
+        assert_eq!(addresses(&mut allocator, &again), ips(&[address]), "{name}");
+    }
+    // Asking for something else is judged like any new request.
+    let moved = asking("web", "outside", &["198.51.100.8"]);
+    assert_eq!(failure(&mut allocator, &moved).reason(), "NotInPool");
+    // New Services never get an address adopted as is.
+    assert_eq!(
+        addresses(&mut allocator, &req("web", "new")),
+        ips(&["192.0.2.1"])
+    );
 }

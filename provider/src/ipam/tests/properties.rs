@@ -222,6 +222,7 @@ fn adoption() -> impl Strategy<Value = Adoption> {
                 request,
                 addresses,
                 order,
+                as_requested: false,
             }
         },
     )
