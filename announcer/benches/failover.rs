@@ -14,8 +14,10 @@
 //! Each case runs 20 failovers. A failover crashes the current owner (link down, then SIGKILL
 //! to every process of its daemon: nothing it would send when dying gets out) while the
 //! client sends an ICMP echo to the address every 10 ms from a raw socket. Interruption =
-//! from the instant before the link went down to the first echo reply to a probe sent after
-//! it; lost = probes sent in between. The crashed node then comes back as a rebooted machine
+//! from the instant the link is down (`ip link set eth0 down` has returned; the SIGKILL
+//! follows at once) to the first echo reply to a probe sent after it; lost = probes sent in
+//! between. (Timing from before the `ip` command would let a probe sent during its few
+//! milliseconds be answered by the dying owner and count as a 0 ms failover.) The crashed node then comes back as a rebooted machine
 //! (link up, no VIP on it, the daemon restarted) and must settle as a backup before the next
 //! failover, which crashes the new owner.
 //!
@@ -118,7 +120,9 @@ impl Prober {
                         next += PROBE_INTERVAL;
                         continue;
                     }
-                    let _ = socket.set_read_timeout(Some(next - now));
+                    // At least 1 ms: a timeout that rounds down to zero would block forever.
+                    let wait = (next - now).max(Duration::from_millis(1));
+                    let _ = socket.set_read_timeout(Some(wait));
                     let Ok(len) = (&socket).read(&mut buf) else {
                         continue;
                     };
@@ -203,6 +207,8 @@ struct CaseResult {
     interruptions_ms: Vec<f64>,
     lost: Vec<usize>,
     failed: usize,
+    /// Rounds restarted because the owner changed before the crash (see `run_case`).
+    unplanned_moves: usize,
 }
 
 fn percentile<T: Copy + PartialOrd>(values: &[T], p: f64) -> Option<T> {
@@ -234,9 +240,10 @@ impl CaseResult {
             .map(|ms| format!("{ms:.0}"))
             .collect();
         println!(
-            "failover {} details: failed_runs={} min_ms={:.0} interruptions_ms=[{}] lost_max={}",
+            "failover {} details: failed_runs={} unplanned_moves={} min_ms={:.0} interruptions_ms=[{}] lost_max={}",
             self.name,
             self.failed,
+            self.unplanned_moves,
             p(0.0),
             runs.join(","),
             self.lost.iter().max().copied().unwrap_or(0)
@@ -248,7 +255,8 @@ impl CaseResult {
 trait Daemon {
     /// Starts it on node `i` (which has none running).
     fn start(&mut self, cluster: &mut Cluster, i: usize);
-    /// Crashes node `i`: link down, then SIGKILL to its processes; the instant before.
+    /// Crashes node `i`: link down, then SIGKILL to its processes; returns the instant the
+    /// link was down.
     fn crash(&mut self, cluster: &mut Cluster, i: usize) -> Instant;
     /// The node that answers, when exactly one does and every other is a settled backup.
     fn settled_owner(&self, cluster: &Cluster) -> Option<usize>;
@@ -419,7 +427,6 @@ impl Daemon for Keepalived {
     }
 
     fn crash(&mut self, cluster: &mut Cluster, i: usize) -> Instant {
-        let started = Instant::now();
         run(&[
             "ip",
             "-n",
@@ -429,8 +436,9 @@ impl Daemon for Keepalived {
             "eth0",
             "down",
         ]);
+        let down = Instant::now();
         self.kill(i);
-        started
+        down
     }
 
     fn settled_owner(&self, cluster: &Cluster) -> Option<usize> {
@@ -497,22 +505,45 @@ fn run_case(
         interruptions_ms: Vec::new(),
         lost: Vec::new(),
         failed: 0,
+        unplanned_moves: 0,
     };
     let client = cluster.clients[0].clone();
     for round in 0..RUNS {
-        let Some(owner) = wait_owner(daemon, cluster, GIVE_UP) else {
+        // The owner to crash: settled, still the owner after `settle` and the probes, and the
+        // node the client's neighbour entry points at. A restarted node that claims the
+        // address while settling (an unplanned move) makes the round start over.
+        let address = daemon.address().to_string();
+        let mut ready = None;
+        for _ in 0..5 {
+            let Some(owner) = wait_owner(daemon, cluster, GIVE_UP) else {
+                break;
+            };
+            std::thread::sleep(settle);
+            let prober = Prober::start(&client, daemon.address());
+            let steady = prober.wait_steady(20, Duration::from_secs(10));
+            let mac = cluster.nodes[owner].host.mac();
+            if steady
+                && daemon.settled_owner(cluster) == Some(owner)
+                && client.neighbour(&address) == Some(mac)
+            {
+                ready = Some((owner, prober));
+                break;
+            }
+            result.unplanned_moves += 1;
+            if std::env::var_os("FAILOVER_DEBUG").is_some() {
+                eprintln!(
+                    "{name} round {round}: not ready: owner {owner} steady {steady} now {:?} client entry {:?}",
+                    daemon.settled_owner(cluster),
+                    client.neighbour(&address)
+                );
+            }
+        }
+        let Some((owner, prober)) = ready else {
             eprintln!("{name} round {round}: no settled owner; giving up the case");
             result.failed += RUNS - round;
             break;
         };
-        std::thread::sleep(settle);
-        let prober = Prober::start(&client, daemon.address());
-        if !prober.wait_steady(20, Duration::from_secs(10)) {
-            eprintln!(
-                "{name} round {round}: probes to {} not answered before the crash",
-                daemon.address()
-            );
-        }
+        let before = client.neighbour(&address);
         let crashed = daemon.crash(cluster, owner);
         match prober.wait_recovered(crashed, GIVE_UP) {
             Some((interruption, lost)) => {
@@ -520,6 +551,13 @@ fn run_case(
                     .interruptions_ms
                     .push(interruption.as_secs_f64() * 1000.0);
                 result.lost.push(lost);
+                if std::env::var_os("FAILOVER_DEBUG").is_some() {
+                    let after = client.neighbour(&daemon.address().to_string());
+                    let macs: Vec<String> = cluster.nodes.iter().map(|n| n.host.mac()).collect();
+                    eprintln!(
+                        "{name} round {round}: crashed node {owner} {interruption:?} lost {lost} client entry before {before:?} after {after:?} node MACs {macs:?}"
+                    );
+                }
             }
             None => {
                 eprintln!(

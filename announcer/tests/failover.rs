@@ -322,7 +322,7 @@ fn capture_heartbeats(host: &Host, source: &str, count: usize, timeout: Duration
     );
     let mut tcpdump = std::process::Command::new("ip")
         .args([
-            "netns", "exec", &host.ns, "tcpdump", "-i", "eth0", "-U", "-s", "0",
+            "netns", "exec", &host.ns, "tcpdump", "-Z", "root", "-i", "eth0", "-U", "-s", "0",
         ])
         .args(["-c", &count.to_string(), "-w", common::path(&file), &filter])
         .stdout(std::process::Stdio::null())

@@ -226,10 +226,9 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{} has no running announcer", self.nodes[i].name))
     }
 
-    /// Crashes node `i`: link down, then SIGKILL to its announcer. Returns the instant just
-    /// before the link went down.
+    /// Crashes node `i`: link down, then SIGKILL to its announcer. Returns the instant the
+    /// link was down (the `ip` command returned): from then on nothing reaches the node.
     pub fn crash(&mut self, i: usize) -> Instant {
-        let started = Instant::now();
         run(&[
             "ip",
             "-n",
@@ -239,11 +238,12 @@ impl Cluster {
             "eth0",
             "down",
         ]);
+        let down = Instant::now();
         if let Some(mut announcer) = self.nodes[i].announcer.take() {
             let _ = announcer.child.kill();
             let _ = announcer.child.wait();
         }
-        started
+        down
     }
 
     /// Brings node `i`'s link back (with its IPv6 address, which link down may flush).
