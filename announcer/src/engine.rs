@@ -218,6 +218,20 @@ impl Engine {
             })
             .collect();
         for (desired, pending) in went_down {
+            // A failover holder whose link is down hands the address to the other candidates
+            // at once (its heartbeats may still get through another way).
+            if inner.granted.remove(&desired.key.address)
+                && let Some(failover) = &self.failover
+            {
+                self.deactivate(&mut inner, &desired).await;
+                failover.unable(desired.key.address);
+                let mut released = pending.clone();
+                released.interface = None;
+                released.message =
+                    format!("{}; released to the other candidates", pending.message).into();
+                self.set_observed(&mut inner, &desired, released);
+                continue;
+            }
             self.set_observed(&mut inner, &desired, pending);
         }
         let retry: Vec<Desired> = inner

@@ -206,6 +206,7 @@ impl Election {
         if let Some(group) = self.groups.get_mut(&address) {
             group.held = false;
             group.unable_until = Some(now + dead);
+            group.reported = None;
         }
     }
 

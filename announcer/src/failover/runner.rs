@@ -79,6 +79,8 @@ pub struct Failover {
     port: u16,
     state: Mutex<State>,
     wake: Notify,
+    /// Send heartbeats on the next wake-up, not at the next interval.
+    send_now: std::sync::atomic::AtomicBool,
     metrics: FailoverMetrics,
 }
 
@@ -94,6 +96,7 @@ impl Failover {
                 seq: 0,
             }),
             wake: Notify::new(),
+            send_now: std::sync::atomic::AtomicBool::new(false),
             metrics,
         }
     }
@@ -119,6 +122,17 @@ impl Failover {
         }
         state.election.configure(Instant::now(), me, peers, groups);
         drop(state);
+        self.wake.notify_one();
+    }
+
+    /// This node cannot keep `address` in force (its link went down): not ready for one dead
+    /// interval, and the peers hear at once that it no longer holds it.
+    pub fn unable(&self, address: IpAddr) {
+        if let Ok(mut state) = self.state.lock() {
+            state.election.unable(Instant::now(), address);
+        }
+        self.send_now
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.wake.notify_one();
     }
 
@@ -151,6 +165,9 @@ impl Failover {
             // Tell the peers at once: a claim or a release ends their wait a whole interval
             // sooner.
             send |= !decisions.is_empty();
+            send |= self
+                .send_now
+                .swap(false, std::sync::atomic::Ordering::Relaxed);
             for decision in decisions {
                 let address = match &decision {
                     Decision::Claim { address, .. } => Some(*address),
