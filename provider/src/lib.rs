@@ -18,6 +18,7 @@ pub mod lease;
 pub mod metrics;
 pub mod nodes;
 pub mod outcome;
+pub mod ownership;
 pub mod patch;
 pub mod pools;
 pub mod relist;
