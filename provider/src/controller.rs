@@ -296,6 +296,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut announce_tick = tokio::time::interval(std::time::Duration::from_millis(20));
     announce_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut announce_dirty = false;
+    // Something happened since the last second's tick: give freed memory back then.
+    let mut busy = false;
     loop {
         let input = tokio::select! {
             input = inputs.next() => match input {
@@ -305,6 +307,9 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             _ = stats_tick.tick() => {
                 if index.is_serving() {
                     index.publish_stats();
+                }
+                if std::mem::take(&mut busy) {
+                    crate::memory::release_free_memory();
                 }
                 continue;
             }
@@ -317,6 +322,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             }
         };
         announce_dirty |= announce.is_some();
+        busy = true;
         let writes = match input {
             Input::Services(Ok(change)) => match change {
                 Change::Listed(views) => index.reset_views(views),
