@@ -12,10 +12,18 @@
 //! not excluded, and its announcer has a ready endpoint and is reachable; with
 //! `externalTrafficPolicy: Local` it must also hold a ready endpoint of every such Service
 //! sharing the address. Eligible nodes are ranked by rendezvous hashing of (address, node):
-//! in layer2 and vip the first one answers and the next ones are its failover candidates;
-//! in BGP every eligible node advertises. Rendezvous hashing spreads addresses evenly, moves
+//! in layer2 and vip the first `--failover-candidates` are the address's ordered
+//! candidates; in BGP every eligible node advertises. Rendezvous hashing spreads addresses evenly, moves
 //! only the addresses of a node that is lost, and gives every leader the same answer from the
 //! same inputs, so a new leader's first Sync changes nothing.
+//!
+//! Layer2/vip failover is the announcers' (issue #11): with the heartbeat key known
+//! ([`Planner::set_failover`]) every candidate gets the entry and the candidates elect the
+//! one that answers; without it only the first candidate gets it and answers at once. Either
+//! way the planner learns who answers from the reports, never from its own placement: it
+//! keeps the last Active holder of each address, and a new Active holder is a [`Move`]. So
+//! the provider adopts what the announcers decided (also after a takeover while it was
+//! away) and never moves an address a second time.
 //!
 //! Pure: no I/O, no clock. Changes are recorded as dirty and computed on [`Planner::flush`],
 //! so a burst of events costs one placement per touched address.
@@ -27,8 +35,8 @@ use std::{
 };
 
 use super::model::{
-    AnnouncerEndpoint, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo, NodeName,
-    Phase, Target,
+    AnnouncerEndpoint, FailoverPeer, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo,
+    NodeName, Phase, Target,
 };
 use crate::ipam::ServiceKey;
 
@@ -39,7 +47,8 @@ struct Placement {
     interface: InterfaceChoice,
     /// "ns/name" of the Services served, sorted, comma-separated.
     services: Arc<str>,
-    /// The nodes that announce it: the owner (layer2, vip) or every eligible node (BGP).
+    /// The nodes sent the entry: every candidate (layer2, vip with failover), the first
+    /// candidate (layer2, vip without a heartbeat key) or every eligible node (BGP).
     nodes: Vec<NodeName>,
     /// Ordered candidates, owner first (layer2, vip).
     candidates: Arc<[NodeName]>,
@@ -97,7 +106,9 @@ pub struct Move {
     pub from: NodeName,
     /// New owner (`None`: nobody may announce it now).
     pub to: Option<NodeName>,
-    /// Why, as a sentence fragment ("node-1 is not Ready").
+    /// Why, as a sentence fragment: the old holder's ineligibility ("node-1: it is not
+    /// Ready") or the new holder's own message ("took over from node-1: node-1 stopped
+    /// answering heartbeats").
     pub why: String,
     /// Metric label of the reason.
     pub reason: &'static str,
@@ -121,6 +132,8 @@ pub struct Flush {
 pub struct Planner {
     /// How many failover candidates each layer2/vip announcement names.
     candidates: usize,
+    /// The heartbeat key is known: layer2/vip entries go to every candidate.
+    failover: bool,
     targets: HashMap<ServiceKey, Target>,
     by_address: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
     nodes: BTreeMap<NodeName, NodeInfo>,
@@ -129,6 +142,10 @@ pub struct Planner {
     endpoints: HashMap<ServiceKey, BTreeSet<NodeName>>,
     reports: BTreeMap<NodeName, HashMap<(IpAddr, Mode), Phase>>,
     placements: BTreeMap<IpAddr, Placement>,
+    /// The last node reported Active for each single-owner address.
+    holders: BTreeMap<IpAddr, NodeName>,
+    /// Addresses whose holder may have changed (reports or placement).
+    dirty_holders: BTreeSet<IpAddr>,
     sets: BTreeMap<NodeName, BTreeMap<(IpAddr, Mode), NodeAnnouncement>>,
     dirty_addresses: BTreeSet<IpAddr>,
     topology_dirty: bool,
@@ -142,6 +159,7 @@ impl Planner {
     pub fn new(candidates: usize) -> Self {
         Planner {
             candidates: candidates.max(1),
+            failover: false,
             targets: HashMap::new(),
             by_address: BTreeMap::new(),
             nodes: BTreeMap::new(),
@@ -150,12 +168,29 @@ impl Planner {
             endpoints: HashMap::new(),
             reports: BTreeMap::new(),
             placements: BTreeMap::new(),
+            holders: BTreeMap::new(),
+            dirty_holders: BTreeSet::new(),
             sets: BTreeMap::new(),
             dirty_addresses: BTreeSet::new(),
             topology_dirty: false,
             dirty_services: BTreeSet::new(),
             unsent: BTreeSet::new(),
         }
+    }
+
+    /// Whether the heartbeat key is known. With it, layer2/vip entries go to every
+    /// candidate and the announcers elect the holder; without it, to the first candidate
+    /// only (several candidates without a key would all answer).
+    pub fn set_failover(&mut self, on: bool) {
+        if self.failover != on {
+            self.failover = on;
+            self.topology_dirty = true;
+        }
+    }
+
+    /// True when layer2/vip entries go to every candidate.
+    pub fn failover(&self) -> bool {
+        self.failover
     }
 
     /// A Service's target changed (`None`: nothing to announce).
@@ -293,6 +328,7 @@ impl Planner {
                     .map(|(a, _)| *a),
             )
             .collect();
+        self.dirty_holders.extend(touched.iter().copied());
         for address in touched {
             if let Some(keys) = self.by_address.get(&address) {
                 self.dirty_services.extend(keys.iter().cloned());
@@ -397,11 +433,14 @@ impl Planner {
                     changed_nodes.insert(node.clone());
                 }
             }
-            if let Some(mv) = self.moved(address, before.as_ref(), after.as_ref(), &eligible) {
-                flush.moves.push(mv);
-            }
+            self.dirty_holders.insert(address);
             if let Some(p) = after {
                 self.placements.insert(address, p);
+            }
+        }
+        for address in std::mem::take(&mut self.dirty_holders) {
+            if let Some(mv) = self.follow_holder(address, &eligible) {
+                flush.moves.push(mv);
             }
         }
         for node in changed_nodes {
@@ -432,6 +471,25 @@ impl Planner {
                 .map(|s| s.values().cloned().collect())
                 .unwrap_or_default(),
         )
+    }
+
+    /// The failover peers of a node: every node named in the candidate lists of its set
+    /// (itself included) that has an announcer, with that announcer's address. Empty
+    /// without failover.
+    pub fn failover_peers(&self, node: &str) -> Vec<FailoverPeer> {
+        let Some(set) = self.sets.get(node).filter(|_| self.failover) else {
+            return Vec::new();
+        };
+        let named: BTreeSet<&NodeName> = set.values().flat_map(|a| a.candidates.iter()).collect();
+        named
+            .into_iter()
+            .filter_map(|name| {
+                self.announcers.get(name).map(|e| FailoverPeer {
+                    node: name.clone(),
+                    address: e.address,
+                })
+            })
+            .collect()
     }
 
     /// Where `address` should be announced now.
@@ -479,9 +537,11 @@ impl Planner {
             None
         };
         let (nodes, candidates): (Vec<NodeName>, Arc<[NodeName]>) = if mode.single_owner() {
+            let candidates: Vec<NodeName> = ranked.iter().take(self.candidates).cloned().collect();
+            let sent_to = if self.failover { candidates.len() } else { 1 };
             (
-                ranked.first().cloned().into_iter().collect(),
-                ranked.iter().take(self.candidates).cloned().collect(),
+                candidates.iter().take(sent_to).cloned().collect(),
+                candidates.into(),
             )
         } else {
             (ranked, Arc::from(Vec::new()))
@@ -564,23 +624,54 @@ impl Planner {
         )
     }
 
-    /// The move from `before` to `after`, if the owner of a single-owner address changed.
+    /// Follows the holder of a single-owner address from the reports: a node reporting
+    /// Active other than the last holder is a move (a holder that is still Active stays the
+    /// holder, so two nodes Active for a moment move nothing). An address nobody may announce
+    /// any more is a move to no node.
+    fn follow_holder(
+        &mut self,
+        address: IpAddr,
+        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
+    ) -> Option<Move> {
+        let Some(placement) = self
+            .placements
+            .get(&address)
+            .filter(|p| p.mode.single_owner())
+        else {
+            self.holders.remove(&address);
+            return None;
+        };
+        if placement.nobody.is_some() {
+            let from = self.holders.remove(&address)?;
+            return self.moved(address, from, None, String::new(), eligible);
+        }
+        let mode = placement.mode;
+        let active = |node: &NodeName| match self.reports.get(node)?.get(&(address, mode))? {
+            Phase::Active(message) => Some(message.clone()),
+            _ => None,
+        };
+        let previous = self.holders.get(&address).cloned();
+        if previous.as_ref().is_some_and(|p| active(p).is_some()) {
+            return None;
+        }
+        let (to, message) = placement
+            .nodes
+            .iter()
+            .find_map(|n| active(n).map(|m| (n.clone(), m)))?;
+        self.holders.insert(address, to.clone());
+        self.moved(address, previous?, Some(to), message, eligible)
+    }
+
+    /// The move of `address` from `from` to `to`, with why: `from`'s ineligibility when the
+    /// planner sees one, else the new holder's own `message` (an announcer-side takeover).
     fn moved(
         &self,
         address: IpAddr,
-        before: Option<&Placement>,
-        after: Option<&Placement>,
+        from: NodeName,
+        to: Option<NodeName>,
+        message: String,
         eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
     ) -> Option<Move> {
-        let before = before?;
-        if !before.mode.single_owner() {
-            return None;
-        }
-        let from = before.nodes.first()?.clone();
-        let to = after.and_then(|p| p.nodes.first().cloned());
-        if to.as_ref() == Some(&from) {
-            return None;
-        }
         let services: Vec<ServiceKey> = self
             .by_address
             .get(&address)
@@ -595,6 +686,11 @@ impl Planner {
             self.targets.get(key).is_some_and(|t| t.local_traffic)
                 && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
         });
+        let candidates = self
+            .placements
+            .get(&address)
+            .map(|p| p.candidates.clone())
+            .unwrap_or_else(|| Arc::from(Vec::new()));
         let (why, reason) = match eligible.get(&from) {
             Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
             None => (
@@ -608,11 +704,22 @@ impl Planner {
                 "no_ready_endpoints",
             ),
             Some(Ok(())) => match &to {
-                Some(to) => (format!("{to} ranks first for it now"), "rebalanced"),
                 None => (
                     format!("{from}: no node may announce it"),
                     "no_eligible_node",
                 ),
+                Some(to) if !self.failover => {
+                    (format!("{to} ranks first for it now"), "rebalanced")
+                }
+                Some(_) if !candidates.contains(&from) => (
+                    format!(
+                        "{from} is no longer among its failover candidates ({})",
+                        candidates.join(", ")
+                    ),
+                    "rebalanced",
+                ),
+                Some(to) if message.is_empty() => (format!("{to} took over"), "heartbeat"),
+                Some(_) => (message, "heartbeat"),
             },
         };
         Some(Move {
@@ -663,20 +770,27 @@ impl Planner {
             }
             let mut in_force = Vec::new();
             let mut refused = None;
+            let mut standing_by = Vec::new();
+            let mut seen_holder = None;
+            let mut not_yet = Vec::new();
             for node in &placement.nodes {
                 match self
                     .reports
                     .get(node)
                     .and_then(|r| r.get(&(*address, mode)))
                 {
-                    Some(Phase::Active) => in_force.push(node.clone()),
+                    Some(Phase::Active(_)) => in_force.push(node.clone()),
+                    Some(Phase::Standby { holder }) => {
+                        standing_by.push(node.as_ref());
+                        seen_holder = seen_holder.or(holder.as_ref());
+                    }
                     Some(Phase::Failed(message)) => {
                         refused.get_or_insert(format!("{node} refused {address}: {message}"));
                     }
                     Some(Phase::Pending(message)) => {
-                        waiting.push(format!("{node} has {address} pending: {message}"))
+                        not_yet.push(format!("{node} has {address} pending: {message}"))
                     }
-                    None => waiting.push(format!("waiting for {node} to announce {address}")),
+                    None => not_yet.push(format!("waiting for {node} to announce {address}")),
                 }
             }
             if !in_force.is_empty() {
@@ -684,6 +798,23 @@ impl Planner {
                 by.push((*address, in_force));
             } else if let Some(message) = refused {
                 problem.get_or_insert(("Refused", message));
+            } else if !standing_by.is_empty() {
+                let seen = match seen_holder {
+                    Some(holder) => format!(" (they see {holder} answering)"),
+                    None => String::new(),
+                };
+                let verb = if standing_by.len() == 1 {
+                    "stands"
+                } else {
+                    "stand"
+                };
+                waiting.push(format!(
+                    "{address}: {} {verb} by{seen}; waiting for one to take over",
+                    standing_by.join(", ")
+                ));
+                waiting.extend(not_yet);
+            } else {
+                waiting.extend(not_yet);
             }
         }
         Some(if let Some((reason, message)) = problem {
