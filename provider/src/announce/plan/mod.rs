@@ -13,9 +13,9 @@
 //! `externalTrafficPolicy: Local` it must also hold a ready endpoint of every such Service
 //! sharing the address. Eligible nodes are ranked by rendezvous hashing of (address, node):
 //! in layer2 and vip the first `--failover-candidates` are the address's ordered
-//! candidates; in BGP every eligible node advertises. Rendezvous hashing spreads addresses evenly, moves
-//! only the addresses of a node that is lost, and gives every leader the same answer from the
-//! same inputs, so a new leader's first Sync changes nothing.
+//! candidates; in BGP every eligible node advertises. Rendezvous hashing spreads addresses
+//! evenly, changes only the lists that named a node that is lost, and gives every leader the
+//! same answer from the same inputs, so a new leader's first Sync changes nothing.
 //!
 //! Layer2/vip failover is the announcers' (issue #11): with the heartbeat key known
 //! ([`Planner::set_failover`]) every candidate gets the entry and the candidates elect the
@@ -23,7 +23,8 @@
 //! way the planner learns who answers from the reports, never from its own placement: it
 //! keeps the last Active holder of each address, and a new Active holder is a [`Move`]. So
 //! the provider adopts what the announcers decided (also after a takeover while it was
-//! away) and never moves an address a second time.
+//! away) and never moves an address a second time (`holders.rs`). The Services' statuses
+//! come from the placements and the reports (`status.rs`).
 //!
 //! Pure: no I/O, no clock. Changes are recorded as dirty and computed on [`Planner::flush`],
 //! so a burst of events costs one placement per touched address.
@@ -40,6 +41,12 @@ use super::model::{
 };
 use crate::ipam::ServiceKey;
 
+mod holders;
+mod status;
+
+pub use holders::Move;
+pub use status::ServiceStatus;
+
 /// Where one address is announced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Placement {
@@ -54,66 +61,6 @@ struct Placement {
     candidates: Arc<[NodeName]>,
     /// Why nobody announces it: (reason, message).
     nobody: Option<(&'static str, String)>,
-}
-
-/// What a Service's `ferrolb.io/Announced` condition and ingress should say.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceStatus {
-    /// Every address is in force.
-    Announced {
-        /// The mode.
-        mode: Mode,
-        /// Each address and the nodes announcing it.
-        by: Vec<(IpAddr, Vec<NodeName>)>,
-    },
-    /// Sent, not yet confirmed by the announcers.
-    Pending {
-        /// Addresses already in force.
-        active: Vec<IpAddr>,
-        /// What we wait for.
-        message: String,
-    },
-    /// Not announced (or only partly): a typed reason and a sentence.
-    NotAnnounced {
-        /// Addresses in force anyway (partial).
-        active: Vec<IpAddr>,
-        /// `NoEligibleNode`, `NoReadyEndpoints`, `AnnouncerUnreachable`, `Refused`,
-        /// `Conflict` or `InvalidMode`.
-        reason: &'static str,
-        /// Names the address, the nodes and what to fix.
-        message: String,
-    },
-}
-
-impl ServiceStatus {
-    /// The addresses to publish in `status.loadBalancer.ingress`.
-    pub fn active(&self) -> Vec<IpAddr> {
-        match self {
-            ServiceStatus::Announced { by, .. } => by.iter().map(|(a, _)| *a).collect(),
-            ServiceStatus::Pending { active, .. } | ServiceStatus::NotAnnounced { active, .. } => {
-                active.clone()
-            }
-        }
-    }
-}
-
-/// An address moved from one node to another (layer2, vip).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Move {
-    /// The address.
-    pub address: IpAddr,
-    /// Previous owner.
-    pub from: NodeName,
-    /// New owner (`None`: nobody may announce it now).
-    pub to: Option<NodeName>,
-    /// Why, as a sentence fragment: the old holder's ineligibility ("node-1: it is not
-    /// Ready") or the new holder's own message ("took over from node-1: node-1 stopped
-    /// answering heartbeats").
-    pub why: String,
-    /// Metric label of the reason.
-    pub reason: &'static str,
-    /// The Services served.
-    pub services: Vec<ServiceKey>,
 }
 
 /// What changed since the last flush.
@@ -622,215 +569,6 @@ impl Planner {
                 why.join("; ")
             ),
         )
-    }
-
-    /// Follows the holder of a single-owner address from the reports: a node reporting
-    /// Active other than the last holder is a move (a holder that is still Active stays the
-    /// holder, so two nodes Active for a moment move nothing). An address nobody may announce
-    /// any more is a move to no node.
-    fn follow_holder(
-        &mut self,
-        address: IpAddr,
-        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
-    ) -> Option<Move> {
-        let Some(placement) = self
-            .placements
-            .get(&address)
-            .filter(|p| p.mode.single_owner())
-        else {
-            self.holders.remove(&address);
-            return None;
-        };
-        if placement.nobody.is_some() {
-            let from = self.holders.remove(&address)?;
-            return self.moved(address, from, None, String::new(), eligible);
-        }
-        let mode = placement.mode;
-        let active = |node: &NodeName| match self.reports.get(node)?.get(&(address, mode))? {
-            Phase::Active(message) => Some(message.clone()),
-            _ => None,
-        };
-        let previous = self.holders.get(&address).cloned();
-        if previous.as_ref().is_some_and(|p| active(p).is_some()) {
-            return None;
-        }
-        let (to, message) = placement
-            .nodes
-            .iter()
-            .find_map(|n| active(n).map(|m| (n.clone(), m)))?;
-        self.holders.insert(address, to.clone());
-        self.moved(address, previous?, Some(to), message, eligible)
-    }
-
-    /// The move of `address` from `from` to `to`, with why: `from`'s ineligibility when the
-    /// planner sees one, else the new holder's own `message` (an announcer-side takeover).
-    fn moved(
-        &self,
-        address: IpAddr,
-        from: NodeName,
-        to: Option<NodeName>,
-        message: String,
-        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
-    ) -> Option<Move> {
-        let services: Vec<ServiceKey> = self
-            .by_address
-            .get(&address)
-            .map(|k| k.iter().cloned().collect())
-            .unwrap_or_default();
-        if services.is_empty() {
-            return None;
-        }
-        // With externalTrafficPolicy: Local a node must hold a ready endpoint of every such
-        // Service on the address.
-        let lost_endpoints = services.iter().any(|key| {
-            self.targets.get(key).is_some_and(|t| t.local_traffic)
-                && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
-        });
-        let candidates = self
-            .placements
-            .get(&address)
-            .map(|p| p.candidates.clone())
-            .unwrap_or_else(|| Arc::from(Vec::new()));
-        let (why, reason) = match eligible.get(&from) {
-            Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
-            None => (
-                format!("{from}: {}", Ineligible::NoAnnouncer),
-                "announcer_missing",
-            ),
-            Some(Ok(())) if lost_endpoints => (
-                format!(
-                    "{from}: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
-                ),
-                "no_ready_endpoints",
-            ),
-            Some(Ok(())) => match &to {
-                None => (
-                    format!("{from}: no node may announce it"),
-                    "no_eligible_node",
-                ),
-                Some(to) if !self.failover => {
-                    (format!("{to} ranks first for it now"), "rebalanced")
-                }
-                Some(_) if !candidates.contains(&from) => (
-                    format!(
-                        "{from} is no longer among its failover candidates ({})",
-                        candidates.join(", ")
-                    ),
-                    "rebalanced",
-                ),
-                Some(to) if message.is_empty() => (format!("{to} took over"), "heartbeat"),
-                Some(_) => (message, "heartbeat"),
-            },
-        };
-        Some(Move {
-            address,
-            from,
-            to,
-            why,
-            reason,
-            services,
-        })
-    }
-
-    /// The status of one Service from placements and reports; `None` when it has no target.
-    fn status(&self, key: &ServiceKey) -> Option<ServiceStatus> {
-        let target = self.targets.get(key)?;
-        let mode = match &target.mode {
-            Ok(mode) => *mode,
-            Err(problem) => {
-                return Some(ServiceStatus::NotAnnounced {
-                    active: Vec::new(),
-                    reason: "InvalidMode",
-                    message: problem.clone(),
-                });
-            }
-        };
-        let mut by = Vec::new();
-        let mut active = Vec::new();
-        let mut problem: Option<(&'static str, String)> = None;
-        let mut waiting: Vec<String> = Vec::new();
-        for address in &target.addresses {
-            let Some(placement) = self.placements.get(address) else {
-                waiting.push(format!("{address}: not placed yet"));
-                continue;
-            };
-            if placement.mode != mode {
-                problem.get_or_insert((
-                    "Conflict",
-                    format!(
-                        "{address} is shared with {} in mode {}; this Service asks for mode {mode}",
-                        placement.services, placement.mode
-                    ),
-                ));
-                continue;
-            }
-            if let Some((reason, message)) = &placement.nobody {
-                problem.get_or_insert((reason, message.clone()));
-                continue;
-            }
-            let mut in_force = Vec::new();
-            let mut refused = None;
-            let mut standing_by = Vec::new();
-            let mut seen_holder = None;
-            let mut not_yet = Vec::new();
-            for node in &placement.nodes {
-                match self
-                    .reports
-                    .get(node)
-                    .and_then(|r| r.get(&(*address, mode)))
-                {
-                    Some(Phase::Active(_)) => in_force.push(node.clone()),
-                    Some(Phase::Standby { holder }) => {
-                        standing_by.push(node.as_ref());
-                        seen_holder = seen_holder.or(holder.as_ref());
-                    }
-                    Some(Phase::Failed(message)) => {
-                        refused.get_or_insert(format!("{node} refused {address}: {message}"));
-                    }
-                    Some(Phase::Pending(message)) => {
-                        not_yet.push(format!("{node} has {address} pending: {message}"))
-                    }
-                    None => not_yet.push(format!("waiting for {node} to announce {address}")),
-                }
-            }
-            if !in_force.is_empty() {
-                active.push(*address);
-                by.push((*address, in_force));
-            } else if let Some(message) = refused {
-                problem.get_or_insert(("Refused", message));
-            } else if !standing_by.is_empty() {
-                let seen = match seen_holder {
-                    Some(holder) => format!(" (they see {holder} answering)"),
-                    None => String::new(),
-                };
-                let verb = if standing_by.len() == 1 {
-                    "stands"
-                } else {
-                    "stand"
-                };
-                waiting.push(format!(
-                    "{address}: {} {verb} by{seen}; waiting for one to take over",
-                    standing_by.join(", ")
-                ));
-                waiting.extend(not_yet);
-            } else {
-                waiting.extend(not_yet);
-            }
-        }
-        Some(if let Some((reason, message)) = problem {
-            ServiceStatus::NotAnnounced {
-                active,
-                reason,
-                message,
-            }
-        } else if by.len() == target.addresses.len() && !by.is_empty() {
-            ServiceStatus::Announced { mode, by }
-        } else {
-            ServiceStatus::Pending {
-                active,
-                message: waiting.join("; "),
-            }
-        })
     }
 }
 
