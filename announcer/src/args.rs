@@ -122,6 +122,22 @@ pub struct ServerArgs {
     /// also noticed at once through kernel link notifications; this poll is the fallback.
     #[arg(long, env = "FERROLB_LINK_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub link_poll_interval: Duration,
+    /// UDP port of failover heartbeats between the candidates of layer2/vip addresses (the
+    /// same on every node); 0 turns failover among announcers off (each announcement is then
+    /// put in force where it is sent).
+    #[arg(long, env = "FERROLB_HEARTBEAT_PORT", default_value_t = 9722)]
+    pub heartbeat_port: u16,
+    /// Interval of failover heartbeats. A holder is replaced after interval × multiplier
+    /// without one: shorter detects faster and costs more packets (one per peer per interval).
+    #[arg(long, env = "FERROLB_HEARTBEAT_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// Heartbeats a holder may miss before the next candidate takes over.
+    #[arg(long, env = "FERROLB_HEARTBEAT_MULTIPLIER", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=255))]
+    pub heartbeat_multiplier: u32,
+    /// A candidate earlier in the list takes the address back when it returns (off: the
+    /// holder keeps it, since moving it breaks every open connection).
+    #[arg(long, env = "FERROLB_FAILOVER_PREEMPT")]
+    pub failover_preempt: bool,
     /// BGP speaker: standalone peers.
     #[command(flatten)]
     pub bgp: crate::bgp::args::BgpArgs,

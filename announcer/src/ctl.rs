@@ -84,6 +84,13 @@ pub enum CtlCommand {
         /// The name of the node the announcer runs on, as the sender knows it.
         #[arg(long, default_value = "")]
         node: String,
+        /// Failover peer NODE=IP: where that node's announcer receives heartbeats (repeatable).
+        #[arg(long = "failover-peer")]
+        failover_peers: Vec<String>,
+        /// File holding the 32-byte heartbeat key (raw, or 64 hex characters); without it the
+        /// announcer does no failover of its own.
+        #[arg(long)]
+        heartbeat_key_file: Option<PathBuf>,
     },
     /// BGP peers: list, add, delete.
     #[command(subcommand)]
@@ -272,6 +279,19 @@ fn announcement(
     })
 }
 
+/// A heartbeat key file: 32 raw bytes, or 64 hex characters (surrounding whitespace ignored).
+fn key_from_file(path: &PathBuf) -> Result<Vec<u8>, CtlError> {
+    let bytes = read(path)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let hex = text.trim();
+    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok((0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect());
+    }
+    Ok(bytes)
+}
+
 /// One entry of a `ctl sync` file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -360,7 +380,25 @@ async fn execute(
             generation,
             file,
             node,
+            failover_peers,
+            heartbeat_key_file,
         } => {
+            let failover_peers = failover_peers
+                .iter()
+                .map(|p| match p.split_once('=') {
+                    Some((node, address)) => Ok(pb::FailoverPeer {
+                        node: node.to_string(),
+                        address: address.to_string(),
+                    }),
+                    None => Err(CtlError::Usage(format!(
+                        "--failover-peer {p:?}: expected NODE=IP"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let heartbeat_key = match &heartbeat_key_file {
+                Some(path) => key_from_file(path)?,
+                None => Vec::new(),
+            };
             let bytes = if file.as_os_str() == "-" {
                 let mut buf = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|source| {
@@ -389,7 +427,8 @@ async fn execute(
                     generation,
                     announcements,
                     node,
-                    ..Default::default()
+                    failover_peers,
+                    heartbeat_key,
                 })
                 .await?
                 .into_inner();
@@ -433,6 +472,7 @@ fn phase_name(value: i32) -> &'static str {
         Ok(pb::Phase::Active) => "active",
         Ok(pb::Phase::Pending) => "pending",
         Ok(pb::Phase::Failed) => "failed",
+        Ok(pb::Phase::Standby) => "standby",
         _ => "unspecified",
     }
 }
@@ -449,6 +489,7 @@ pub fn status_json(status: &pb::AnnouncementStatus) -> Value {
         "interface": status.interface,
         "mac": status.mac,
         "message": status.message,
+        "holder": status.holder,
         "since_unix_ms": status.since_unix_ms,
     })
 }

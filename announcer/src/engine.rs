@@ -22,7 +22,7 @@
 //! an Active entry on a link that went down turns Pending "interface X is down", and back to
 //! Active when the link comes up (announced again); Failed entries are retried.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -31,12 +31,13 @@ use tokio::sync::Mutex;
 use crate::backend::{BgpBackend, BgpRoute, EventSender};
 use crate::error::EngineError;
 use crate::events;
+use crate::failover::{Decision, Failover, NodeId};
 use crate::interfaces::{self, Interface};
 use crate::l2::Mac;
 use crate::l2::responder::Ownership;
 use crate::l2::socket::{L2Runtime, Link, identity_of};
 use crate::metrics::Metrics;
-use crate::model::{Desired, Key, Mode};
+use crate::model::{Desired, FailoverSync, Key, Mode};
 use crate::safety::Policy;
 use crate::state::{self, Change, DesiredState, Diff};
 use crate::status::{AnnouncementStatus, Observed, Phase, Snapshot, SyncOutcome};
@@ -48,6 +49,23 @@ struct Inner {
     desired: DesiredState,
     observed: HashMap<Key, Observed>,
     links_up: HashMap<u32, bool>,
+    /// The failover part of the last Sync (only when this announcer runs failover).
+    failover: Option<FailoverSync>,
+    /// Addresses the election gave this node (see [`Inner::gated`]).
+    granted: HashSet<IpAddr>,
+}
+
+impl Inner {
+    /// True when the candidates of `desired` elect who answers for it: layer2 or vip, at least
+    /// two candidates, this node among them, and a heartbeat key.
+    fn gated(&self, desired: &Desired) -> bool {
+        desired.key.mode != Mode::Bgp
+            && desired.candidates.len() >= 2
+            && self
+                .failover
+                .as_ref()
+                .is_some_and(|f| desired.candidates.contains(&f.node))
+    }
 }
 
 /// Everything the engine drives.
@@ -59,6 +77,7 @@ pub struct Engine {
     events: EventSender,
     metrics: Metrics,
     policy: Policy,
+    failover: Option<Arc<Failover>>,
 }
 
 impl Engine {
@@ -78,7 +97,14 @@ impl Engine {
             events,
             metrics,
             policy,
+            failover: None,
         }
+    }
+
+    /// Lets the candidates of layer2 and vip addresses elect who answers (see `failover`).
+    pub fn with_failover(mut self, failover: Arc<Failover>) -> Self {
+        self.failover = Some(failover);
+        self
     }
 
     pub fn events(&self) -> &EventSender {
@@ -94,9 +120,11 @@ impl Engine {
         &self,
         generation: u64,
         wanted: Vec<Desired>,
+        failover: Option<FailoverSync>,
     ) -> Result<SyncOutcome, EngineError> {
         let mut inner = self.inner.lock().await;
         let diff = inner.desired.sync(generation, wanted)?;
+        inner.failover = failover.filter(|_| self.failover.is_some());
         // A changed entry (same address and mode, anything else different) counts as added.
         let outcome = SyncOutcome {
             generation: inner.desired.generation(),
@@ -106,6 +134,7 @@ impl Engine {
         };
         let large = outcome.added + outcome.removed > 1000;
         self.apply(&mut inner, diff).await;
+        self.regate(&mut inner).await;
         drop(inner);
         if large {
             crate::sys::memory::release_free_memory();
@@ -189,6 +218,20 @@ impl Engine {
             })
             .collect();
         for (desired, pending) in went_down {
+            // A failover holder whose link is down hands the address to the other candidates
+            // at once (its heartbeats may still get through another way).
+            if inner.granted.remove(&desired.key.address)
+                && let Some(failover) = &self.failover
+            {
+                self.deactivate(&mut inner, &desired).await;
+                failover.unable(desired.key.address);
+                let mut released = pending.clone();
+                released.interface = None;
+                released.message =
+                    format!("{}; released to the other candidates", pending.message).into();
+                self.set_observed(&mut inner, &desired, released);
+                continue;
+            }
             self.set_observed(&mut inner, &desired, pending);
         }
         let retry: Vec<Desired> = inner
@@ -302,6 +345,7 @@ impl Engine {
         if bgp_touched {
             self.push_bgp(inner).await;
         }
+        self.publish_groups(inner);
         for mode in Mode::ALL {
             self.metrics
                 .announcements
@@ -354,6 +398,14 @@ impl Engine {
         desired: &Desired,
         interfaces: &[Interface],
     ) -> Observed {
+        if inner.gated(desired) && !inner.granted.contains(&desired.key.address) {
+            // Another candidate answers (or the election is under way): not in force here.
+            self.deactivate(inner, desired).await;
+            return match inner.observed.get(&desired.key) {
+                Some(o) if o.phase == Phase::Standby => o.clone(),
+                _ => Observed::standby(None, "standby: the candidates are electing who answers"),
+            };
+        }
         let held_on = inner
             .observed
             .get(&desired.key)
@@ -427,6 +479,9 @@ impl Engine {
         let Some(observed) = inner.observed.get(&desired.key) else {
             return;
         };
+        if observed.phase == Phase::Standby {
+            return;
+        }
         if let Some((_, index)) = observed.interface {
             self.l2.release(index, desired.key.address);
         }
@@ -439,6 +494,126 @@ impl Engine {
                 e.to_string(),
             ));
         }
+    }
+
+    /// Applies one decision of the election; for a claim, whether the address is now in force
+    /// here (false: the election must let another candidate have it).
+    pub async fn failover_decision(&self, decision: Decision) -> bool {
+        let address = match &decision {
+            Decision::Claim { address, .. }
+            | Decision::Release { address, .. }
+            | Decision::Standby { address, .. } => *address,
+        };
+        let mut inner = self.inner.lock().await;
+        let Some(desired) = inner
+            .desired
+            .entries()
+            .find(|d| d.key.address == address && inner.gated(d))
+            .cloned()
+        else {
+            return true;
+        };
+        match decision {
+            Decision::Claim { message, .. } => {
+                inner.granted.insert(address);
+                let interfaces = interfaces::list().unwrap_or_default();
+                let mut observed = self.activate(&mut inner, &desired, &interfaces).await;
+                let in_force = observed.phase == Phase::Active;
+                if in_force {
+                    observed.message = message.into();
+                    observed.holder = inner.failover.as_ref().map(|f| f.node.clone());
+                    tracing::info!(key = %desired.key, "{}", observed.message);
+                } else {
+                    inner.granted.remove(&address);
+                    self.deactivate(&mut inner, &desired).await;
+                }
+                self.set_observed(&mut inner, &desired, observed);
+                in_force
+            }
+            Decision::Release {
+                holder, message, ..
+            } => {
+                inner.granted.remove(&address);
+                self.deactivate(&mut inner, &desired).await;
+                let holder = holder.map(|h| h.to_string());
+                self.set_observed(&mut inner, &desired, Observed::standby(holder, message));
+                true
+            }
+            Decision::Standby {
+                holder, message, ..
+            } => {
+                if !inner.granted.contains(&address) {
+                    let holder = holder.map(|h| h.to_string());
+                    self.set_observed(&mut inner, &desired, Observed::standby(holder, message));
+                }
+                true
+            }
+        }
+    }
+
+    /// After a Sync changed who runs failover: an entry in force that became gated stays in
+    /// force (granted: the election sees it held, no flap), one that is no longer gated is put
+    /// in force, and grants of addresses no longer gated are dropped.
+    async fn regate(&self, inner: &mut Inner) {
+        let entries: Vec<Desired> = inner
+            .desired
+            .entries()
+            .filter(|d| d.key.mode != Mode::Bgp)
+            .cloned()
+            .collect();
+        let gated: HashSet<IpAddr> = entries
+            .iter()
+            .filter(|d| inner.gated(d))
+            .map(|d| d.key.address)
+            .collect();
+        inner.granted.retain(|a| gated.contains(a));
+        let mut interfaces = None;
+        for desired in entries {
+            let phase = inner.observed.get(&desired.key).map(|o| o.phase);
+            let is_gated = gated.contains(&desired.key.address);
+            if is_gated && phase == Some(Phase::Active) {
+                inner.granted.insert(desired.key.address);
+            } else if !is_gated && phase == Some(Phase::Standby) {
+                let interfaces =
+                    interfaces.get_or_insert_with(|| interfaces::list().unwrap_or_default());
+                let observed = self.activate(inner, &desired, interfaces).await;
+                self.set_observed(inner, &desired, observed);
+            }
+        }
+        self.publish_groups(inner);
+    }
+
+    /// Hands the election its groups (gated addresses and their candidates), peers and key.
+    fn publish_groups(&self, inner: &Inner) {
+        let Some(failover) = &self.failover else {
+            return;
+        };
+        let Some(config) = &inner.failover else {
+            failover.configure("", BTreeMap::new(), BTreeMap::new(), &[]);
+            return;
+        };
+        let groups = inner
+            .desired
+            .entries()
+            .filter(|d| inner.gated(d))
+            .map(|d| {
+                let candidates = d
+                    .candidates
+                    .iter()
+                    .map(|c| NodeId::from(c.as_str()))
+                    .collect();
+                (
+                    d.key.address,
+                    (candidates, inner.granted.contains(&d.key.address)),
+                )
+            })
+            .collect();
+        let peers = config
+            .peers
+            .iter()
+            .map(|(n, a)| (NodeId::from(n.as_str()), *a))
+            .collect();
+        failover.configure(&config.node, peers, groups, &config.key);
     }
 
     fn set_observed(&self, inner: &mut Inner, desired: &Desired, mut observed: Observed) {

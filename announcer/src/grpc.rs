@@ -64,10 +64,11 @@ impl Announcer for AnnouncerService {
         &self,
         request: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
-        let (generation, wanted) = wire::sync_request(request.into_inner()).map_err(invalid)?;
+        let (generation, wanted, failover) =
+            wire::sync_request(request.into_inner()).map_err(invalid)?;
         let outcome = self
             .engine
-            .sync(generation, wanted)
+            .sync(generation, wanted, failover)
             .await
             .map_err(to_status)?;
         Ok(Response::new(wire::sync_response(outcome)))

@@ -21,6 +21,7 @@ pub mod ctl;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod failover;
 pub mod grpc;
 pub mod interfaces;
 pub mod l2;

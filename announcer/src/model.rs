@@ -125,9 +125,17 @@ pub struct Desired {
     pub labels: BTreeMap<String, String>,
     /// BGP attributes of this address (mode BGP only), parsed.
     pub bgp: Option<Box<RouteAttributes>>,
-    /// Ordered failover candidates (node names, owner first; LAYER2 and VIP). Carried and
-    /// reported, not acted upon yet.
+    /// Ordered failover candidates (node names, preferred owner first; LAYER2 and VIP). With
+    /// a [`FailoverSync`] naming this node among them, the candidates elect who answers.
     pub candidates: Vec<String>,
+}
+
+/// The failover part of a Sync: this node's name, its peers' heartbeat addresses and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverSync {
+    pub node: String,
+    pub peers: BTreeMap<String, std::net::IpAddr>,
+    pub key: Vec<u8>,
 }
 
 impl Desired {

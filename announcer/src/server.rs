@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::args::ServerArgs;
 use crate::backend::{BgpBackend, EventSender};
 use crate::engine::Engine;
+use crate::failover::{Failover, FailoverMetrics, Settings};
 use crate::grpc::{self, AnnouncerService, ServeError, TlsFiles};
 use crate::l2::burst::GarpConfig;
 use crate::l2::socket::L2Runtime;
@@ -89,7 +90,37 @@ pub async fn run_with(
         deny: args.deny_prefixes.clone(),
         allow: args.allow_prefixes.clone(),
     };
-    let engine = Arc::new(Engine::new(l2, vip, backend, events, metrics, policy));
+    let mut engine = Engine::new(l2, vip, backend, events, metrics, policy);
+    let failover = (args.heartbeat_port != 0).then(|| {
+        Arc::new(Failover::new(
+            Settings {
+                interval: args.heartbeat_interval,
+                multiplier: args.heartbeat_multiplier,
+                preempt: args.failover_preempt,
+            },
+            args.heartbeat_port,
+            FailoverMetrics::register(&mut registry),
+        ))
+    });
+    if let Some(failover) = &failover {
+        engine = engine.with_failover(Arc::clone(failover));
+    }
+    let engine = Arc::new(engine);
+    let failover_failed = {
+        let engine = Arc::clone(&engine);
+        async move {
+            match failover {
+                Some(failover) => match failover.run(engine).await {
+                    Err(source) => ServerError::Io {
+                        what: "failover heartbeats (--heartbeat-port)",
+                        source,
+                    },
+                    Ok(()) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        }
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
@@ -176,6 +207,7 @@ pub async fn run_with(
             _ => Ok(()),
         },
         error = metrics_failed => Err(error),
+        error = failover_failed => Err(error),
     };
     poll.abort();
     link_watch.abort();

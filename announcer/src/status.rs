@@ -18,6 +18,9 @@ pub enum Phase {
     Pending,
     /// Cannot be put in force as asked (refused, no such interface, netlink error); retried.
     Failed,
+    /// A failover candidate that does not hold the address (another one answers, or the
+    /// candidates are electing one); ready to take over.
+    Standby,
 }
 
 /// Observed state of one announcement.
@@ -29,6 +32,8 @@ pub struct Observed {
     pub mac: Option<Mac>,
     pub message: Cow<'static, str>,
     pub since_unix_ms: u64,
+    /// Failover: the candidate that answers for the address as this node sees it.
+    pub holder: Option<String>,
 }
 
 impl Observed {
@@ -39,6 +44,15 @@ impl Observed {
             mac: None,
             message: message.into(),
             since_unix_ms: events::now_ms(),
+            holder: None,
+        }
+    }
+
+    /// A failover standby: `holder` answers (if known), `message` says why not this node.
+    pub fn standby(holder: Option<String>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            holder,
+            ..Self::new(Phase::Standby, message)
         }
     }
 
@@ -60,6 +74,7 @@ impl Observed {
         self.phase == other.phase
             && self.message == other.message
             && self.interface == other.interface
+            && self.holder == other.holder
     }
 }
 

@@ -16,18 +16,59 @@ use crate::backend::BgpBackend;
 use crate::bgp::backend::peer_status;
 use crate::events;
 use crate::l2::format_mac;
+use crate::model::FailoverSync;
 use crate::model::{self, Desired, InvalidField, Mode};
 use crate::status::{AnnouncementStatus, Phase, Snapshot, SyncOutcome};
 
-/// Validates a Sync: its generation and every announcement, named `announcements[i]`.
-pub fn sync_request(request: pb::SyncRequest) -> Result<(u64, Vec<Desired>), InvalidField> {
+/// Validates a Sync: its generation, every announcement (named `announcements[i]`) and the
+/// failover part (`failover_peers[i]`, `heartbeat_key`).
+pub fn sync_request(
+    request: pb::SyncRequest,
+) -> Result<(u64, Vec<Desired>, Option<FailoverSync>), InvalidField> {
     let wanted = request
         .announcements
         .iter()
         .enumerate()
         .map(|(i, wire)| model::validate(&format!("announcements[{i}]"), wire))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((request.generation, wanted))
+    let failover = failover_sync(&request)?;
+    Ok((request.generation, wanted, failover))
+}
+
+fn failover_sync(request: &pb::SyncRequest) -> Result<Option<FailoverSync>, InvalidField> {
+    let invalid = |field: String, message: String| InvalidField { field, message };
+    let mut peers = std::collections::BTreeMap::new();
+    for (i, peer) in request.failover_peers.iter().enumerate() {
+        if peer.node.trim().is_empty() {
+            return Err(invalid(
+                format!("failover_peers[{i}].node"),
+                "is required".into(),
+            ));
+        }
+        let address = model::parse_address(&format!("failover_peers[{i}].address"), &peer.address)?;
+        if peers.insert(peer.node.clone(), address).is_some() {
+            return Err(invalid(
+                format!("failover_peers[{i}].node"),
+                format!("{:?} is listed twice", peer.node),
+            ));
+        }
+    }
+    match request.heartbeat_key.len() {
+        0 => Ok(None),
+        32 if request.node.trim().is_empty() => Err(invalid(
+            "node".into(),
+            "is required when heartbeat_key is set (the announcer must find itself in the candidates)".into(),
+        )),
+        32 => Ok(Some(FailoverSync {
+            node: request.node.clone(),
+            peers,
+            key: request.heartbeat_key.clone(),
+        })),
+        n => Err(invalid(
+            "heartbeat_key".into(),
+            format!("must be 32 bytes (HMAC-SHA256 key), got {n}"),
+        )),
+    }
 }
 
 /// Validates an Announce.
@@ -64,6 +105,7 @@ pub fn phase(phase: Phase) -> pb::Phase {
         Phase::Active => pb::Phase::Active,
         Phase::Pending => pb::Phase::Pending,
         Phase::Failed => pb::Phase::Failed,
+        Phase::Standby => pb::Phase::Standby,
     }
 }
 
@@ -80,7 +122,7 @@ pub fn status(status: &AnnouncementStatus) -> pb::AnnouncementStatus {
         mac: observed.mac.as_ref().map(format_mac).unwrap_or_default(),
         message: observed.message.to_string(),
         since_unix_ms: observed.since_unix_ms,
-        ..Default::default()
+        holder: observed.holder.clone().unwrap_or_default(),
     }
 }
 
@@ -154,5 +196,58 @@ pub fn state(snapshot: &Snapshot, backend: Option<&dyn BgpBackend>) -> pb::State
         announcements: snapshot.announcements.iter().map(status).collect(),
         modes,
         peers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(key: usize, node: &str, peers: &[(&str, &str)]) -> pb::SyncRequest {
+        pb::SyncRequest {
+            generation: 1,
+            node: node.into(),
+            heartbeat_key: vec![7; key],
+            failover_peers: peers
+                .iter()
+                .map(|(n, a)| pb::FailoverPeer {
+                    node: n.to_string(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn refused(request: pb::SyncRequest) -> String {
+        sync_request(request).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_failover_part_of_a_sync_is_validated_naming_the_request_field() {
+        let (_, _, failover) =
+            sync_request(request(32, "node-a", &[("node-b", "192.0.2.2")])).unwrap();
+        let failover = failover.expect("failover on");
+        assert_eq!(failover.node, "node-a");
+        assert_eq!(failover.peers["node-b"].to_string(), "192.0.2.2");
+        let (_, _, none) = sync_request(request(0, "", &[])).unwrap();
+        assert_eq!(none, None, "no key: no failover");
+        assert_eq!(
+            refused(request(16, "node-a", &[])),
+            "heartbeat_key: must be 32 bytes (HMAC-SHA256 key), got 16"
+        );
+        assert!(refused(request(32, "", &[])).starts_with("node: is required"));
+        assert!(
+            refused(request(32, "node-a", &[("node-b", "nope")]))
+                .starts_with("failover_peers[0].address")
+        );
+        assert_eq!(
+            refused(request(
+                32,
+                "node-a",
+                &[("node-b", "192.0.2.2"), ("node-b", "192.0.2.3")]
+            )),
+            "failover_peers[1].node: \"node-b\" is listed twice"
+        );
     }
 }

@@ -427,9 +427,11 @@ async fn main() {
     let server = TestApiServer::new();
     let client = server.client();
     let pki = Pki::new();
+    // One election: each layer2 address goes to its three candidates, one answers.
+    let election = announcer::Election::default();
     let mut announcers = Vec::with_capacity(NODES);
     for _ in 0..NODES {
-        announcers.push(FakeAnnouncer::start(&pki).await);
+        announcers.push(FakeAnnouncer::start_in(&pki, &election).await);
     }
     cluster(&client, &announcers).await;
     set_pool(&client).await;

@@ -147,6 +147,16 @@ pub struct Args {
     #[arg(long, env = "FERROLB_FAILOVER_CANDIDATES", default_value_t = 3)]
     pub failover_candidates: usize,
 
+    /// The Secret in --config-namespace holding the heartbeat key (data key `key`, 32 random
+    /// bytes) that layer2/vip failover candidates authenticate each other with; created when
+    /// missing. While it cannot be read, addresses go to their first candidate only.
+    #[arg(
+        long,
+        env = "FERROLB_HEARTBEAT_SECRET",
+        default_value = "ferrolb-heartbeat"
+    )]
+    pub heartbeat_secret: String,
+
     /// TLS to the announcers (cluster mode).
     #[command(flatten)]
     pub tls: crate::certs::TlsArgs,

@@ -36,6 +36,7 @@ use tokio::{
 use crate::{
     announce::{
         driver::{ClientTls, DriverReport},
+        heartbeat_key::{self, KeyOutcome},
         job::Job as AnnounceJob,
         model::{NodeInfo, NodeName},
         topology::node_info,
@@ -82,6 +83,8 @@ pub struct ClusterContext {
     pub announcer_service: crate::ipam::ServiceKey,
     /// Failover candidates per layer2/vip address.
     pub candidates: usize,
+    /// The Secret (in `config_namespace`) holding the heartbeat key.
+    pub heartbeat_secret: String,
     /// The client TLS material for announcers (from `certs`); `None` until there is some.
     pub tls: watch::Receiver<Option<Arc<ClientTls>>>,
 }
@@ -121,6 +124,7 @@ impl Context {
                 (AnnouncersMode::Cluster, Ok(announcer_service)) => Some(ClusterContext {
                     announcer_service,
                     candidates: args.failover_candidates,
+                    heartbeat_secret: args.heartbeat_secret.clone(),
                     // Replaced by the caller with the certificate task's receiver.
                     tls: watch::channel(None).1,
                 }),
@@ -188,6 +192,7 @@ enum Input {
     Nodes(Result<Change<Node, (NodeName, NodeInfo)>, watcher::Error>),
     Slices(Result<Change<EndpointSlice, EndpointSlice>, watcher::Error>),
     Driver(DriverReport),
+    HeartbeatKey(KeyOutcome),
 }
 
 /// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
@@ -222,6 +227,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let rereads = stream_of(reread_rx).map(Input::Reread).boxed();
     let mut streams = vec![services, configs, rereads];
     let mut announce = None;
+    // Dropping the JoinSet (end of term) stops the key task.
+    let mut key_task = JoinSet::new();
     if let Some(cluster) = &ctx.cluster {
         let nodes = relisted(
             watcher(
@@ -244,10 +251,19 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         .map(Input::Slices)
         .boxed();
         let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let (key_tx, key_rx) = mpsc::unbounded_channel();
+        key_task.spawn(heartbeat_key::run(
+            ctx.client.clone(),
+            ctx.config_namespace.clone(),
+            cluster.heartbeat_secret.clone(),
+            key_tx,
+            ctx.metrics.clone(),
+        ));
         streams.extend([
             nodes,
             slices,
             stream_of(report_rx).map(Input::Driver).boxed(),
+            stream_of(key_rx).map(Input::HeartbeatKey).boxed(),
         ]);
         let epoch = claims.borrow().epoch;
         announce = Some(AnnounceJob::new(
@@ -296,6 +312,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let mut announce_tick = tokio::time::interval(std::time::Duration::from_millis(20));
     announce_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut announce_dirty = false;
+    // Something happened since the last second's tick: give freed memory back then.
+    let mut busy = false;
     loop {
         let input = tokio::select! {
             input = inputs.next() => match input {
@@ -305,6 +323,9 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             _ = stats_tick.tick() => {
                 if index.is_serving() {
                     index.publish_stats();
+                }
+                if std::mem::take(&mut busy) {
+                    crate::memory::release_free_memory();
                 }
                 continue;
             }
@@ -317,6 +338,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             }
         };
         announce_dirty |= announce.is_some();
+        busy = true;
         let writes = match input {
             Input::Services(Ok(change)) => match change {
                 Change::Listed(views) => index.reset_views(views),
@@ -369,6 +391,12 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             Input::Driver(report) => {
                 if let Some(job) = announce.as_mut() {
                     job.report(report);
+                }
+                Vec::new()
+            }
+            Input::HeartbeatKey(outcome) => {
+                if let Some(job) = announce.as_mut() {
+                    job.key_outcome(outcome);
                 }
                 Vec::new()
             }

@@ -3,7 +3,7 @@
 //! It reads address pools from a kube-vip-cloud-provider compatible ConfigMap, allocates
 //! addresses to `type: LoadBalancer` Services and writes them where kube-vip-style announcers
 //! look (`kube-vip.io/loadbalancerIPs`).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod announce;
 pub mod args;
@@ -15,9 +15,11 @@ pub mod http;
 pub mod index;
 pub mod ipam;
 pub mod lease;
+pub mod memory;
 pub mod metrics;
 pub mod nodes;
 pub mod outcome;
+pub mod ownership;
 pub mod patch;
 pub mod pools;
 pub mod relist;

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub sync_latency: Histogram,
     /// Syncs refused by an announcer (stale generation, invalid set).
     pub sync_refusals: Counter,
+    /// Failed attempts to read or create the heartbeat key Secret, by error kind.
+    pub heartbeat_key_errors: Family<ReasonLabel, Counter>,
     /// Services kept as kube-vip-cloud-provider left them although FerroLB would refuse the
     /// same request today, by reason (`address_conflict`, `outside_pool`, `no_pool`).
     pub adopted_as_is: Family<ReasonLabel, Counter>,
@@ -114,6 +116,7 @@ impl Default for Metrics {
                 prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14),
             ),
             sync_refusals: Counter::default(),
+            heartbeat_key_errors: Family::default(),
             adopted_as_is: Family::default(),
             config_kvcp_differences: Gauge::default(),
         }
@@ -203,6 +206,11 @@ impl Metrics {
             "announcer_sync_refusals",
             "Syncs an announcer refused (stale generation or invalid set)",
             self.sync_refusals.clone(),
+        );
+        r.register(
+            "heartbeat_key_errors",
+            "Failed attempts to read or create the heartbeat key Secret, by error kind",
+            self.heartbeat_key_errors.clone(),
         );
         r.register(
             "adopted_as_is",

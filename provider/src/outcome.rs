@@ -11,7 +11,8 @@ use crate::{
     announce::{Mode, ServiceStatus},
     args::StatusMode,
     desired::{ConditionSpec, Desired, Field},
-    service_view::{ANNOUNCED_CONDITION, IMPLEMENTATION_VALUE, ServiceView, join, split_raw},
+    ownership,
+    service_view::{ANNOUNCED_CONDITION, IMPLEMENTATION_VALUE, ServiceView, join},
 };
 
 /// What cluster mode says about a Service's announcement.
@@ -165,44 +166,18 @@ pub struct WriteSettings {
     pub status: StatusMode,
 }
 
-/// Removal of the annotation only when we wrote it and it was not the user's request.
-fn release_annotation(view: &ServiceView) -> Field<String> {
-    let users =
-        split_raw(view.loadbalancer_ips.as_deref()) == split_raw(view.requested_record.as_deref());
-    if view.annotation_is_ours() && !users {
-        Field::Remove
-    } else {
-        Field::Keep
-    }
+/// Removed when ours (see `ownership.rs`), kept otherwise.
+fn remove_if<T>(ours: bool) -> Field<T> {
+    if ours { Field::Remove } else { Field::Keep }
 }
 
 fn release_common(view: &ServiceView, settings: WriteSettings) -> Desired {
-    let ingress_is_ours = !view.ingress.is_empty()
-        && view
-            .ingress
-            .iter()
-            .map(|(ip, _)| ip.clone())
-            .collect::<Vec<_>>()
-            == view
-                .recorded_addresses()
-                .iter()
-                .map(IpAddr::to_string)
-                .collect::<Vec<_>>();
     Desired {
-        loadbalancer_ips: release_annotation(view),
+        loadbalancer_ips: remove_if(ownership::annotation_removable(view)),
         allocated: Field::Remove,
-        implementation_label: if view.implementation_label.as_deref() == Some(IMPLEMENTATION_VALUE)
-        {
-            Field::Remove
-        } else {
-            Field::Keep
-        },
-        load_balancer_ip: if view.load_balancer_ip_is_ours() {
-            Field::Remove
-        } else {
-            Field::Keep
-        },
-        ingress: if settings.status == StatusMode::Allocated && ingress_is_ours {
+        implementation_label: remove_if(ownership::implementation_label(view)),
+        load_balancer_ip: remove_if(ownership::load_balancer_ip(view)),
+        ingress: if settings.status == StatusMode::Allocated && ownership::ingress(view) {
             Field::Set(Vec::new())
         } else {
             Field::Keep
@@ -251,7 +226,7 @@ pub fn desired(
             // when the provider picked the addresses; a Service that requested its addresses
             // gets no new field (a field we wrote earlier follows the addresses), and a value
             // the user set is never overwritten.
-            let ours = view.load_balancer_ip_is_ours();
+            let ours = ownership::load_balancer_ip(view);
             let users_value = view.load_balancer_ip.is_some() && !ours;
             let automatic = requested.is_empty();
             let load_balancer_ip = match addresses.first() {
@@ -259,7 +234,7 @@ pub fn desired(
                 Some(first) if settings.write_load_balancer_ip && (automatic || ours) => {
                     Field::Set(first.to_string())
                 }
-                _ if view.load_balancer_ip_is_ours() => Field::Remove,
+                _ if ours => Field::Remove,
                 _ => Field::Keep,
             };
             // As kube-vip-cloud-provider: the interface goes with addresses the provider
@@ -352,10 +327,7 @@ pub fn desired(
         },
         Outcome::Released { interface, .. } => Desired {
             requested: Field::Remove,
-            service_interface: match (interface, &view.service_interface) {
-                (Some(ours), Some(current)) if ours == current => Field::Remove,
-                _ => Field::Keep,
-            },
+            service_interface: remove_if(ownership::service_interface(view, interface.as_deref())),
             finalizer: Some(false),
             condition: Field::Remove,
             ..release_common(view, settings)

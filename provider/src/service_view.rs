@@ -261,25 +261,6 @@ impl ServiceView {
         parse_list(self.allocated.as_deref())
     }
 
-    /// True when `kube-vip.io/loadbalancerIPs` holds what we wrote.
-    pub fn annotation_is_ours(&self) -> bool {
-        self.allocated.is_some() && self.loadbalancer_ips == self.allocated
-    }
-
-    /// True when spec.loadBalancerIP holds an address we wrote (it is in our record and was
-    /// not what the user asked for).
-    pub fn load_balancer_ip_is_ours(&self) -> bool {
-        match (&self.load_balancer_ip, &self.allocated) {
-            (Some(ip), Some(_)) => {
-                self.recorded_addresses()
-                    .iter()
-                    .any(|a| a.to_string() == *ip)
-                    && !split_raw(self.requested_record.as_deref()).contains(ip)
-            }
-            _ => false,
-        }
-    }
-
     /// The raw addresses the user asks for, in this order of precedence:
     /// 1. the annotation, when it differs from what we wrote (a user edit; like kube-vip, the
     ///    annotation wins over spec.loadBalancerIP);
@@ -288,7 +269,7 @@ impl ServiceView {
     ///    present;
     /// 4. nothing: allocate automatically.
     pub fn requested(&self) -> Vec<String> {
-        if self.loadbalancer_ips.is_some() && !self.annotation_is_ours() {
+        if self.loadbalancer_ips.is_some() && !crate::ownership::annotation(self) {
             return split_raw(self.loadbalancer_ips.as_deref());
         }
         if let Some(ip) = &self.load_balancer_ip {

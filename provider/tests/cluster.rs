@@ -2,7 +2,11 @@
 //! servers with mandatory client certificates, see `support/announcer.rs`): discovery from
 //! EndpointSlices, one owner per layer2 address, the Announced condition and Events, moves
 //! when a node becomes NotReady, full sets after an announcer restart, no change on a
-//! provider restart, and generations that keep increasing across leaders.
+//! provider restart, and generations that keep increasing across leaders; and the provider's
+//! side of announcer failover (issue #11): every candidate gets the entry, its peers and the
+//! heartbeat key from the Secret (the same for every leader), a takeover the announcers
+//! decide is adopted without a second move, and without a readable Secret only the first
+//! candidate gets the entry, with no key.
 
 mod support;
 
@@ -10,9 +14,9 @@ use std::time::Duration;
 
 use kube::Client;
 use proto::announcer::v1 as pb;
-use support::announcer::{FakeAnnouncer, Pki, register_nodes, set_node_ready};
+use support::announcer::{Election, FakeAnnouncer, Pki, register_nodes, set_node_ready};
 use support::*;
-use test_apiserver::TestApiServer;
+use test_apiserver::{FaultRule, TestApiServer};
 
 const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 
@@ -24,10 +28,11 @@ async fn cluster(client: &Client, announcers: &[FakeAnnouncer]) {
 
 /// Three in-process announcers, registered as node-1..3.
 async fn three_announcers(client: &Client, pki: &Pki) -> Vec<FakeAnnouncer> {
+    let election = Election::default();
     let announcers = vec![
-        FakeAnnouncer::start(pki).await,
-        FakeAnnouncer::start(pki).await,
-        FakeAnnouncer::start(pki).await,
+        FakeAnnouncer::start_in(pki, &election).await,
+        FakeAnnouncer::start_in(pki, &election).await,
+        FakeAnnouncer::start_in(pki, &election).await,
     ];
     cluster(client, &announcers).await;
     announcers
@@ -52,8 +57,18 @@ fn ingress(svc: &k8s_openapi::api::core::v1::Service) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Which fakes hold `address`, by node name.
+/// Which fakes answer for `address` (report it ACTIVE), by node name.
 fn holders(announcers: &[FakeAnnouncer], address: &str) -> Vec<&'static str> {
+    NODES
+        .iter()
+        .zip(announcers)
+        .filter(|(_, f)| f.active().iter().any(|a| a == address))
+        .map(|(n, _)| *n)
+        .collect()
+}
+
+/// Which fakes were sent `address`, by node name.
+fn sent_to(announcers: &[FakeAnnouncer], address: &str) -> Vec<&'static str> {
     NODES
         .iter()
         .zip(announcers)
@@ -173,7 +188,10 @@ async fn restarts_of_the_provider_change_nothing_and_a_restarted_announcer_gets_
         wait_announced(&client, &format!("web-{i}")).await;
     }
     let held: Vec<Vec<String>> = announcers.iter().map(FakeAnnouncer::addresses).collect();
-    assert_eq!(held.iter().map(Vec::len).sum::<usize>(), 12);
+    // Every candidate holds every entry (three nodes, three candidates); one answers.
+    assert_eq!(held.iter().map(Vec::len).sum::<usize>(), 36);
+    let answering: usize = announcers.iter().map(|a| a.active().len()).sum();
+    assert_eq!(answering, 12);
     let before: Vec<usize> = announcers.iter().map(|a| a.syncs().len()).collect();
     drop(running);
     // The next process starts later, so its generations are higher (start time in ms).
@@ -293,4 +311,193 @@ async fn a_deposed_leaders_late_sync_is_refused() {
         .expect_err("stale Sync refused");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert_eq!(holders(&announcers, &address), [NODES[owner]]);
+}
+
+/// The heartbeat key as the Secret kube-system/ferrolb-heartbeat holds it.
+async fn secret_key(client: &Client) -> Option<Vec<u8>> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), "kube-system");
+    let secret = api.get_opt("ferrolb-heartbeat").await.ok()??;
+    Some(secret.data?.get("key")?.0.clone())
+}
+
+/// The candidate list each fake was sent for `address` (empty when it was sent none).
+fn lists(announcers: &[FakeAnnouncer], address: &str) -> Vec<Vec<String>> {
+    announcers
+        .iter()
+        .map(|f| {
+            let state = f.state.lock().expect("lock");
+            state
+                .set
+                .values()
+                .find(|a| a.address == address)
+                .map(|a| a.candidates.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_candidate_gets_the_entry_its_peers_and_one_key_that_survives_a_hand_over() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    let pki = Pki::new();
+    let announcers = three_announcers(&client, &pki).await;
+    set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.110")]).await;
+    let flags = ["--announcers=cluster"];
+    let running = start_with_tls(&server, &flags, Some(pki.client()));
+    create(&client, "default", &lb("web")).await;
+    let (address, _) = wait_announced(&client, "web").await;
+
+    assert_eq!(sent_to(&announcers, &address), NODES, "every candidate");
+    let lists = lists(&announcers, &address);
+    assert_eq!(lists[0].len(), 3);
+    assert!(lists.iter().all(|l| *l == lists[0]), "same list: {lists:?}");
+    assert_eq!(holders(&announcers, &address), [lists[0][0].as_str()]);
+    let key = secret_key(&client)
+        .await
+        .expect("the provider created the Secret");
+    assert_eq!(key.len(), 32);
+    let peers: Vec<(String, String)> = NODES
+        .iter()
+        .map(|n| (n.to_string(), "127.0.0.1".to_string()))
+        .collect();
+    let before: Vec<usize> = announcers.iter().map(|a| a.syncs().len()).collect();
+    for announcer in &announcers {
+        let last = announcer.syncs().last().cloned().expect("a Sync");
+        assert_eq!(last.key, key, "{}: the Secret's key", last.node);
+        assert_eq!(
+            last.peers, peers,
+            "{}: every candidate, itself included",
+            last.node
+        );
+    }
+
+    // A new leader (a later process) reads the same key and sends the same sets.
+    drop(running);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let _running = start_with_tls(&server, &flags, Some(pki.client()));
+    for (i, announcer) in announcers.iter().enumerate() {
+        let syncs = eventually("the new leader syncs", || async {
+            let syncs = announcer.syncs();
+            (syncs.len() > before[i]).then_some(syncs)
+        })
+        .await;
+        for sync in &syncs[before[i]..] {
+            assert_eq!((sync.added, sync.removed), (0, 0), "{sync:?}");
+            assert_eq!(sync.key, key, "{}: the same key", sync.node);
+            assert_eq!(sync.peers, peers);
+        }
+    }
+    assert_eq!(secret_key(&client).await, Some(key));
+}
+
+#[tokio::test]
+async fn a_takeover_by_the_announcers_is_adopted_without_a_second_move() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    let pki = Pki::new();
+    let announcers = three_announcers(&client, &pki).await;
+    set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.110")]).await;
+    let running = start_with_tls(&server, &["--announcers=cluster"], Some(pki.client()));
+    create(&client, "default", &lb("web")).await;
+    let (address, _) = wait_announced(&client, "web").await;
+    let owner = holders(&announcers, &address)[0];
+    let next = lists(&announcers, &address)[0][1].clone();
+    let next_index = NODES.iter().position(|n| *n == next).expect("node");
+    let before: Vec<usize> = announcers.iter().map(|a| a.syncs().len()).collect();
+
+    let sentence = announcers[next_index].take_over(&address);
+    assert_eq!(
+        sentence,
+        format!("took over from {owner}: {owner} stopped answering heartbeats")
+    );
+    eventually("the condition names the new holder", || async {
+        let svc = get(&client, "default", "web").await?;
+        let (status, _, message) = announced(&svc)?;
+        (status == "True" && message == format!("{address} by {next} (answered in layer2 mode)"))
+            .then_some(())
+    })
+    .await;
+    eventually("a Moved Event quotes the announcer", || async {
+        events_for(&server, "web")
+            .iter()
+            .any(|(reason, note)| {
+                reason == "Moved"
+                    && *note == format!("{address} moved from {owner} to {next}: {sentence}")
+            })
+            .then_some(())
+    })
+    .await;
+    // Give the provider time to (wrongly) react, then check it sent nothing that changes a set.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, announcer) in announcers.iter().enumerate() {
+        for sync in &announcer.syncs()[before[i]..] {
+            assert_eq!((sync.added, sync.removed), (0, 0), "{}: {sync:?}", NODES[i]);
+        }
+    }
+    assert_eq!(holders(&announcers, &address), [next.as_str()]);
+    let moves = running
+        .metrics
+        .moves
+        .get_or_create(&provider::metrics::ReasonLabel {
+            reason: "heartbeat".into(),
+        })
+        .get();
+    assert_eq!(moves, 1);
+}
+
+#[tokio::test]
+async fn without_a_readable_key_only_the_first_candidate_answers_until_the_secret_is_readable() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    let pki = Pki::new();
+    let announcers = three_announcers(&client, &pki).await;
+    set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.110")]).await;
+    // RBAC refuses the Secret (403 on every request for secrets).
+    server.faults().inject(
+        FaultRule::status(403)
+            .times(u32::MAX)
+            .resource("secrets")
+            .message("secrets \"ferrolb-heartbeat\" is forbidden: the test refuses it"),
+    );
+    let running = start_with_tls(&server, &["--announcers=cluster"], Some(pki.client()));
+    create(&client, "default", &lb("web")).await;
+    let (address, message) = wait_announced(&client, "web").await;
+    let sent = sent_to(&announcers, &address);
+    assert_eq!(sent.len(), 1, "first candidate only: {sent:?}");
+    assert_eq!(
+        message,
+        format!("{address} by {} (answered in layer2 mode)", sent[0])
+    );
+    for announcer in &announcers {
+        let last = announcer.syncs().last().cloned().expect("a Sync");
+        assert!(last.key.is_empty(), "{}: no key", last.node);
+        assert!(last.peers.is_empty(), "{}: no peers", last.node);
+    }
+    let errors = running
+        .metrics
+        .heartbeat_key_errors
+        .get_or_create(&provider::metrics::ReasonLabel {
+            reason: "api_rejected".into(),
+        })
+        .get();
+    assert!(errors >= 1, "counted: {errors}");
+
+    // Readable again: the retry reads (creates) the key and every candidate gets the entry.
+    server.faults().clear();
+    eventually("every candidate gets the entry with the key", || async {
+        let key = secret_key(&client).await?;
+        let all = sent_to(&announcers, &address).len() == 3
+            && announcers
+                .iter()
+                .all(|a| a.syncs().last().is_some_and(|s| s.key == key));
+        all.then_some(())
+    })
+    .await;
+    assert_eq!(
+        holders(&announcers, &address),
+        sent,
+        "the first candidate keeps it"
+    );
 }

@@ -90,6 +90,19 @@ pub fn build_gratuitous_request(mac: Mac, address: Ipv4Addr) -> Vec<u8> {
     frame(BROADCAST_MAC, mac, &packet)
 }
 
+/// ARP probe (RFC 5227 §2.1.1): broadcast "who-has A tell 0.0.0.0" from `mac`. Whoever holds
+/// A answers it, so a node taking A over hears an incumbent it did not know about.
+pub fn build_probe(mac: Mac, address: Ipv4Addr) -> Vec<u8> {
+    let packet = ArpEthIpv4Packet {
+        operation: ArpOperation::REQUEST,
+        sender_mac: mac,
+        sender_ipv4: [0; 4],
+        target_mac: [0; 6],
+        target_ipv4: address.octets(),
+    };
+    frame(BROADCAST_MAC, mac, &packet)
+}
+
 /// Gratuitous ARP, reply form: broadcast "A is-at mac".
 pub fn build_gratuitous_reply(mac: Mac, address: Ipv4Addr) -> Vec<u8> {
     let packet = ArpEthIpv4Packet {

@@ -44,6 +44,16 @@ pub fn gratuitous_frames(identity: &InterfaceIdentity, address: IpAddr) -> Vec<V
     }
 }
 
+/// The probe sent before the first gratuitous round (ARP probe, or a DAD Neighbor
+/// Solicitation): an incumbent answers it, and its answer is a conflict this node reports.
+/// Sent in the same round, not a probe-wait earlier, so a takeover is not delayed.
+pub fn probe_frame(identity: &InterfaceIdentity, address: IpAddr) -> Vec<u8> {
+    match address {
+        IpAddr::V4(v4) => arp::build_probe(identity.mac, v4),
+        IpAddr::V6(v6) => ndp::build_dad_solicitation(identity.mac, v6),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     next_due: Instant,
@@ -60,6 +70,16 @@ struct Sender {
 }
 
 impl Sender {
+    fn send_probe(&self, address: IpAddr) {
+        let Ok(identity) = self.identity.read().map(|i| i.clone()) else {
+            return;
+        };
+        if let Err(e) = self.socket.send(&probe_frame(&identity, address)) {
+            self.metrics.send_errors.inc();
+            tracing::debug!(interface = %self.interface, %address, "sending probe: {e}");
+        }
+    }
+
     fn send_round(&self, address: IpAddr) {
         let Ok(identity) = self.identity.read().map(|i| i.clone()) else {
             return;
@@ -128,6 +148,7 @@ impl BurstScheduler {
         if self.garp.count == 0 {
             return;
         }
+        self.sender.send_probe(address);
         self.sender.send_round(address);
         if self.garp.count > 1
             && let Ok(mut pending) = self.pending.lock()
@@ -192,5 +213,75 @@ async fn run(
         for address in due {
             sender.send_round(address);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::l2::Mac;
+    use crate::l2::arp::ArpOp;
+    use crate::l2::frame::{Frame, parse};
+    use crate::l2::ndp::NdpMessage;
+    use crate::l2::responder::{Ownership, decide};
+
+    const US: Mac = [0x02, 0, 0, 0, 0, 0x0a];
+    const INCUMBENT: Mac = [0x02, 0, 0, 0, 0, 0x0b];
+
+    fn identity(mac: Mac) -> InterfaceIdentity {
+        InterfaceIdentity { mac }
+    }
+
+    #[test]
+    fn an_arp_probe_asks_for_the_address_from_no_address_and_the_incumbent_answers_it() {
+        let address = Ipv4Addr::new(192, 0, 2, 10);
+        let probe = probe_frame(&identity(US), IpAddr::V4(address));
+        let Ok(Some(Frame::Arp(message))) = parse(&probe) else {
+            panic!("not ARP");
+        };
+        assert_eq!(message.op, ArpOp::Request);
+        assert_eq!(message.sender_ip, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(message.target_ip, address);
+        assert!(!message.is_gratuitous());
+        // The incumbent (holding the address) answers, to our MAC ...
+        let incumbent_owns = [(IpAddr::V4(address), Ownership::Answer)].into();
+        let reply = decide(
+            &identity(INCUMBENT),
+            &incumbent_owns,
+            &parse(&probe).unwrap().unwrap(),
+        )
+        .reply
+        .expect("the incumbent defends its address");
+        // ... and the newcomer, now owning it, sees the conflict.
+        let newcomer_owns = [(IpAddr::V4(address), Ownership::Answer)].into();
+        let seen = decide(
+            &identity(US),
+            &newcomer_owns,
+            &parse(&reply).unwrap().unwrap(),
+        );
+        assert_eq!(seen.conflict.map(|c| c.other_mac), Some(INCUMBENT));
+    }
+
+    #[test]
+    fn a_dad_probe_is_answered_to_all_nodes_and_the_newcomer_sees_the_incumbent() {
+        let address: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let probe = probe_frame(&identity(US), IpAddr::V6(address));
+        let Ok(Some(Frame::Ndp(NdpMessage::Solicitation(ns)))) = parse(&probe) else {
+            panic!("not an NS");
+        };
+        assert!(ns.is_dad());
+        assert_eq!(ns.target, address);
+        let owns = [(IpAddr::V6(address), Ownership::Answer)].into();
+        let reply = decide(
+            &identity(INCUMBENT),
+            &owns,
+            &parse(&probe).unwrap().unwrap(),
+        )
+        .reply
+        .expect("the incumbent answers DAD");
+        let seen = decide(&identity(US), &owns, &parse(&reply).unwrap().unwrap());
+        assert_eq!(seen.conflict.map(|c| c.other_mac), Some(INCUMBENT));
     }
 }

@@ -249,6 +249,22 @@ pub fn build_unsolicited_advertisement(
     )
 }
 
+/// A Duplicate Address Detection probe (RFC 4862 §5.4.2): an NS for `target` from the
+/// unspecified address to its solicited-node group. A node holding `target` answers with an
+/// NA to all nodes, so a node taking it over hears an incumbent it did not know about.
+pub fn build_dad_solicitation(our_mac: Mac, target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node_group(target);
+    let builder = PacketBuilder::ethernet2(our_mac, multicast_mac(group))
+        .ipv6(Ipv6Addr::UNSPECIFIED.octets(), group.octets(), 255)
+        .icmpv6(Icmpv6Type::NeighborSolicitation);
+    let payload = target.octets();
+    let mut out = Vec::with_capacity(builder.size(payload.len()));
+    if builder.write(&mut out, &payload).is_err() {
+        out.clear();
+    }
+    pad_frame(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

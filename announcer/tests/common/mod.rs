@@ -251,8 +251,9 @@ impl Announcer {
 
     /// Starts the announcer in the test's own namespace (no packet sockets are opened until a
     /// layer-2 or vip announcement arrives), without a metrics server.
+    /// Failover heartbeats are off: tests running here in parallel would share UDP 9722.
     pub fn start_here(extra: &[&str], with_unix_socket: bool) -> Announcer {
-        let mut args = vec!["--metrics-listen", ""];
+        let mut args = vec!["--metrics-listen", "", "--heartbeat-port", "0"];
         args.extend_from_slice(extra);
         Self::spawn(BIN, &args, with_unix_socket)
     }

@@ -29,7 +29,9 @@ use tonic::{
 };
 
 use super::{
-    model::{AnnouncerEndpoint, Mode, NodeAnnouncement, NodeName, Phase},
+    model::{
+        AnnouncerEndpoint, FailoverPeer, HeartbeatKey, Mode, NodeAnnouncement, NodeName, Phase,
+    },
     wire,
 };
 
@@ -44,6 +46,10 @@ pub struct NodeDesired {
     pub generation: u64,
     /// The whole set.
     pub set: Arc<Vec<NodeAnnouncement>>,
+    /// The failover peers named in the set's candidate lists (empty without failover).
+    pub peers: Arc<Vec<FailoverPeer>>,
+    /// The heartbeat key (`None`: no failover among announcers).
+    pub key: Option<HeartbeatKey>,
 }
 
 /// What a driver tells the controller.
@@ -173,7 +179,13 @@ async fn drive(
             if want.endpoint != endpoint {
                 return None;
             }
-            let request = wire::sync_request(node, want.generation, &want.set);
+            let request = wire::sync_request(
+                node,
+                want.generation,
+                &want.set,
+                &want.peers,
+                want.key.as_ref(),
+            );
             let started = Instant::now();
             match client.sync(request).await {
                 Ok(_) => {

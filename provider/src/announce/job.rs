@@ -8,8 +8,11 @@
 //! ```
 //!
 //! Nothing is sent to any announcer before the term knows everything it needs (Services
-//! allocated, Nodes and EndpointSlices listed): a leader that synced a partial picture would
-//! withdraw addresses that are still wanted. Generations are `(epoch << 20) + n`, where the
+//! allocated, Nodes and EndpointSlices listed, and the first attempt to read the heartbeat
+//! key done): a leader that synced a partial picture would withdraw addresses that are still
+//! wanted. Without the key (its Secret unreadable) layer2/vip entries go to their first
+//! candidate only, with no key; once it is read every candidate gets them, and every node its
+//! failover peers and the key. Generations are `(epoch << 20) + n`, where the
 //! epoch grows with every leader change (`lease::Claim::epoch`) and `n` counts this term's
 //! sets per node, so they keep increasing across leaders.
 
@@ -26,7 +29,8 @@ use tokio::{
 
 use super::{
     driver::{self, ClientTls, DriverReport, NodeDesired},
-    model::{Mode, NodeInfo, NodeName},
+    heartbeat_key::KeyOutcome,
+    model::{HeartbeatKey, Mode, NodeAnnouncement, NodeInfo, NodeName},
     plan::Planner,
     topology::{Slices, node_info},
 };
@@ -54,6 +58,17 @@ impl Drop for Driver {
     }
 }
 
+/// Where the term stands with the heartbeat key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyState {
+    /// The first attempt to read it is not done: send nothing yet.
+    NotReadYet,
+    /// Its Secret cannot be read or created: first candidates only, no key.
+    Unavailable,
+    /// Read: every candidate gets layer2/vip entries, with the key.
+    Known(HeartbeatKey),
+}
+
 /// See the module documentation.
 pub struct Job {
     planner: Planner,
@@ -68,6 +83,10 @@ pub struct Job {
     announcers_changed: bool,
     nodes_listed: bool,
     slices_listed: bool,
+    /// The heartbeat key, once the first attempt to read it is done.
+    key: KeyState,
+    /// Every driver's desired state must be recomputed (key or announcer addresses changed).
+    resend_all: bool,
 }
 
 impl Job {
@@ -92,6 +111,27 @@ impl Job {
             metrics,
             nodes_listed: false,
             slices_listed: false,
+            key: KeyState::NotReadYet,
+            resend_all: false,
+        }
+    }
+
+    /// An attempt to read or create the heartbeat key Secret.
+    pub fn key_outcome(&mut self, outcome: KeyOutcome) {
+        match outcome {
+            Ok(key) => {
+                if self.key != KeyState::Known(key) {
+                    tracing::info!(
+                        "heartbeat key read: layer2/vip announcements go to every failover candidate"
+                    );
+                    self.key = KeyState::Known(key);
+                    self.planner.set_failover(true);
+                    self.resend_all = true;
+                }
+            }
+            Err(_) if self.key == KeyState::NotReadYet => self.key = KeyState::Unavailable,
+            // Logged by the key task; a key once read stays for the term.
+            Err(_) => {}
         }
     }
 
@@ -169,7 +209,10 @@ impl Job {
 
     /// True once the term knows enough to tell announcers anything.
     pub fn ready(&self, index: &Index) -> bool {
-        index.is_serving() && self.nodes_listed && self.slices_listed
+        index.is_serving()
+            && self.nodes_listed
+            && self.slices_listed
+            && self.key != KeyState::NotReadYet
     }
 
     /// Moves what changed into the planner and out to the drivers and the index.
@@ -183,9 +226,25 @@ impl Job {
         let flush = self.planner.flush();
         if std::mem::take(&mut self.announcers_changed) {
             self.sync_drivers();
+            // A node's failover peers name other nodes' announcer addresses.
+            self.resend_all = true;
         }
+        let mut sent = std::collections::BTreeSet::new();
         for (node, set) in flush.sets {
             self.send(&node, set);
+            sent.insert(node);
+        }
+        if std::mem::take(&mut self.resend_all) {
+            let others: Vec<NodeName> = self
+                .drivers
+                .keys()
+                .filter(|n| !sent.contains(*n))
+                .cloned()
+                .collect();
+            for node in others {
+                let set = self.planner.set_of(&node);
+                self.send(&node, set);
+            }
         }
         for moved in &flush.moves {
             self.metrics
@@ -239,6 +298,8 @@ impl Job {
                         endpoint,
                         generation: generation(self.epoch, sent),
                         set: set.clone(),
+                        peers: Arc::new(self.planner.failover_peers(&node)),
+                        key: self.current_key(),
                     });
                     self.publish_counts(&node, &set);
                     let task = tokio::spawn(driver::run(
@@ -260,24 +321,41 @@ impl Job {
         }
     }
 
-    fn send(&mut self, node: &NodeName, set: Arc<Vec<super::model::NodeAnnouncement>>) {
+    /// The key sent with every Sync: only with failover on (the key was read).
+    fn current_key(&self) -> Option<HeartbeatKey> {
+        match self.key {
+            KeyState::Known(key) if self.planner.failover() => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Gives a node's driver its set, failover peers and key, under a new generation when
+    /// any of them changed.
+    fn send(&mut self, node: &NodeName, set: Arc<Vec<NodeAnnouncement>>) {
         self.publish_counts(node, &set);
+        let peers = self.planner.failover_peers(node);
+        let key = self.current_key();
         let epoch = self.epoch;
         let Some(driver) = self.drivers.get_mut(node) else {
             return;
         };
-        if driver.desired.borrow().set == set {
-            return;
+        {
+            let known = driver.desired.borrow();
+            if known.set == set && *known.peers == peers && known.key == key {
+                return;
+            }
         }
         driver.sent += 1;
         let generation = generation(epoch, driver.sent);
         driver.desired.send_modify(|d| {
             d.generation = generation;
             d.set = set;
+            d.peers = Arc::new(peers);
+            d.key = key;
         });
     }
 
-    fn publish_counts(&self, node: &NodeName, set: &[super::model::NodeAnnouncement]) {
+    fn publish_counts(&self, node: &NodeName, set: &[NodeAnnouncement]) {
         let mut counts: HashMap<Mode, i64> = HashMap::new();
         for entry in set {
             *counts.entry(entry.mode).or_default() += 1;

@@ -16,6 +16,7 @@
 //! sockets; `driver` does the gRPC I/O and `job` ties them together for the controller task.
 
 pub mod driver;
+pub mod heartbeat_key;
 pub mod job;
 pub mod model;
 pub mod plan;
@@ -23,8 +24,8 @@ pub mod topology;
 pub mod wire;
 
 pub use model::{
-    AnnouncerEndpoint, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo, NodeName,
-    Phase, Target,
+    AnnouncerEndpoint, FailoverPeer, HeartbeatKey, Ineligible, InterfaceChoice, Mode,
+    NodeAnnouncement, NodeInfo, NodeName, Phase, Target,
 };
 pub use plan::{Flush, Move, Planner, ServiceStatus, rendezvous_score};
 

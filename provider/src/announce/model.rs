@@ -189,10 +189,43 @@ pub struct NodeAnnouncement {
 /// The phase an announcer reports for one of its announcements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// In force.
-    Active,
+    /// In force; the announcer's message (after a takeover it says from whom and why, e.g.
+    /// "took over from node-1: node-1 stopped answering heartbeats"), often empty.
+    Active(String),
+    /// Layer2/vip with failover: ready to take over while another candidate answers
+    /// (`holder`, as this announcer sees it; `None` while the candidates elect one).
+    Standby {
+        /// The candidate this announcer sees answering.
+        holder: Option<NodeName>,
+    },
     /// Accepted, not yet in force (the message says why).
     Pending(String),
     /// Cannot be put in force (the announcer's own message).
     Failed(String),
+}
+
+/// A failover peer of a node: another candidate named in the node's set (or the node itself)
+/// and the address its announcer receives heartbeats on (its announcer endpoint's address).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailoverPeer {
+    /// The node, as in the candidate lists.
+    pub node: NodeName,
+    /// Its announcer's address.
+    pub address: IpAddr,
+}
+
+/// The cluster's heartbeat key (HMAC-SHA256 key the candidates authenticate heartbeats with).
+/// Its bytes never appear in `Debug` output or logs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatKey(pub [u8; HeartbeatKey::LEN]);
+
+impl HeartbeatKey {
+    /// Key length in bytes (the contract's `SyncRequest.heartbeat_key`).
+    pub const LEN: usize = 32;
+}
+
+impl fmt::Debug for HeartbeatKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeartbeatKey(<redacted>)")
+    }
 }

@@ -5,7 +5,7 @@ use std::{collections::HashMap, net::IpAddr};
 
 use proto::announcer::v1 as pb;
 
-use super::model::{InterfaceChoice, Mode, NodeAnnouncement, Phase};
+use super::model::{FailoverPeer, HeartbeatKey, InterfaceChoice, Mode, NodeAnnouncement, Phase};
 
 /// The label an announcement carries naming the Services it serves.
 pub const SERVICE_LABEL: &str = "service";
@@ -27,8 +27,16 @@ fn mode_from_wire(value: i32) -> Option<Mode> {
     }
 }
 
-/// The Sync request that makes a node's announcer hold exactly `set`.
-pub fn sync_request(node: &str, generation: u64, set: &[NodeAnnouncement]) -> pb::SyncRequest {
+/// The Sync request that makes a node's announcer hold exactly `set`, with the failover
+/// peers named in its candidate lists and the heartbeat key (`None`: no failover among
+/// announcers, every entry is put in force where it is sent).
+pub fn sync_request(
+    node: &str,
+    generation: u64,
+    set: &[NodeAnnouncement],
+    peers: &[FailoverPeer],
+    key: Option<&HeartbeatKey>,
+) -> pb::SyncRequest {
     use pb::interface_selector::Selector;
     let announcements = set
         .iter()
@@ -54,7 +62,14 @@ pub fn sync_request(node: &str, generation: u64, set: &[NodeAnnouncement]) -> pb
         generation,
         announcements,
         node: node.to_string(),
-        ..Default::default()
+        failover_peers: peers
+            .iter()
+            .map(|p| pb::FailoverPeer {
+                node: p.node.to_string(),
+                address: p.address.to_string(),
+            })
+            .collect(),
+        heartbeat_key: key.map(|k| k.0.to_vec()).unwrap_or_default(),
     }
 }
 
@@ -68,9 +83,12 @@ pub fn report(state: &pb::State) -> HashMap<(IpAddr, Mode), Phase> {
             let address: IpAddr = announcement.address.parse().ok()?;
             let mode = mode_from_wire(announcement.mode)?;
             let phase = match pb::Phase::try_from(status.phase).ok()? {
-                pb::Phase::Active => Phase::Active,
+                pb::Phase::Active => Phase::Active(status.message.clone()),
                 pb::Phase::Failed => Phase::Failed(status.message.clone()),
-                pb::Phase::Pending | pb::Phase::Standby | pb::Phase::Unspecified => {
+                pb::Phase::Standby => Phase::Standby {
+                    holder: (!status.holder.is_empty()).then(|| status.holder.as_str().into()),
+                },
+                pb::Phase::Pending | pb::Phase::Unspecified => {
                     Phase::Pending(status.message.clone())
                 }
             };
@@ -94,28 +112,74 @@ mod tests {
             services: "default/web".into(),
             candidates: Arc::from(vec!["node-2".into(), "node-1".into()]),
         }];
-        let request = sync_request("node-2", 7, &set);
+        let peers = [
+            FailoverPeer {
+                node: "node-1".into(),
+                address: "198.51.100.1".parse().expect("ip"),
+            },
+            FailoverPeer {
+                node: "node-2".into(),
+                address: "198.51.100.2".parse().expect("ip"),
+            },
+        ];
+        let request = sync_request("node-2", 7, &set, &peers, Some(&HeartbeatKey([9; 32])));
         assert_eq!(request.generation, 7);
         assert_eq!(request.node, "node-2");
+        assert_eq!(request.heartbeat_key, [9; 32]);
+        assert_eq!(
+            request.failover_peers,
+            [
+                pb::FailoverPeer {
+                    node: "node-1".into(),
+                    address: "198.51.100.1".into()
+                },
+                pb::FailoverPeer {
+                    node: "node-2".into(),
+                    address: "198.51.100.2".into()
+                },
+            ]
+        );
+        assert!(
+            sync_request("node-2", 7, &set, &[], None)
+                .heartbeat_key
+                .is_empty()
+        );
         let wire = &request.announcements[0];
         assert_eq!(wire.address, "192.0.2.10");
         assert_eq!(wire.mode, pb::Mode::Vip as i32);
         assert_eq!(wire.candidates, ["node-2", "node-1"]);
         assert_eq!(wire.labels[SERVICE_LABEL], "default/web");
 
+        let mut standby = wire.clone();
+        standby.address = "192.0.2.11".into();
         let state = pb::State {
-            announcements: vec![pb::AnnouncementStatus {
-                announcement: Some(wire.clone()),
-                phase: pb::Phase::Failed as i32,
-                message: "refused: 192.0.2.10 lies in --deny-prefixes entry 192.0.2.0/24".into(),
-                ..Default::default()
-            }],
+            announcements: vec![
+                pb::AnnouncementStatus {
+                    announcement: Some(wire.clone()),
+                    phase: pb::Phase::Failed as i32,
+                    message: "refused: 192.0.2.10 lies in --deny-prefixes entry 192.0.2.0/24"
+                        .into(),
+                    ..Default::default()
+                },
+                pb::AnnouncementStatus {
+                    announcement: Some(standby),
+                    phase: pb::Phase::Standby as i32,
+                    holder: "node-1".into(),
+                    ..Default::default()
+                },
+            ],
             ..Default::default()
         };
         let report = report(&state);
         assert_eq!(
             report[&("192.0.2.10".parse().expect("ip"), Mode::Vip)],
             Phase::Failed("refused: 192.0.2.10 lies in --deny-prefixes entry 192.0.2.0/24".into())
+        );
+        assert_eq!(
+            report[&("192.0.2.11".parse().expect("ip"), Mode::Vip)],
+            Phase::Standby {
+                holder: Some("node-1".into())
+            }
         );
     }
 }

@@ -1,9 +1,17 @@
 //! An in-process announcer for the provider's cluster-mode tests and benchmark: a real tonic
 //! gRPC server with mandatory client certificates, speaking `ferrolb.announcer.v1`. It keeps
 //! the desired set under the contract's generation rules (older refused, equal only for the
-//! identical set) and reports every announcement ACTIVE; it touches no network interface, so
-//! it runs anywhere without root. Every Sync is recorded with what it added and removed, so a
-//! test can prove that a restart or a leader hand-over changed nothing.
+//! identical set); it touches no network interface, so it runs anywhere without root. Every
+//! Sync is recorded with what it added and removed, so a test can prove that a restart or a
+//! leader hand-over changed nothing.
+//!
+//! Failover among announcers (issue #11) is emulated by an [`Election`] the fakes of a test
+//! share instead of heartbeats: for a layer2/vip entry with two or more candidates that name
+//! the fake's node, under a heartbeat key, the holder is the one recorded for the address
+//! while it runs and stays a candidate, else the first candidate that runs (has not been
+//! dropped; so the preferred candidate claims a new address, deterministically). The holder reports ACTIVE, the others STANDBY with `holder`.
+//! [`FakeAnnouncer::take_over`] makes a fake claim an address as a real announcer does when
+//! the holder stops answering heartbeats. Other entries are reported ACTIVE at once.
 
 #![allow(dead_code)]
 
@@ -89,6 +97,10 @@ pub struct SyncRecord {
     pub generation: u64,
     /// Node name it carried.
     pub node: String,
+    /// Its failover peers, as (node, address).
+    pub peers: Vec<(String, String)>,
+    /// Its heartbeat key.
+    pub key: Vec<u8>,
     /// Entries added or changed.
     pub added: usize,
     /// Entries removed.
@@ -98,6 +110,10 @@ pub struct SyncRecord {
 /// What the fake holds.
 #[derive(Debug, Default)]
 pub struct FakeState {
+    /// The node name of the last Sync.
+    pub node: String,
+    /// The heartbeat key of the last Sync.
+    pub key: Vec<u8>,
     /// Generation in force.
     pub generation: u64,
     /// (address, mode) → announcement.
@@ -108,9 +124,61 @@ pub struct FakeState {
     pub refused: Vec<String>,
 }
 
+/// The candidates' shared view, in place of heartbeats: which fakes were synced (by node
+/// name, with their event stream), which stopped, and who holds each address, with the
+/// holder's status message.
+#[derive(Default)]
+pub struct ElectionState {
+    running: BTreeMap<String, broadcast::Sender<pb::Event>>,
+    stopped: std::collections::BTreeSet<String>,
+    holders: BTreeMap<String, (String, String)>,
+}
+
+/// Shared by the fakes of one test.
+pub type Election = Arc<Mutex<ElectionState>>;
+
+impl ElectionState {
+    /// The holder of `address` among `candidates` and its message, electing one if needed.
+    fn resolve(&mut self, address: &str, candidates: &[String]) -> Option<(String, String)> {
+        let previous = self.holders.get(address).cloned();
+        if let Some((holder, message)) = &previous
+            && !self.stopped.contains(holder)
+            && candidates.contains(holder)
+        {
+            return Some((holder.clone(), message.clone()));
+        }
+        let next = candidates
+            .iter()
+            .find(|c| !self.stopped.contains(*c))?
+            .clone();
+        let message = match &previous {
+            Some((old, _)) if *old != next => {
+                format!("took over from {old}: {old} stopped answering heartbeats")
+            }
+            _ => String::new(),
+        };
+        self.holders
+            .insert(address.to_string(), (next.clone(), message.clone()));
+        // A first claim changes nobody's report (every caller elects the same node); a
+        // takeover changes the old holder's and the standbys'.
+        if previous.is_some() {
+            self.notify();
+        }
+        Some((next, message))
+    }
+
+    /// Every running fake re-reads its state (a holder changed).
+    fn notify(&self) {
+        for events in self.running.values() {
+            let _ = events.send(pb::Event::default());
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Service {
     state: Arc<Mutex<FakeState>>,
+    election: Election,
     events: broadcast::Sender<pb::Event>,
     /// Closed when the fake stops: open connections then fail like a dead process's.
     alive: tokio::sync::watch::Receiver<()>,
@@ -160,13 +228,25 @@ impl Announcer for Service {
         let unchanged = next.len() - added;
         state.generation = request.generation;
         state.set = next;
+        state.node = request.node.clone();
+        state.key = request.heartbeat_key.clone();
         state.syncs.push(SyncRecord {
             generation: request.generation,
-            node: request.node,
+            node: request.node.clone(),
+            peers: request
+                .failover_peers
+                .iter()
+                .map(|p| (p.node.clone(), p.address.clone()))
+                .collect(),
+            key: request.heartbeat_key,
             added,
             removed,
         });
         drop(state);
+        let mut election = self.election.lock().expect("lock");
+        election.stopped.remove(&request.node);
+        election.running.insert(request.node, self.events.clone());
+        drop(election);
         if added + removed > 0 {
             let _ = self.events.send(pb::Event::default());
         }
@@ -198,17 +278,38 @@ impl Announcer for Service {
     ) -> Result<Response<pb::State>, Status> {
         self.check_alive()?;
         let state = self.state.lock().expect("lock");
+        let mut election = self.election.lock().expect("lock");
+        let announcements = state
+            .set
+            .values()
+            .map(|a| {
+                let failover = a.candidates.len() >= 2
+                    && a.candidates.contains(&state.node)
+                    && !state.key.is_empty()
+                    && a.mode != pb::Mode::Bgp as i32;
+                let (phase, holder, message) = match failover
+                    .then(|| election.resolve(&a.address, &a.candidates))
+                    .flatten()
+                {
+                    Some((holder, message)) if holder == state.node => {
+                        (pb::Phase::Active, holder, message)
+                    }
+                    Some((holder, _)) => (pb::Phase::Standby, holder, String::new()),
+                    None if failover => (pb::Phase::Standby, String::new(), String::new()),
+                    None => (pb::Phase::Active, String::new(), String::new()),
+                };
+                pb::AnnouncementStatus {
+                    announcement: Some(a.clone()),
+                    phase: phase.into(),
+                    holder,
+                    message,
+                    ..Default::default()
+                }
+            })
+            .collect();
         Ok(Response::new(pb::State {
             generation: state.generation,
-            announcements: state
-                .set
-                .values()
-                .map(|a| pb::AnnouncementStatus {
-                    announcement: Some(a.clone()),
-                    phase: pb::Phase::Active.into(),
-                    ..Default::default()
-                })
-                .collect(),
+            announcements,
             ..Default::default()
         }))
     }
@@ -262,6 +363,7 @@ pub struct FakeAnnouncer {
     pub addr: SocketAddr,
     /// What it holds.
     pub state: Arc<Mutex<FakeState>>,
+    election: Election,
     task: tokio::task::JoinHandle<()>,
     _alive: tokio::sync::watch::Sender<()>,
 }
@@ -269,28 +371,92 @@ pub struct FakeAnnouncer {
 impl Drop for FakeAnnouncer {
     fn drop(&mut self) {
         self.task.abort();
+        // It stops answering heartbeats: the others may take its addresses over.
+        let node = self
+            .state
+            .lock()
+            .map(|s| s.node.clone())
+            .unwrap_or_default();
+        if let Ok(mut election) = self.election.lock()
+            && election.running.remove(&node).is_some()
+        {
+            election.stopped.insert(node);
+            election.notify();
+        }
     }
 }
 
 impl FakeAnnouncer {
-    /// Starts one on a free loopback port.
+    /// Starts one on a free loopback port, in an election of its own.
     pub async fn start(pki: &Pki) -> FakeAnnouncer {
+        Self::start_in(pki, &Election::default()).await
+    }
+
+    /// Starts one on a free loopback port, electing holders with the other fakes of
+    /// `election`.
+    pub async fn start_in(pki: &Pki, election: &Election) -> FakeAnnouncer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        Self::serve(pki, listener, Arc::default())
+        Self::serve(pki, listener, Arc::default(), election.clone())
     }
 
     /// Starts one again on the same port with a fresh state (an announcer restart).
     pub async fn restart(self, pki: &Pki) -> FakeAnnouncer {
         let addr = self.addr;
+        let election = self.election.clone();
         drop(self);
         tokio::task::yield_now().await;
         let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
-        Self::serve(pki, listener, Arc::default())
+        Self::serve(pki, listener, Arc::default(), election)
     }
 
-    fn serve(pki: &Pki, listener: tokio::net::TcpListener, state: Arc<Mutex<FakeState>>) -> Self {
+    /// Claims `address` as an announcer does when the holder stops answering heartbeats:
+    /// this fake reports ACTIVE with "took over from <holder>: <holder> stopped answering
+    /// heartbeats", the others STANDBY with this fake as holder. Returns that message.
+    pub fn take_over(&self, address: &str) -> String {
+        let node = self.state.lock().expect("lock").node.clone();
+        let mut election = self.election.lock().expect("lock");
+        let old = election
+            .holders
+            .get(address)
+            .map(|(holder, _)| holder.clone())
+            .unwrap_or_default();
+        let message = format!("took over from {old}: {old} stopped answering heartbeats");
+        election
+            .holders
+            .insert(address.to_string(), (node, message.clone()));
+        election.notify();
+        message
+    }
+
+    /// The addresses it reports ACTIVE (as its last GetState would).
+    pub fn active(&self) -> Vec<String> {
+        let state = self.state.lock().expect("lock");
+        let mut election = self.election.lock().expect("lock");
+        state
+            .set
+            .values()
+            .filter(|a| {
+                let failover = a.candidates.len() >= 2
+                    && a.candidates.contains(&state.node)
+                    && !state.key.is_empty()
+                    && a.mode != pb::Mode::Bgp as i32;
+                !failover
+                    || election
+                        .resolve(&a.address, &a.candidates)
+                        .is_some_and(|(holder, _)| holder == state.node)
+            })
+            .map(|a| a.address.clone())
+            .collect()
+    }
+
+    fn serve(
+        pki: &Pki,
+        listener: tokio::net::TcpListener,
+        state: Arc<Mutex<FakeState>>,
+        election: Election,
+    ) -> Self {
         let addr = listener.local_addr().expect("addr");
         let tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(&pki.server_cert, &pki.server_key))
@@ -299,6 +465,7 @@ impl FakeAnnouncer {
         let (alive_tx, alive) = tokio::sync::watch::channel(());
         let service = Service {
             state: state.clone(),
+            election: election.clone(),
             events,
             alive,
         };
@@ -314,6 +481,7 @@ impl FakeAnnouncer {
         FakeAnnouncer {
             addr,
             state,
+            election,
             task,
             _alive: alive_tx,
         }

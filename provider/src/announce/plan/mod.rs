@@ -12,10 +12,19 @@
 //! not excluded, and its announcer has a ready endpoint and is reachable; with
 //! `externalTrafficPolicy: Local` it must also hold a ready endpoint of every such Service
 //! sharing the address. Eligible nodes are ranked by rendezvous hashing of (address, node):
-//! in layer2 and vip the first one answers and the next ones are its failover candidates;
-//! in BGP every eligible node advertises. Rendezvous hashing spreads addresses evenly, moves
-//! only the addresses of a node that is lost, and gives every leader the same answer from the
-//! same inputs, so a new leader's first Sync changes nothing.
+//! in layer2 and vip the first `--failover-candidates` are the address's ordered
+//! candidates; in BGP every eligible node advertises. Rendezvous hashing spreads addresses
+//! evenly, changes only the lists that named a node that is lost, and gives every leader the
+//! same answer from the same inputs, so a new leader's first Sync changes nothing.
+//!
+//! Layer2/vip failover is the announcers' (issue #11): with the heartbeat key known
+//! ([`Planner::set_failover`]) every candidate gets the entry and the candidates elect the
+//! one that answers; without it only the first candidate gets it and answers at once. Either
+//! way the planner learns who answers from the reports, never from its own placement: it
+//! keeps the last Active holder of each address, and a new Active holder is a [`Move`]. So
+//! the provider adopts what the announcers decided (also after a takeover while it was
+//! away) and never moves an address a second time (`holders.rs`). The Services' statuses
+//! come from the placements and the reports (`status.rs`).
 //!
 //! Pure: no I/O, no clock. Changes are recorded as dirty and computed on [`Planner::flush`],
 //! so a burst of events costs one placement per touched address.
@@ -27,10 +36,16 @@ use std::{
 };
 
 use super::model::{
-    AnnouncerEndpoint, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo, NodeName,
-    Phase, Target,
+    AnnouncerEndpoint, FailoverPeer, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo,
+    NodeName, Phase, Target,
 };
 use crate::ipam::ServiceKey;
+
+mod holders;
+mod status;
+
+pub use holders::Move;
+pub use status::ServiceStatus;
 
 /// Where one address is announced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,70 +54,13 @@ struct Placement {
     interface: InterfaceChoice,
     /// "ns/name" of the Services served, sorted, comma-separated.
     services: Arc<str>,
-    /// The nodes that announce it: the owner (layer2, vip) or every eligible node (BGP).
+    /// The nodes sent the entry: every candidate (layer2, vip with failover), the first
+    /// candidate (layer2, vip without a heartbeat key) or every eligible node (BGP).
     nodes: Vec<NodeName>,
     /// Ordered candidates, owner first (layer2, vip).
     candidates: Arc<[NodeName]>,
     /// Why nobody announces it: (reason, message).
     nobody: Option<(&'static str, String)>,
-}
-
-/// What a Service's `ferrolb.io/Announced` condition and ingress should say.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceStatus {
-    /// Every address is in force.
-    Announced {
-        /// The mode.
-        mode: Mode,
-        /// Each address and the nodes announcing it.
-        by: Vec<(IpAddr, Vec<NodeName>)>,
-    },
-    /// Sent, not yet confirmed by the announcers.
-    Pending {
-        /// Addresses already in force.
-        active: Vec<IpAddr>,
-        /// What we wait for.
-        message: String,
-    },
-    /// Not announced (or only partly): a typed reason and a sentence.
-    NotAnnounced {
-        /// Addresses in force anyway (partial).
-        active: Vec<IpAddr>,
-        /// `NoEligibleNode`, `NoReadyEndpoints`, `AnnouncerUnreachable`, `Refused`,
-        /// `Conflict` or `InvalidMode`.
-        reason: &'static str,
-        /// Names the address, the nodes and what to fix.
-        message: String,
-    },
-}
-
-impl ServiceStatus {
-    /// The addresses to publish in `status.loadBalancer.ingress`.
-    pub fn active(&self) -> Vec<IpAddr> {
-        match self {
-            ServiceStatus::Announced { by, .. } => by.iter().map(|(a, _)| *a).collect(),
-            ServiceStatus::Pending { active, .. } | ServiceStatus::NotAnnounced { active, .. } => {
-                active.clone()
-            }
-        }
-    }
-}
-
-/// An address moved from one node to another (layer2, vip).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Move {
-    /// The address.
-    pub address: IpAddr,
-    /// Previous owner.
-    pub from: NodeName,
-    /// New owner (`None`: nobody may announce it now).
-    pub to: Option<NodeName>,
-    /// Why, as a sentence fragment ("node-1 is not Ready").
-    pub why: String,
-    /// Metric label of the reason.
-    pub reason: &'static str,
-    /// The Services served.
-    pub services: Vec<ServiceKey>,
 }
 
 /// What changed since the last flush.
@@ -121,6 +79,8 @@ pub struct Flush {
 pub struct Planner {
     /// How many failover candidates each layer2/vip announcement names.
     candidates: usize,
+    /// The heartbeat key is known: layer2/vip entries go to every candidate.
+    failover: bool,
     targets: HashMap<ServiceKey, Target>,
     by_address: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
     nodes: BTreeMap<NodeName, NodeInfo>,
@@ -129,6 +89,10 @@ pub struct Planner {
     endpoints: HashMap<ServiceKey, BTreeSet<NodeName>>,
     reports: BTreeMap<NodeName, HashMap<(IpAddr, Mode), Phase>>,
     placements: BTreeMap<IpAddr, Placement>,
+    /// The last node reported Active for each single-owner address.
+    holders: BTreeMap<IpAddr, NodeName>,
+    /// Addresses whose holder may have changed (reports or placement).
+    dirty_holders: BTreeSet<IpAddr>,
     sets: BTreeMap<NodeName, BTreeMap<(IpAddr, Mode), NodeAnnouncement>>,
     dirty_addresses: BTreeSet<IpAddr>,
     topology_dirty: bool,
@@ -142,6 +106,7 @@ impl Planner {
     pub fn new(candidates: usize) -> Self {
         Planner {
             candidates: candidates.max(1),
+            failover: false,
             targets: HashMap::new(),
             by_address: BTreeMap::new(),
             nodes: BTreeMap::new(),
@@ -150,12 +115,29 @@ impl Planner {
             endpoints: HashMap::new(),
             reports: BTreeMap::new(),
             placements: BTreeMap::new(),
+            holders: BTreeMap::new(),
+            dirty_holders: BTreeSet::new(),
             sets: BTreeMap::new(),
             dirty_addresses: BTreeSet::new(),
             topology_dirty: false,
             dirty_services: BTreeSet::new(),
             unsent: BTreeSet::new(),
         }
+    }
+
+    /// Whether the heartbeat key is known. With it, layer2/vip entries go to every
+    /// candidate and the announcers elect the holder; without it, to the first candidate
+    /// only (several candidates without a key would all answer).
+    pub fn set_failover(&mut self, on: bool) {
+        if self.failover != on {
+            self.failover = on;
+            self.topology_dirty = true;
+        }
+    }
+
+    /// True when layer2/vip entries go to every candidate.
+    pub fn failover(&self) -> bool {
+        self.failover
     }
 
     /// A Service's target changed (`None`: nothing to announce).
@@ -293,6 +275,7 @@ impl Planner {
                     .map(|(a, _)| *a),
             )
             .collect();
+        self.dirty_holders.extend(touched.iter().copied());
         for address in touched {
             if let Some(keys) = self.by_address.get(&address) {
                 self.dirty_services.extend(keys.iter().cloned());
@@ -397,11 +380,14 @@ impl Planner {
                     changed_nodes.insert(node.clone());
                 }
             }
-            if let Some(mv) = self.moved(address, before.as_ref(), after.as_ref(), &eligible) {
-                flush.moves.push(mv);
-            }
+            self.dirty_holders.insert(address);
             if let Some(p) = after {
                 self.placements.insert(address, p);
+            }
+        }
+        for address in std::mem::take(&mut self.dirty_holders) {
+            if let Some(mv) = self.follow_holder(address, &eligible) {
+                flush.moves.push(mv);
             }
         }
         for node in changed_nodes {
@@ -432,6 +418,25 @@ impl Planner {
                 .map(|s| s.values().cloned().collect())
                 .unwrap_or_default(),
         )
+    }
+
+    /// The failover peers of a node: every node named in the candidate lists of its set
+    /// (itself included) that has an announcer, with that announcer's address. Empty
+    /// without failover.
+    pub fn failover_peers(&self, node: &str) -> Vec<FailoverPeer> {
+        let Some(set) = self.sets.get(node).filter(|_| self.failover) else {
+            return Vec::new();
+        };
+        let named: BTreeSet<&NodeName> = set.values().flat_map(|a| a.candidates.iter()).collect();
+        named
+            .into_iter()
+            .filter_map(|name| {
+                self.announcers.get(name).map(|e| FailoverPeer {
+                    node: name.clone(),
+                    address: e.address,
+                })
+            })
+            .collect()
     }
 
     /// Where `address` should be announced now.
@@ -479,9 +484,11 @@ impl Planner {
             None
         };
         let (nodes, candidates): (Vec<NodeName>, Arc<[NodeName]>) = if mode.single_owner() {
+            let candidates: Vec<NodeName> = ranked.iter().take(self.candidates).cloned().collect();
+            let sent_to = if self.failover { candidates.len() } else { 1 };
             (
-                ranked.first().cloned().into_iter().collect(),
-                ranked.iter().take(self.candidates).cloned().collect(),
+                candidates.iter().take(sent_to).cloned().collect(),
+                candidates.into(),
             )
         } else {
             (ranked, Arc::from(Vec::new()))
@@ -562,144 +569,6 @@ impl Planner {
                 why.join("; ")
             ),
         )
-    }
-
-    /// The move from `before` to `after`, if the owner of a single-owner address changed.
-    fn moved(
-        &self,
-        address: IpAddr,
-        before: Option<&Placement>,
-        after: Option<&Placement>,
-        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
-    ) -> Option<Move> {
-        let before = before?;
-        if !before.mode.single_owner() {
-            return None;
-        }
-        let from = before.nodes.first()?.clone();
-        let to = after.and_then(|p| p.nodes.first().cloned());
-        if to.as_ref() == Some(&from) {
-            return None;
-        }
-        let services: Vec<ServiceKey> = self
-            .by_address
-            .get(&address)
-            .map(|k| k.iter().cloned().collect())
-            .unwrap_or_default();
-        if services.is_empty() {
-            return None;
-        }
-        // With externalTrafficPolicy: Local a node must hold a ready endpoint of every such
-        // Service on the address.
-        let lost_endpoints = services.iter().any(|key| {
-            self.targets.get(key).is_some_and(|t| t.local_traffic)
-                && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
-        });
-        let (why, reason) = match eligible.get(&from) {
-            Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
-            None => (
-                format!("{from}: {}", Ineligible::NoAnnouncer),
-                "announcer_missing",
-            ),
-            Some(Ok(())) if lost_endpoints => (
-                format!(
-                    "{from}: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
-                ),
-                "no_ready_endpoints",
-            ),
-            Some(Ok(())) => match &to {
-                Some(to) => (format!("{to} ranks first for it now"), "rebalanced"),
-                None => (
-                    format!("{from}: no node may announce it"),
-                    "no_eligible_node",
-                ),
-            },
-        };
-        Some(Move {
-            address,
-            from,
-            to,
-            why,
-            reason,
-            services,
-        })
-    }
-
-    /// The status of one Service from placements and reports; `None` when it has no target.
-    fn status(&self, key: &ServiceKey) -> Option<ServiceStatus> {
-        let target = self.targets.get(key)?;
-        let mode = match &target.mode {
-            Ok(mode) => *mode,
-            Err(problem) => {
-                return Some(ServiceStatus::NotAnnounced {
-                    active: Vec::new(),
-                    reason: "InvalidMode",
-                    message: problem.clone(),
-                });
-            }
-        };
-        let mut by = Vec::new();
-        let mut active = Vec::new();
-        let mut problem: Option<(&'static str, String)> = None;
-        let mut waiting: Vec<String> = Vec::new();
-        for address in &target.addresses {
-            let Some(placement) = self.placements.get(address) else {
-                waiting.push(format!("{address}: not placed yet"));
-                continue;
-            };
-            if placement.mode != mode {
-                problem.get_or_insert((
-                    "Conflict",
-                    format!(
-                        "{address} is shared with {} in mode {}; this Service asks for mode {mode}",
-                        placement.services, placement.mode
-                    ),
-                ));
-                continue;
-            }
-            if let Some((reason, message)) = &placement.nobody {
-                problem.get_or_insert((reason, message.clone()));
-                continue;
-            }
-            let mut in_force = Vec::new();
-            let mut refused = None;
-            for node in &placement.nodes {
-                match self
-                    .reports
-                    .get(node)
-                    .and_then(|r| r.get(&(*address, mode)))
-                {
-                    Some(Phase::Active) => in_force.push(node.clone()),
-                    Some(Phase::Failed(message)) => {
-                        refused.get_or_insert(format!("{node} refused {address}: {message}"));
-                    }
-                    Some(Phase::Pending(message)) => {
-                        waiting.push(format!("{node} has {address} pending: {message}"))
-                    }
-                    None => waiting.push(format!("waiting for {node} to announce {address}")),
-                }
-            }
-            if !in_force.is_empty() {
-                active.push(*address);
-                by.push((*address, in_force));
-            } else if let Some(message) = refused {
-                problem.get_or_insert(("Refused", message));
-            }
-        }
-        Some(if let Some((reason, message)) = problem {
-            ServiceStatus::NotAnnounced {
-                active,
-                reason,
-                message,
-            }
-        } else if by.len() == target.addresses.len() && !by.is_empty() {
-            ServiceStatus::Announced { mode, by }
-        } else {
-            ServiceStatus::Pending {
-                active,
-                message: waiting.join("; "),
-            }
-        })
     }
 }
 

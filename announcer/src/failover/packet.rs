@@ -1,0 +1,254 @@
+//! The heartbeat on the wire, its authentication and replay protection.
+//!
+//! ```text
+//!   "FLB" 0x01 │ Heartbeat (protobuf) │ HMAC-SHA256(key, everything before), 32 bytes
+//! ```
+//!
+//! The key is the cluster's (`SyncRequest.heartbeat_key`, sent by the provider over mTLS);
+//! after a key change the previous key is still accepted, so nodes synced a moment apart keep
+//! hearing each other. A heartbeat is accepted only when `(sent_unix_ms, seq)` is newer than
+//! the last one accepted from that node and `sent_unix_ms` is within [`MAX_SKEW`] of our
+//! clock: a replayed heartbeat can neither take an address nor keep a dead owner alive
+//! (except, after this announcer restarts, a packet captured in the last two seconds).
+//! The message is protobuf (prost, already used for gRPC); only the framing and the HMAC
+//! (`ring`, already in the build through rustls) are ours.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use prost::Message;
+use ring::hmac;
+
+const MAGIC: &[u8; 4] = b"FLB\x01";
+const TAG_LEN: usize = 32;
+
+/// How far a heartbeat's clock may be from ours, in ms (nodes run NTP).
+pub const MAX_SKEW: u64 = 2_000;
+
+/// The heartbeat body.
+#[derive(Clone, PartialEq, Message)]
+pub struct Heartbeat {
+    /// The sender's node name.
+    #[prost(string, tag = "1")]
+    pub node: String,
+    /// The sender's clock, unix ms.
+    #[prost(uint64, tag = "2")]
+    pub sent_unix_ms: u64,
+    /// Counts the sender's heartbeats (orders two sent within one ms).
+    #[prost(uint64, tag = "3")]
+    pub seq: u64,
+    /// Shared addresses the sender holds (4 or 16 bytes each).
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub held: Vec<Vec<u8>>,
+    /// Shared addresses the sender is ready to hold.
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    pub ready: Vec<Vec<u8>>,
+}
+
+/// Why a datagram was not accepted (the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Too short, wrong magic, or a body that does not decode.
+    Malformed,
+    /// No key, or the tag does not verify with the current or previous key.
+    Auth,
+    /// Not newer than the last heartbeat accepted from that node.
+    Replay,
+    /// Its clock is more than [`MAX_SKEW`] from ours.
+    Stale,
+    /// From a node that is not one of our peers.
+    UnknownPeer,
+}
+
+impl Rejected {
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejected::Malformed => "malformed",
+            Rejected::Auth => "auth",
+            Rejected::Replay => "replay",
+            Rejected::Stale => "stale",
+            Rejected::UnknownPeer => "unknown_peer",
+        }
+    }
+}
+
+/// The current and previous heartbeat keys.
+#[derive(Default)]
+pub struct Keys {
+    current: Option<(Vec<u8>, hmac::Key)>,
+    previous: Option<hmac::Key>,
+}
+
+impl Keys {
+    /// Installs `key` (32 bytes) unless it is already current; the current one becomes the
+    /// previous one.
+    pub fn set(&mut self, key: &[u8]) {
+        if self.current.as_ref().is_some_and(|(bytes, _)| bytes == key) {
+            return;
+        }
+        let new = (key.to_vec(), hmac::Key::new(hmac::HMAC_SHA256, key));
+        self.previous = self.current.replace(new).map(|(_, k)| k);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The datagram for `heartbeat`, signed with the current key.
+    pub fn seal(&self, heartbeat: &Heartbeat) -> Option<Vec<u8>> {
+        let (_, key) = self.current.as_ref()?;
+        let mut out = MAGIC.to_vec();
+        heartbeat.encode(&mut out).ok()?;
+        let tag = hmac::sign(key, &out);
+        out.extend_from_slice(tag.as_ref());
+        Some(out)
+    }
+
+    /// The heartbeat in `datagram`, when its tag verifies.
+    pub fn open(&self, datagram: &[u8]) -> Result<Heartbeat, Rejected> {
+        if datagram.len() < MAGIC.len() + TAG_LEN || !datagram.starts_with(MAGIC) {
+            return Err(Rejected::Malformed);
+        }
+        let (signed, tag) = datagram.split_at(datagram.len() - TAG_LEN);
+        let verifies = |key: &hmac::Key| hmac::verify(key, signed, tag).is_ok();
+        let current = self.current.as_ref().map(|(_, k)| k);
+        if !current.into_iter().chain(&self.previous).any(verifies) {
+            return Err(Rejected::Auth);
+        }
+        Heartbeat::decode(&signed[MAGIC.len()..]).map_err(|_| Rejected::Malformed)
+    }
+}
+
+/// The newest `(sent_unix_ms, seq)` accepted from each node.
+#[derive(Default)]
+pub struct ReplayGuard {
+    last: HashMap<String, (u64, u64)>,
+}
+
+impl ReplayGuard {
+    /// Accepts `heartbeat` (and remembers it) when it is fresh and newer than the last one.
+    pub fn check(&mut self, heartbeat: &Heartbeat, now_unix_ms: u64) -> Result<(), Rejected> {
+        if heartbeat.sent_unix_ms.abs_diff(now_unix_ms) > MAX_SKEW {
+            return Err(Rejected::Stale);
+        }
+        let stamp = (heartbeat.sent_unix_ms, heartbeat.seq);
+        match self.last.get(&heartbeat.node) {
+            Some(last) if stamp <= *last => Err(Rejected::Replay),
+            _ => {
+                self.last.insert(heartbeat.node.clone(), stamp);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Addresses as heartbeat bytes.
+pub fn to_bytes(addresses: &[IpAddr]) -> Vec<Vec<u8>> {
+    addresses
+        .iter()
+        .map(|a| match a {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        })
+        .collect()
+}
+
+/// Heartbeat bytes as addresses (items of another length are skipped).
+pub fn from_bytes(items: &[Vec<u8>]) -> BTreeSet<IpAddr> {
+    items
+        .iter()
+        .filter_map(|b| match b.len() {
+            4 => <[u8; 4]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(node: &str, sent: u64, seq: u64) -> Heartbeat {
+        Heartbeat {
+            node: node.into(),
+            sent_unix_ms: sent,
+            seq,
+            held: to_bytes(&[
+                "192.0.2.10".parse().unwrap(),
+                "2001:db8::10".parse().unwrap(),
+            ]),
+            ready: Vec::new(),
+        }
+    }
+
+    fn keys(key: &[u8]) -> Keys {
+        let mut keys = Keys::default();
+        keys.set(key);
+        keys
+    }
+
+    #[test]
+    fn a_sealed_heartbeat_opens_with_the_same_key_and_carries_its_addresses() {
+        let keys = keys(&[7; 32]);
+        let datagram = keys.seal(&beat("node-a", 1_000, 1)).unwrap();
+        assert_eq!(&datagram[..4], b"FLB\x01");
+        let opened = keys.open(&datagram).unwrap();
+        assert_eq!(opened, beat("node-a", 1_000, 1));
+        let held: Vec<String> = from_bytes(&opened.held)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(held, ["192.0.2.10", "2001:db8::10"]);
+    }
+
+    #[test]
+    fn a_wrong_key_a_flipped_bit_or_garbage_is_refused() {
+        let datagram = keys(&[7; 32]).seal(&beat("node-a", 1_000, 1)).unwrap();
+        assert_eq!(keys(&[8; 32]).open(&datagram), Err(Rejected::Auth));
+        let mut flipped = datagram.clone();
+        flipped[6] ^= 1;
+        assert_eq!(keys(&[7; 32]).open(&flipped), Err(Rejected::Auth));
+        assert_eq!(
+            keys(&[7; 32]).open(b"FLB\x01short"),
+            Err(Rejected::Malformed)
+        );
+        assert_eq!(Keys::default().open(&datagram), Err(Rejected::Auth));
+    }
+
+    #[test]
+    fn after_a_key_change_the_previous_key_still_verifies_and_the_one_before_does_not() {
+        let old = keys(&[1; 32]).seal(&beat("node-a", 1_000, 1)).unwrap();
+        let older = keys(&[0; 32]).seal(&beat("node-a", 1_000, 1)).unwrap();
+        let mut rotated = keys(&[0; 32]);
+        rotated.set(&[1; 32]);
+        rotated.set(&[2; 32]);
+        assert!(rotated.open(&old).is_ok());
+        assert_eq!(rotated.open(&older), Err(Rejected::Auth));
+    }
+
+    #[test]
+    fn a_replayed_or_older_heartbeat_and_one_from_a_skewed_clock_are_refused() {
+        let mut guard = ReplayGuard::default();
+        assert_eq!(guard.check(&beat("node-a", 10_000, 5), 10_100), Ok(()));
+        assert_eq!(
+            guard.check(&beat("node-a", 10_000, 5), 10_200),
+            Err(Rejected::Replay)
+        );
+        assert_eq!(
+            guard.check(&beat("node-a", 9_900, 9), 10_200),
+            Err(Rejected::Replay)
+        );
+        assert_eq!(guard.check(&beat("node-a", 10_000, 6), 10_200), Ok(()));
+        // A restarted sender: its clock moved on, its counter started again.
+        assert_eq!(guard.check(&beat("node-a", 10_300, 0), 10_300), Ok(()));
+        assert_eq!(
+            guard.check(&beat("node-b", 7_000, 1), 10_300),
+            Err(Rejected::Stale)
+        );
+        assert_eq!(
+            guard.check(&beat("node-b", 13_000, 1), 10_300),
+            Err(Rejected::Stale)
+        );
+    }
+}

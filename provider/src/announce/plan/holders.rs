@@ -1,0 +1,148 @@
+//! Who answers for a layer2/vip address, as the announcers report it, and the [`Move`]s
+//! between holders.
+//!
+//! ```text
+//!   reports (Active, Standby) ─▶ follow_holder ─▶ last holder per address
+//!                                     └─ a new Active holder ─▶ Move (why: the old holder's
+//!                                        ineligibility, else the new holder's own message)
+//! ```
+//!
+//! The holder is never taken from the placement: the candidates elect it among themselves, so
+//! the provider adopts their decision and never forces a second move.
+
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
+
+use super::Planner;
+use crate::{
+    announce::model::{Ineligible, NodeName, Phase},
+    ipam::ServiceKey,
+};
+
+/// An address moved from one node to another (layer2, vip).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// The address.
+    pub address: IpAddr,
+    /// Previous owner.
+    pub from: NodeName,
+    /// New owner (`None`: nobody may announce it now).
+    pub to: Option<NodeName>,
+    /// Why, as a sentence fragment: the old holder's ineligibility ("node-1: it is not
+    /// Ready") or the new holder's own message ("took over from node-1: node-1 stopped
+    /// answering heartbeats").
+    pub why: String,
+    /// Metric label of the reason.
+    pub reason: &'static str,
+    /// The Services served.
+    pub services: Vec<ServiceKey>,
+}
+
+impl Planner {
+    /// Follows the holder of a single-owner address from the reports: a node reporting
+    /// Active other than the last holder is a move (a holder that is still Active stays the
+    /// holder, so two nodes Active for a moment move nothing). An address nobody may announce
+    /// any more is a move to no node.
+    pub(super) fn follow_holder(
+        &mut self,
+        address: IpAddr,
+        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
+    ) -> Option<Move> {
+        let Some(placement) = self
+            .placements
+            .get(&address)
+            .filter(|p| p.mode.single_owner())
+        else {
+            self.holders.remove(&address);
+            return None;
+        };
+        if placement.nobody.is_some() {
+            let from = self.holders.remove(&address)?;
+            return self.moved(address, from, None, String::new(), eligible);
+        }
+        let mode = placement.mode;
+        let active = |node: &NodeName| match self.reports.get(node)?.get(&(address, mode))? {
+            Phase::Active(message) => Some(message.clone()),
+            _ => None,
+        };
+        let previous = self.holders.get(&address).cloned();
+        if previous.as_ref().is_some_and(|p| active(p).is_some()) {
+            return None;
+        }
+        let (to, message) = placement
+            .nodes
+            .iter()
+            .find_map(|n| active(n).map(|m| (n.clone(), m)))?;
+        self.holders.insert(address, to.clone());
+        self.moved(address, previous?, Some(to), message, eligible)
+    }
+
+    /// The move of `address` from `from` to `to`, with why: `from`'s ineligibility when the
+    /// planner sees one, else the new holder's own `message` (an announcer-side takeover).
+    fn moved(
+        &self,
+        address: IpAddr,
+        from: NodeName,
+        to: Option<NodeName>,
+        message: String,
+        eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
+    ) -> Option<Move> {
+        let services: Vec<ServiceKey> = self
+            .by_address
+            .get(&address)
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default();
+        if services.is_empty() {
+            return None;
+        }
+        // With externalTrafficPolicy: Local a node must hold a ready endpoint of every such
+        // Service on the address.
+        let lost_endpoints = services.iter().any(|key| {
+            self.targets.get(key).is_some_and(|t| t.local_traffic)
+                && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
+        });
+        let candidates = self
+            .placements
+            .get(&address)
+            .map(|p| p.candidates.clone())
+            .unwrap_or_else(|| Arc::from(Vec::new()));
+        let (why, reason) = match eligible.get(&from) {
+            Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),
+            None => (
+                format!("{from}: {}", Ineligible::NoAnnouncer),
+                "announcer_missing",
+            ),
+            Some(Ok(())) if lost_endpoints => (
+                format!(
+                    "{from}: it holds no ready endpoint of the Service (externalTrafficPolicy: Local)"
+                ),
+                "no_ready_endpoints",
+            ),
+            Some(Ok(())) => match &to {
+                None => (
+                    format!("{from}: no node may announce it"),
+                    "no_eligible_node",
+                ),
+                Some(to) if !self.failover => {
+                    (format!("{to} ranks first for it now"), "rebalanced")
+                }
+                Some(_) if !candidates.contains(&from) => (
+                    format!(
+                        "{from} is no longer among its failover candidates ({})",
+                        candidates.join(", ")
+                    ),
+                    "rebalanced",
+                ),
+                Some(to) if message.is_empty() => (format!("{to} took over"), "heartbeat"),
+                Some(_) => (message, "heartbeat"),
+            },
+        };
+        Some(Move {
+            address,
+            from,
+            to,
+            why,
+            reason,
+            services,
+        })
+    }
+}
