@@ -392,18 +392,22 @@ impl Cluster {
 }
 
 /// Every MAC that answers ARP for `address` from `client` within about two seconds (sorted,
-/// deduplicated): exactly one when exactly one node answers.
+/// deduplicated): exactly one when exactly one node answers. Four requests, all replies
+/// (not only the first) are read.
 pub fn arp_answerers(client: &Host, address: &str) -> Vec<String> {
     let out = try_run(&[
-        "ip", "netns", "exec", &client.ns, "arping", "-c", "3", "-w", "2", "-I", "eth0", address,
+        "ip", "netns", "exec", &client.ns, "arping", "-r", "-c", "4", "-W", "0.3", "-w", "2", "-I",
+        "eth0", address,
     ]);
+    let is_mac = |w: &str| {
+        w.len() == 17
+            && w.split(':')
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    };
     let mut macs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let start = l.find('[')?;
-            let end = l[start..].find(']')?;
-            Some(l[start + 1..start + end].to_lowercase())
-        })
+        .split(|c: char| c.is_whitespace() || "[]()".contains(c))
+        .filter(|w| is_mac(w))
+        .map(str::to_lowercase)
         .collect();
     macs.sort();
     macs.dedup();
