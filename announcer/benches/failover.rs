@@ -28,8 +28,10 @@
 //!
 //! Prints `failover <case> runs=20 p50_ms=… p99_ms=… max_ms=… lost_probes_p50=…` per case,
 //! `failover ratio_vs_keepalived=…` (FerroLB p50 / keepalived p50, both at 100 ms) and
-//! `failover cost nodes=100 addresses=10000 pps_out=… cpu_percent=…`. Arguments that do not
-//! start with `--` select cases by substring (`ferrolb`, `keepalived`, `100ms`, `cost`).
+//! `failover cost nodes=100 addresses=10000 pps_out=… cpu_percent=…`, each with a details
+//! line. Arguments that do not start with `--` select cases by substring (`ferrolb`,
+//! `keepalived`, `100ms`, `cost`); `FAILOVER_DEBUG=1` prints every failover,
+//! `FAILOVER_COST_ADDRESSES=<n>` changes the address count of the cost case.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -645,7 +647,11 @@ fn nft_counter(ns: &str, table: &str) -> (u64, u64) {
 /// whose candidates are 100 nodes.
 fn cost(interval: Option<&str>) {
     const PEERS: usize = 99;
-    const ADDRESSES: usize = 10_000;
+    // FAILOVER_COST_ADDRESSES overrides the count, to see how the cost grows with it.
+    let addresses: usize = std::env::var("FAILOVER_COST_ADDRESSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let flags: Vec<&str> = match interval {
         Some(i) => vec!["--heartbeat-interval", i],
         None => Vec::new(),
@@ -710,7 +716,7 @@ fn cost(interval: Option<&str>) {
     let peers: Vec<String> = (1..=PEERS).map(|p| format!("peer-{p:02}")).collect();
     // Every address: this node first, then two of the 99 peers, so that every peer is a
     // candidate of some 300 addresses, as in a 100-node cluster with 3 candidates each.
-    let entries: Vec<serde_json::Value> = many_addresses(ADDRESSES)
+    let entries: Vec<serde_json::Value> = many_addresses(addresses)
         .iter()
         .enumerate()
         .map(|(i, a)| {
@@ -769,7 +775,7 @@ fn cost(interval: Option<&str>) {
         .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
         .unwrap_or_default();
     println!(
-        "failover cost nodes={} addresses={ADDRESSES} pps_out={pps:.0} cpu_percent={cpu_percent:.1}",
+        "failover cost nodes={} addresses={addresses} pps_out={pps:.0} cpu_percent={cpu_percent:.1}",
         PEERS + 1
     );
     println!(
