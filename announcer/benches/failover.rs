@@ -31,7 +31,8 @@
 //! `failover cost nodes=100 addresses=10000 pps_out=… cpu_percent=…`, each with a details
 //! line. Arguments that do not start with `--` select cases by substring (`ferrolb`,
 //! `keepalived`, `100ms`, `cost`); `FAILOVER_DEBUG=1` prints every failover,
-//! `FAILOVER_COST_ADDRESSES=<n>` changes the address count of the cost case.
+//! `FAILOVER_COST_ADDRESSES=<n>` and `FAILOVER_COST_PEERS=<n>` change the address and fake
+//! peer counts of the cost case.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -646,7 +647,12 @@ fn nft_counter(ns: &str, table: &str) -> (u64, u64) {
 /// Point 5: heartbeat packets per second and CPU of one announcer that owns 10,000 addresses
 /// whose candidates are 100 nodes.
 fn cost(interval: Option<&str>) {
-    const PEERS: usize = 99;
+    // FAILOVER_COST_PEERS overrides the number of fake peers (99).
+    let peer_count: usize = std::env::var("FAILOVER_COST_PEERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (2..=150).contains(n))
+        .unwrap_or(99);
     // FAILOVER_COST_ADDRESSES overrides the count, to see how the cost grows with it.
     let addresses: usize = std::env::var("FAILOVER_COST_ADDRESSES")
         .ok()
@@ -659,7 +665,7 @@ fn cost(interval: Option<&str>) {
     let mut cluster = Cluster::new(1, 1, &flags);
     let sink = cluster.clients[0].clone();
     let peer_ip = |p: usize| format!("192.0.2.{}", 100 + p);
-    let batch: String = (1..=PEERS)
+    let batch: String = (1..=peer_count)
         .map(|p| format!("addr add {}/24 dev eth0\n", peer_ip(p)))
         .collect();
     let batch_file = std::env::temp_dir().join(format!("flb-cost-{}.batch", std::process::id()));
@@ -713,7 +719,7 @@ fn cost(interval: Option<&str>) {
 
     cluster.start(0, &[]);
     let me = cluster.nodes[0].name.clone();
-    let peers: Vec<String> = (1..=PEERS).map(|p| format!("peer-{p:02}")).collect();
+    let peers: Vec<String> = (1..=peer_count).map(|p| format!("peer-{p:02}")).collect();
     // Every address: this node first, then two of the 99 peers, so that every peer is a
     // candidate of some 300 addresses, as in a 100-node cluster with 3 candidates each.
     let entries: Vec<serde_json::Value> = many_addresses(addresses)
@@ -721,7 +727,7 @@ fn cost(interval: Option<&str>) {
         .enumerate()
         .map(|(i, a)| {
             serde_json::json!({"address": a.to_string(), "mode": "layer2", "interface": "eth0",
-                "candidates": [me, peers[i % PEERS], peers[(i + 1) % PEERS]]})
+                "candidates": [me, peers[i % peer_count], peers[(i + 1) % peer_count]]})
         })
         .collect();
     let file = cluster
@@ -776,7 +782,7 @@ fn cost(interval: Option<&str>) {
         .unwrap_or_default();
     println!(
         "failover cost nodes={} addresses={addresses} pps_out={pps:.0} cpu_percent={cpu_percent:.1}",
-        PEERS + 1
+        peer_count + 1
     );
     println!(
         "failover cost details: heartbeat_interval={} active_addresses={active} bytes_per_s_out={:.0} bytes_per_packet={:.0} pps_per_peer={:.1} sink_received_total={sink_packets} rss={rss_kib}",
@@ -787,7 +793,7 @@ fn cost(interval: Option<&str>) {
         } else {
             0.0
         },
-        pps / PEERS as f64,
+        pps / peer_count as f64,
     );
 }
 
