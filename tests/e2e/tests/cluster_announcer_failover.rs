@@ -10,9 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::checks::{
-    CHANGE, wait_announced, wait_moved, wait_reachable_at, wait_single_owner,
-};
+use support::checks::{CHANGE, wait_announced, wait_moved, wait_reachable_at, wait_single_owner};
 use support::cluster::{Cluster, NODES};
 use support::scenario::{cluster_with_provider, create_announced, provider};
 use support::wait_for;
@@ -68,7 +66,9 @@ fn announcers_fail_over_without_the_provider_and_the_provider_adopts_it() {
     let (_, holder, message) = phase_on(&cluster, &heir, &ip).expect("heir's state");
     assert_eq!(holder, heir, "(k) the heir reports itself as holder");
     assert!(
-        message.contains(&format!("took over from {owner}: {owner} stopped answering heartbeats")),
+        message.contains(&format!(
+            "took over from {owner}: {owner} stopped answering heartbeats"
+        )),
         "(k) the heir's status should say why it took over: {message:?}"
     );
     cluster.steps.log(&format!(
