@@ -697,3 +697,23 @@ fn a_new_planner_with_failover_sends_the_same_sets_and_peers() {
         assert_eq!(a.failover_peers(&node), b.failover_peers(&node));
     }
 }
+
+#[test]
+fn a_holder_with_no_eligible_node_left_moves_to_no_node() {
+    let (mut planner, candidates) = failover_cluster(2);
+    let first = &candidates[0];
+    report(&mut planner, first, active_phase(""));
+    planner.flush();
+    for node in ["node-1", "node-2"] {
+        planner.set_unreachable(node, Some("connect refused".into()));
+    }
+    let flush = planner.flush();
+    assert_eq!(flush.moves.len(), 1, "{:?}", flush.moves);
+    assert_eq!(flush.moves[0].from.as_ref(), first);
+    assert_eq!(flush.moves[0].to, None);
+    assert_eq!(
+        flush.moves[0].why,
+        format!("{first}: its announcer is unreachable (connect refused)")
+    );
+    assert_eq!(flush.moves[0].reason, "announcer_unreachable");
+}
