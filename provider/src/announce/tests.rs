@@ -584,6 +584,36 @@ fn an_announcer_side_takeover_is_a_move_with_the_announcers_sentence() {
 }
 
 #[test]
+fn a_fresh_planner_adopts_a_takeover_that_happened_while_no_provider_ran() {
+    let (mut planner, candidates) = failover_cluster(3);
+    let (first, second, third) = (&candidates[0], &candidates[1], &candidates[2]);
+    planner.flush();
+    // The first reports this planner sees: node two took over from node one earlier.
+    let sentence = format!("took over from {first}: {first} stopped answering heartbeats");
+    report(&mut planner, second, active_phase(&sentence));
+    report(&mut planner, first, standby(Some(second)));
+    report(&mut planner, third, standby(Some(second)));
+    let flush = planner.flush();
+    assert_eq!(flush.moves.len(), 1, "{:?}", flush.moves);
+    let moved = &flush.moves[0];
+    assert!(moved.adopted, "learnt from the report alone");
+    assert_eq!(moved.from.as_ref(), first);
+    assert_eq!(moved.to.as_deref(), Some(second.as_str()));
+    assert_eq!(moved.why, sentence);
+    assert!(flush.sets.is_empty(), "adopted: nothing is sent");
+
+    // A holder that simply claimed the address is no move.
+    let (mut planner, candidates) = failover_cluster(3);
+    planner.flush();
+    report(
+        &mut planner,
+        &candidates[0],
+        active_phase("claimed: no live candidate before this node holds it"),
+    );
+    assert!(planner.flush().moves.is_empty());
+}
+
+#[test]
 fn a_takeover_after_the_holder_turns_not_ready_says_it_is_not_ready() {
     let (mut planner, candidates) = failover_cluster(4);
     let (first, second) = (&candidates[0], &candidates[1]);
@@ -666,4 +696,24 @@ fn a_new_planner_with_failover_sends_the_same_sets_and_peers() {
         assert_eq!(a.set_of(&node), b.set_of(&node));
         assert_eq!(a.failover_peers(&node), b.failover_peers(&node));
     }
+}
+
+#[test]
+fn a_holder_with_no_eligible_node_left_moves_to_no_node() {
+    let (mut planner, candidates) = failover_cluster(2);
+    let first = &candidates[0];
+    report(&mut planner, first, active_phase(""));
+    planner.flush();
+    for node in ["node-1", "node-2"] {
+        planner.set_unreachable(node, Some("connect refused".into()));
+    }
+    let flush = planner.flush();
+    assert_eq!(flush.moves.len(), 1, "{:?}", flush.moves);
+    assert_eq!(flush.moves[0].from.as_ref(), first);
+    assert_eq!(flush.moves[0].to, None);
+    assert_eq!(
+        flush.moves[0].why,
+        format!("{first}: its announcer is unreachable (connect refused)")
+    );
+    assert_eq!(flush.moves[0].reason, "announcer_unreachable");
 }

@@ -283,11 +283,20 @@ impl Index {
     /// Cluster mode: an address moved; its Services get an Event with their next write.
     pub fn note_move(&mut self, moved: &Move) {
         let to = moved.to.as_deref().unwrap_or("no node");
+        // A move learnt from a takeover report is news only to a Service whose condition does
+        // not name the new holder yet (an earlier provider may have reported it).
+        let reported = |key: &ServiceKey| {
+            moved.adopted
+                && self.views.get(key).is_some_and(|view| {
+                    view.condition(crate::service_view::ANNOUNCED_CONDITION)
+                        .is_some_and(|c| c.status == "True" && c.message.contains(to))
+                })
+        };
         let note = format!(
             "{} moved from {} to {to}: {}",
             moved.address, moved.from, moved.why
         );
-        for key in &moved.services {
+        for key in moved.services.iter().filter(|key| !reported(key)) {
             self.announce_notes
                 .entry(key.clone())
                 .or_default()

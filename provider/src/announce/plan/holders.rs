@@ -35,6 +35,18 @@ pub struct Move {
     pub reason: &'static str,
     /// The Services served.
     pub services: Vec<ServiceKey>,
+    /// Learnt from the new holder's report only (this provider never saw the old holder,
+    /// e.g. the takeover happened while no provider ran): an earlier provider may have
+    /// reported it already.
+    pub adopted: bool,
+}
+
+/// The node an announcer says it took an address over from: its takeover sentence starts
+/// with `took over from <node>:` (announcer `failover::election`).
+fn took_over_from(message: &str) -> Option<NodeName> {
+    let rest = message.strip_prefix("took over from ")?;
+    let (node, _) = rest.split_once(':')?;
+    (!node.is_empty()).then(|| NodeName::from(node))
 }
 
 impl Planner {
@@ -73,7 +85,16 @@ impl Planner {
             .iter()
             .find_map(|n| active(n).map(|m| (n.clone(), m)))?;
         self.holders.insert(address, to.clone());
-        self.moved(address, previous?, Some(to), message, eligible)
+        match previous {
+            Some(previous) => self.moved(address, previous, Some(to), message, eligible),
+            // A fresh provider: the announcers may have moved the address while none ran.
+            None => {
+                let from = took_over_from(&message).filter(|from| *from != to)?;
+                let mut moved = self.moved(address, from, Some(to), message, eligible)?;
+                moved.adopted = true;
+                Some(moved)
+            }
+        }
     }
 
     /// The move of `address` from `from` to `to`, with why: `from`'s ineligibility when the
@@ -143,6 +164,7 @@ impl Planner {
             why,
             reason,
             services,
+            adopted: false,
         })
     }
 }
