@@ -496,59 +496,73 @@ impl Engine {
         }
     }
 
-    /// Applies one decision of the election; for a claim, whether the address is now in force
-    /// here (false: the election must let another candidate have it).
-    pub async fn failover_decision(&self, decision: Decision) -> bool {
-        let address = match &decision {
-            Decision::Claim { address, .. }
-            | Decision::Release { address, .. }
-            | Decision::Standby { address, .. } => *address,
-        };
+    /// Applies the election's decisions under one lock and one interface listing; returns,
+    /// for each claim, the address and whether it is now in force here (false: the election
+    /// must let another candidate have it).
+    pub async fn failover_decisions(&self, decisions: Vec<Decision>) -> Vec<(IpAddr, bool)> {
+        if decisions.is_empty() {
+            return Vec::new();
+        }
         let mut inner = self.inner.lock().await;
-        let Some(desired) = inner
+        let gated: HashMap<IpAddr, Desired> = inner
             .desired
             .entries()
-            .find(|d| d.key.address == address && inner.gated(d))
-            .cloned()
-        else {
-            return true;
-        };
-        match decision {
-            Decision::Claim { message, .. } => {
-                inner.granted.insert(address);
-                let interfaces = interfaces::list().unwrap_or_default();
-                let mut observed = self.activate(&mut inner, &desired, &interfaces).await;
-                let in_force = observed.phase == Phase::Active;
-                if in_force {
-                    observed.message = message.into();
-                    observed.holder = inner.failover.as_ref().map(|f| f.node.clone());
-                    tracing::info!(key = %desired.key, "{}", observed.message);
-                } else {
+            .filter(|d| inner.gated(d))
+            .map(|d| (d.key.address, d.clone()))
+            .collect();
+        let mut interfaces = None;
+        let mut claims = Vec::new();
+        for decision in decisions {
+            match decision {
+                Decision::Claim { address, message } => {
+                    let Some(desired) = gated.get(&address) else {
+                        continue;
+                    };
+                    inner.granted.insert(address);
+                    let interfaces =
+                        interfaces.get_or_insert_with(|| interfaces::list().unwrap_or_default());
+                    let mut observed = self.activate(&mut inner, desired, interfaces).await;
+                    let in_force = observed.phase == Phase::Active;
+                    if in_force {
+                        observed.message = message.into();
+                        observed.holder = inner.failover.as_ref().map(|f| f.node.clone());
+                        tracing::info!(key = %desired.key, "{}", observed.message);
+                    } else {
+                        inner.granted.remove(&address);
+                        self.deactivate(&mut inner, desired).await;
+                    }
+                    self.set_observed(&mut inner, desired, observed);
+                    claims.push((address, in_force));
+                }
+                Decision::Release {
+                    address,
+                    holder,
+                    message,
+                } => {
+                    let Some(desired) = gated.get(&address) else {
+                        continue;
+                    };
                     inner.granted.remove(&address);
-                    self.deactivate(&mut inner, &desired).await;
-                }
-                self.set_observed(&mut inner, &desired, observed);
-                in_force
-            }
-            Decision::Release {
-                holder, message, ..
-            } => {
-                inner.granted.remove(&address);
-                self.deactivate(&mut inner, &desired).await;
-                let holder = holder.map(|h| h.to_string());
-                self.set_observed(&mut inner, &desired, Observed::standby(holder, message));
-                true
-            }
-            Decision::Standby {
-                holder, message, ..
-            } => {
-                if !inner.granted.contains(&address) {
+                    self.deactivate(&mut inner, desired).await;
                     let holder = holder.map(|h| h.to_string());
-                    self.set_observed(&mut inner, &desired, Observed::standby(holder, message));
+                    self.set_observed(&mut inner, desired, Observed::standby(holder, message));
                 }
-                true
+                Decision::Standby {
+                    address,
+                    holder,
+                    message,
+                } => {
+                    let Some(desired) = gated.get(&address) else {
+                        continue;
+                    };
+                    if !inner.granted.contains(&address) {
+                        let holder = holder.map(|h| h.to_string());
+                        self.set_observed(&mut inner, desired, Observed::standby(holder, message));
+                    }
+                }
             }
         }
+        claims
     }
 
     /// After a Sync changed who runs failover: an entry in force that became gated stays in

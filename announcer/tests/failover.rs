@@ -505,6 +505,7 @@ impl Attack {
                     seq,
                     held: packet::to_bytes(&[address]),
                     ready: Vec::new(),
+                    ..Heartbeat::default()
                 };
                 let datagram = keys.seal(&heartbeat).expect("seal");
                 targets
@@ -676,7 +677,6 @@ fn replayed_and_forged_heartbeats_neither_keep_a_dead_owner_alive_nor_take_the_a
 }
 
 #[test]
-#[ignore = "fails on main at 7d7e617: a heartbeat listing 4,000 shared IPv6 addresses is over the 64 KiB UDP limit, is never sent (EMSGSIZE, logged at debug), and both nodes hold everything"]
 fn many_shared_addresses_still_elect_one_holder() {
     if !prerequisites("many_shared_addresses_still_elect_one_holder") {
         return;

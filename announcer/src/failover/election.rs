@@ -99,12 +99,24 @@ struct Group {
 }
 
 /// The election state of one node. See the module documentation.
+///
+/// Deciding costs O(groups × candidates), so it runs only when something it depends on
+/// changed: the configuration, a peer's sets, a peer's liveness, or a readiness that expired.
+/// A steady stream of identical heartbeats costs O(peers) per call.
 #[derive(Debug)]
 pub struct Election {
     settings: Settings,
     me: NodeId,
     peers: BTreeMap<NodeId, Peer>,
     groups: BTreeMap<IpAddr, Group>,
+    /// Something changed since the last decision.
+    dirty: bool,
+    /// Each peer's liveness at the last decision.
+    last_seen: BTreeMap<NodeId, Seen>,
+    /// The earliest `unable_until` still ahead.
+    next_ready: Option<Instant>,
+    /// The heartbeats' address lists, rebuilt when the groups or what is held change.
+    outgoing: Option<Vec<Outgoing>>,
 }
 
 impl Election {
@@ -114,6 +126,10 @@ impl Election {
             me: Arc::from(""),
             peers: BTreeMap::new(),
             groups: BTreeMap::new(),
+            dirty: true,
+            last_seen: BTreeMap::new(),
+            next_ready: None,
+            outgoing: None,
         }
     }
 
@@ -172,6 +188,8 @@ impl Election {
             };
             self.groups.insert(address, group);
         }
+        self.dirty = true;
+        self.outgoing = None;
     }
 
     /// The addresses held here.
@@ -183,20 +201,26 @@ impl Election {
             .collect()
     }
 
-    /// A verified heartbeat from `from`; false when `from` is not a peer.
+    /// A verified heartbeat from `from`, with the shared addresses it holds and is ready to
+    /// hold (`None`: part of a heartbeat whose sets are not complete yet, liveness only);
+    /// false when `from` is not a peer.
     pub fn heard(
         &mut self,
         now: Instant,
         from: &str,
-        held: BTreeSet<IpAddr>,
-        ready: BTreeSet<IpAddr>,
+        sets: Option<(BTreeSet<IpAddr>, BTreeSet<IpAddr>)>,
     ) -> bool {
         let Some(peer) = self.peers.get_mut(from) else {
             return false;
         };
         peer.heard = Some(now);
-        peer.held = held;
-        peer.ready = ready;
+        if let Some((held, ready)) = sets
+            && (peer.held != held || peer.ready != ready)
+        {
+            peer.held = held;
+            peer.ready = ready;
+            self.dirty = true;
+        }
         true
     }
 
@@ -207,11 +231,26 @@ impl Election {
             group.held = false;
             group.unable_until = Some(now + dead);
             group.reported = None;
+            self.next_ready = Some(self.next_ready.map_or(now + dead, |t| t.min(now + dead)));
         }
+        self.dirty = true;
+        self.outgoing = None;
     }
 
     /// The heartbeats to send now: one per peer.
-    pub fn outgoing(&self, now: Instant) -> Vec<Outgoing> {
+    pub fn outgoing(&mut self, now: Instant) -> Vec<Outgoing> {
+        if self.next_ready.is_some_and(|t| now >= t) {
+            self.outgoing = None;
+        }
+        if let Some(cached) = &self.outgoing {
+            return cached.clone();
+        }
+        let built = self.build_outgoing(now);
+        self.outgoing = Some(built.clone());
+        built
+    }
+
+    fn build_outgoing(&self, now: Instant) -> Vec<Outgoing> {
         let mut out: BTreeMap<&NodeId, Outgoing> = self
             .peers
             .iter()
@@ -254,13 +293,38 @@ impl Election {
         }
     }
 
-    /// Decides every group; returns only changes.
+    /// Decides every group when something changed; returns only changes.
     pub fn evaluate(&mut self, now: Instant) -> Vec<Decision> {
+        let seen: BTreeMap<NodeId, Seen> = self
+            .peers
+            .keys()
+            .map(|name| (name.clone(), self.seen(now, name)))
+            .collect();
+        if seen != self.last_seen {
+            self.last_seen = seen;
+            self.dirty = true;
+        }
+        if self.next_ready.is_some_and(|t| now >= t) {
+            self.next_ready = None;
+            self.dirty = true;
+        }
+        if !std::mem::take(&mut self.dirty) {
+            return Vec::new();
+        }
         let addresses: Vec<IpAddr> = self.groups.keys().copied().collect();
-        addresses
+        let decisions: Vec<Decision> = addresses
             .into_iter()
             .filter_map(|address| self.evaluate_one(now, address))
-            .collect()
+            .collect();
+        if decisions
+            .iter()
+            .any(|d| !matches!(d, Decision::Standby { .. }))
+        {
+            self.outgoing = None;
+        }
+        // A group still waiting for a peer to become known or dead is decided again when
+        // that peer's liveness changes (seen above); nothing else can change it.
+        decisions
     }
 
     fn evaluate_one(&mut self, now: Instant, address: IpAddr) -> Option<Decision> {

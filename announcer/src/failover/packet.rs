@@ -43,6 +43,93 @@ pub struct Heartbeat {
     /// Shared addresses the sender is ready to hold.
     #[prost(bytes = "vec", repeated, tag = "5")]
     pub ready: Vec<Vec<u8>>,
+    /// A heartbeat too long for one datagram is sent in parts: `seq` of its first part.
+    #[prost(uint64, tag = "6")]
+    pub batch: u64,
+    /// This part's index, from 0.
+    #[prost(uint32, tag = "7")]
+    pub part: u32,
+    /// How many parts the heartbeat has (0 or 1: one datagram).
+    #[prost(uint32, tag = "8")]
+    pub parts: u32,
+}
+
+/// At most this many bytes of addresses per datagram, so a heartbeat datagram stays under a
+/// 1,500-byte MTU (no IP fragmentation: one lost fragment would lose the whole heartbeat).
+pub const MAX_ADDRESS_BYTES: usize = 1_100;
+
+/// Splits (held, ready) into parts of at most [`MAX_ADDRESS_BYTES`] (always at least one).
+pub fn split(held: &[IpAddr], ready: &[IpAddr]) -> Vec<(Vec<IpAddr>, Vec<IpAddr>)> {
+    let cost = |a: &IpAddr| if a.is_ipv4() { 6 } else { 18 };
+    let mut parts = vec![(Vec::new(), Vec::new())];
+    let mut used = 0;
+    let tagged = held
+        .iter()
+        .map(|a| (true, a))
+        .chain(ready.iter().map(|a| (false, a)));
+    for (is_held, address) in tagged {
+        if used + cost(address) > MAX_ADDRESS_BYTES {
+            parts.push((Vec::new(), Vec::new()));
+            used = 0;
+        }
+        used += cost(address);
+        let (h, r) = parts.last_mut().expect("at least one part");
+        if is_held {
+            h.push(*address)
+        } else {
+            r.push(*address)
+        }
+    }
+    parts
+}
+
+/// Puts a heartbeat sent in parts back together, per sender.
+#[derive(Default)]
+pub struct Reassembly {
+    partial: HashMap<String, (u64, u32, BTreeSet<u32>, BTreeSet<IpAddr>, BTreeSet<IpAddr>)>,
+}
+
+impl Reassembly {
+    /// Takes one accepted part; returns the complete (held, ready) sets once every part of
+    /// its heartbeat arrived (at once for a one-datagram heartbeat). A newer heartbeat
+    /// replaces an incomplete older one.
+    pub fn add(&mut self, heartbeat: &Heartbeat) -> Option<(BTreeSet<IpAddr>, BTreeSet<IpAddr>)> {
+        let held = from_bytes(&heartbeat.held);
+        let ready = from_bytes(&heartbeat.ready);
+        if heartbeat.parts <= 1 {
+            self.partial.remove(&heartbeat.node);
+            return Some((held, ready));
+        }
+        let entry = self
+            .partial
+            .entry(heartbeat.node.clone())
+            .or_insert_with(|| {
+                (
+                    heartbeat.batch,
+                    heartbeat.parts,
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                )
+            });
+        if entry.0 != heartbeat.batch || entry.1 != heartbeat.parts {
+            *entry = (
+                heartbeat.batch,
+                heartbeat.parts,
+                BTreeSet::new(),
+                BTreeSet::new(),
+                BTreeSet::new(),
+            );
+        }
+        entry.2.insert(heartbeat.part);
+        entry.3.extend(held);
+        entry.4.extend(ready);
+        if entry.2.len() as u32 == entry.1 {
+            let (_, _, _, held, ready) = self.partial.remove(&heartbeat.node)?;
+            return Some((held, ready));
+        }
+        None
+    }
 }
 
 /// Why a datagram was not accepted (the metric label).
@@ -179,6 +266,7 @@ mod tests {
                 "2001:db8::10".parse().unwrap(),
             ]),
             ready: Vec::new(),
+            ..Heartbeat::default()
         }
     }
 
@@ -225,6 +313,49 @@ mod tests {
         rotated.set(&[2; 32]);
         assert!(rotated.open(&old).is_ok());
         assert_eq!(rotated.open(&older), Err(Rejected::Auth));
+    }
+
+    #[test]
+    fn a_long_heartbeat_is_split_under_the_mtu_and_put_back_together() {
+        let held: Vec<IpAddr> = (0..4000u32)
+            .map(|i| {
+                IpAddr::from(std::net::Ipv6Addr::from(
+                    0x2001_0db8_u128 << 96 | u128::from(i),
+                ))
+            })
+            .collect();
+        let ready: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap()];
+        let parts = split(&held, &ready);
+        assert!(parts.len() > 60, "{} parts", parts.len());
+        let keys = keys(&[7; 32]);
+        let mut whole = Reassembly::default();
+        let mut done = None;
+        for (i, (h, r)) in parts.iter().enumerate() {
+            let beat = Heartbeat {
+                node: "node-a".into(),
+                sent_unix_ms: 1_000,
+                seq: 10 + i as u64,
+                held: to_bytes(h),
+                ready: to_bytes(r),
+                batch: 10,
+                part: i as u32,
+                parts: parts.len() as u32,
+            };
+            let datagram = keys.seal(&beat).unwrap();
+            assert!(
+                datagram.len() <= 1_400,
+                "datagram of {} bytes",
+                datagram.len()
+            );
+            let opened = keys.open(&datagram).unwrap();
+            assert_eq!(done, None, "complete before the last part");
+            done = whole.add(&opened);
+        }
+        let (got_held, got_ready) = done.expect("complete after the last part");
+        assert_eq!(got_held.len(), 4000);
+        assert_eq!(got_ready.into_iter().collect::<Vec<_>>(), ready);
+        // One datagram: complete at once.
+        assert!(whole.add(&beat("node-b", 1, 1)).is_some());
     }
 
     #[test]

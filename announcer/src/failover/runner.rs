@@ -21,7 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
 use super::election::{Decision, Election, NodeId, Settings};
-use super::packet::{self, Heartbeat, Keys, Rejected, ReplayGuard};
+use super::packet::{self, Heartbeat, Keys, Reassembly, Rejected, ReplayGuard};
 use crate::engine::Engine;
 
 /// The failover metrics.
@@ -30,6 +30,7 @@ pub struct FailoverMetrics {
     pub takeovers: Counter,
     pub releases: Counter,
     pub sent: Counter,
+    pub send_errors: Counter,
     pub received: Counter,
     pub rejected: Family<[(&'static str, &'static str); 1], Counter>,
 }
@@ -53,6 +54,11 @@ impl FailoverMetrics {
             metrics.sent.clone(),
         );
         registry.register(
+            "ferrolb_heartbeat_send_errors",
+            "Heartbeat datagrams the kernel refused to send (e.g. no route to the peer)",
+            metrics.send_errors.clone(),
+        );
+        registry.register(
             "ferrolb_heartbeats_received",
             "Failover heartbeats accepted",
             metrics.received.clone(),
@@ -70,6 +76,7 @@ struct State {
     election: Election,
     keys: Keys,
     guard: ReplayGuard,
+    parts: Reassembly,
     me: String,
     seq: u64,
 }
@@ -92,6 +99,7 @@ impl Failover {
                 election: Election::new(settings),
                 keys: Keys::default(),
                 guard: ReplayGuard::default(),
+                parts: Reassembly::default(),
                 me: String::new(),
                 seq: 0,
             }),
@@ -156,6 +164,11 @@ impl Failover {
                     if let Ok((len, from)) = received {
                         self.receive(&buf[..len], from);
                     }
+                    // Everything already queued, before deciding: a heartbeat in parts is
+                    // decided on whole, and a busy loop must not let the queue overflow.
+                    while let Ok((len, from)) = socket.try_recv_from(&mut buf) {
+                        self.receive(&buf[..len], from);
+                    }
                 }
             }
             let decisions = match self.state.lock() {
@@ -168,21 +181,16 @@ impl Failover {
             send |= self
                 .send_now
                 .swap(false, std::sync::atomic::Ordering::Relaxed);
-            for decision in decisions {
-                let address = match &decision {
-                    Decision::Claim { address, .. } => Some(*address),
-                    _ => None,
-                };
-                if matches!(decision, Decision::Release { .. }) {
-                    self.metrics.releases.inc();
-                }
-                let in_force = engine.failover_decision(decision).await;
-                if address.is_some() && in_force {
+            let releases = decisions
+                .iter()
+                .filter(|d| matches!(d, Decision::Release { .. }))
+                .count();
+            self.metrics.releases.inc_by(releases as u64);
+            // One engine call for all of them: one lock, one interface listing.
+            for (address, in_force) in engine.failover_decisions(decisions).await {
+                if in_force {
                     self.metrics.takeovers.inc();
-                }
-                if let (Some(address), false) = (address, in_force)
-                    && let Ok(mut state) = self.state.lock()
-                {
+                } else if let Ok(mut state) = self.state.lock() {
                     state.election.unable(Instant::now(), address);
                 }
             }
@@ -196,14 +204,11 @@ impl Failover {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let result = state.keys.open(datagram).and_then(|heartbeat| {
-            state.guard.check(&heartbeat, crate::events::now_ms())?;
-            let held = packet::from_bytes(&heartbeat.held);
-            let ready = packet::from_bytes(&heartbeat.ready);
-            if state
-                .election
-                .heard(Instant::now(), &heartbeat.node, held, ready)
-            {
+        let inner = &mut *state;
+        let result = inner.keys.open(datagram).and_then(|heartbeat| {
+            inner.guard.check(&heartbeat, crate::events::now_ms())?;
+            let sets = inner.parts.add(&heartbeat);
+            if inner.election.heard(Instant::now(), &heartbeat.node, sets) {
                 Ok(())
             } else {
                 Err(Rejected::UnknownPeer)
@@ -236,16 +241,24 @@ impl Failover {
             let outgoing = state.election.outgoing(Instant::now());
             let mut datagrams = Vec::with_capacity(outgoing.len());
             for beat in outgoing {
-                state.seq += 1;
-                let heartbeat = Heartbeat {
-                    node: state.me.clone(),
-                    sent_unix_ms: crate::events::now_ms(),
-                    seq: state.seq,
-                    held: packet::to_bytes(&beat.held),
-                    ready: packet::to_bytes(&beat.ready),
-                };
-                if let Some(datagram) = state.keys.seal(&heartbeat) {
-                    datagrams.push((target(beat.address, self.port, socket), datagram));
+                let parts = packet::split(&beat.held, &beat.ready);
+                let count = parts.len() as u32;
+                let batch = state.seq + 1;
+                for (part, (held, ready)) in parts.into_iter().enumerate() {
+                    state.seq += 1;
+                    let heartbeat = Heartbeat {
+                        node: state.me.clone(),
+                        sent_unix_ms: crate::events::now_ms(),
+                        seq: state.seq,
+                        held: packet::to_bytes(&held),
+                        ready: packet::to_bytes(&ready),
+                        batch,
+                        part: part as u32,
+                        parts: count,
+                    };
+                    if let Some(datagram) = state.keys.seal(&heartbeat) {
+                        datagrams.push((target(beat.address, self.port, socket), datagram));
+                    }
                 }
             }
             datagrams
@@ -255,7 +268,10 @@ impl Failover {
                 Ok(_) => {
                     self.metrics.sent.inc();
                 }
-                Err(e) => tracing::debug!(%to, "heartbeat not sent: {e}"),
+                Err(e) => {
+                    self.metrics.send_errors.inc();
+                    tracing::warn!(%to, "heartbeat not sent: {e}");
+                }
             }
         }
     }
@@ -277,6 +293,8 @@ fn bind(port: u16) -> std::io::Result<UdpSocket> {
             socket
         }
     };
+    // Room for a burst of heartbeat parts from many peers while a decision runs.
+    let _ = socket.set_recv_buffer_size(4 << 20);
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket.into())
 }
