@@ -83,10 +83,20 @@ pub fn split(held: &[IpAddr], ready: &[IpAddr]) -> Vec<(Vec<IpAddr>, Vec<IpAddr>
     parts
 }
 
+/// The parts of one heartbeat received so far.
+#[derive(Default)]
+struct Partial {
+    batch: u64,
+    parts: u32,
+    got: BTreeSet<u32>,
+    held: BTreeSet<IpAddr>,
+    ready: BTreeSet<IpAddr>,
+}
+
 /// Puts a heartbeat sent in parts back together, per sender.
 #[derive(Default)]
 pub struct Reassembly {
-    partial: HashMap<String, (u64, u32, BTreeSet<u32>, BTreeSet<IpAddr>, BTreeSet<IpAddr>)>,
+    partial: HashMap<String, Partial>,
 }
 
 impl Reassembly {
