@@ -110,33 +110,20 @@ impl Reassembly {
             self.partial.remove(&heartbeat.node);
             return Some((held, ready));
         }
-        let entry = self
-            .partial
-            .entry(heartbeat.node.clone())
-            .or_insert_with(|| {
-                (
-                    heartbeat.batch,
-                    heartbeat.parts,
-                    BTreeSet::new(),
-                    BTreeSet::new(),
-                    BTreeSet::new(),
-                )
-            });
-        if entry.0 != heartbeat.batch || entry.1 != heartbeat.parts {
-            *entry = (
-                heartbeat.batch,
-                heartbeat.parts,
-                BTreeSet::new(),
-                BTreeSet::new(),
-                BTreeSet::new(),
-            );
+        let entry = self.partial.entry(heartbeat.node.clone()).or_default();
+        if entry.batch != heartbeat.batch || entry.parts != heartbeat.parts {
+            *entry = Partial {
+                batch: heartbeat.batch,
+                parts: heartbeat.parts,
+                ..Partial::default()
+            };
         }
-        entry.2.insert(heartbeat.part);
-        entry.3.extend(held);
-        entry.4.extend(ready);
-        if entry.2.len() as u32 == entry.1 {
-            let (_, _, _, held, ready) = self.partial.remove(&heartbeat.node)?;
-            return Some((held, ready));
+        entry.got.insert(heartbeat.part);
+        entry.held.extend(held);
+        entry.ready.extend(ready);
+        if entry.got.len() as u32 == entry.parts {
+            let done = self.partial.remove(&heartbeat.node)?;
+            return Some((done.held, done.ready));
         }
         None
     }
