@@ -81,6 +81,8 @@ pub struct Metrics {
     pub sync_latency: Histogram,
     /// Syncs refused by an announcer (stale generation, invalid set).
     pub sync_refusals: Counter,
+    /// Conflicts announcers reported: another host answered for an address they answer for.
+    pub address_conflicts: Counter,
     /// Failed attempts to read or create the heartbeat key Secret, by error kind.
     pub heartbeat_key_errors: Family<ReasonLabel, Counter>,
     /// Services kept as kube-vip-cloud-provider left them although FerroLB would refuse the
@@ -116,6 +118,7 @@ impl Default for Metrics {
                 prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14),
             ),
             sync_refusals: Counter::default(),
+            address_conflicts: Counter::default(),
             heartbeat_key_errors: Family::default(),
             adopted_as_is: Family::default(),
             config_kvcp_differences: Gauge::default(),
@@ -206,6 +209,11 @@ impl Metrics {
             "announcer_sync_refusals",
             "Syncs an announcer refused (stale generation or invalid set)",
             self.sync_refusals.clone(),
+        );
+        r.register(
+            "address_conflicts",
+            "Address conflicts announcers reported (another host answered for an address they answer for)",
+            self.address_conflicts.clone(),
         );
         r.register(
             "heartbeat_key_errors",

@@ -448,6 +448,37 @@ async fn a_takeover_by_the_announcers_is_adopted_without_a_second_move() {
 }
 
 #[tokio::test]
+async fn an_address_conflict_an_announcer_sees_is_a_warning_event_on_the_service() {
+    let server = TestApiServer::new();
+    let client = server.client();
+    let pki = Pki::new();
+    let announcers = three_announcers(&client, &pki).await;
+    set_pools(&client, &[("range-global", "192.0.2.100-192.0.2.110")]).await;
+    let running = start_with_tls(&server, &["--announcers=cluster"], Some(pki.client()));
+    create(&client, "default", &lb("web")).await;
+    let (address, _) = wait_announced(&client, "web").await;
+    let owner = holders(&announcers, &address)[0];
+    let owner_index = NODES.iter().position(|n| *n == owner).expect("node");
+    announcers[owner_index].report_conflict(&address, "02:00:00:00:00:99");
+    let expected = format!(
+        "{owner} saw another host (02:00:00:00:00:99) answer for {address} on eth0, which \
+         {owner} answers for with 02:00:00:00:00:01 (arp-reply); two nodes or a static host \
+         hold the address"
+    );
+    eventually(
+        "a Warning Event AddressConflict names both MACs",
+        || async {
+            events_for(&server, "web")
+                .iter()
+                .any(|(reason, note)| reason == "AddressConflict" && *note == expected)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(running.metrics.address_conflicts.get(), 1);
+}
+
+#[tokio::test]
 async fn without_a_readable_key_only_the_first_candidate_answers_until_the_secret_is_readable() {
     let server = TestApiServer::new();
     let client = server.client();

@@ -65,6 +65,8 @@ pub enum DriverReport {
     Refused(NodeName, String),
     /// The announcer's state: the phase of each announcement.
     State(NodeName, HashMap<(IpAddr, Mode), Phase>),
+    /// The announcer saw another MAC answer for an address it answers for (a sentence).
+    Conflict(NodeName, IpAddr, String),
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -219,7 +221,10 @@ async fn drive(
                 // Rotated material: new connections use it; this one stays until it breaks.
             }
             event = events.next() => match event {
-                Some(Ok(_)) => {
+                Some(Ok(event)) => {
+                    if let Some((address, sentence)) = wire::conflict(node, &event) {
+                        let _ = reports.send(DriverReport::Conflict(node.clone(), address, sentence));
+                    }
                     // Coalesce a burst of events into one state read.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     while let Some(Some(Ok(_))) = events.next().now_or_never() {}

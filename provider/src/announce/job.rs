@@ -18,6 +18,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    net::IpAddr,
     sync::Arc,
 };
 
@@ -71,6 +72,8 @@ enum KeyState {
 
 /// See the module documentation.
 pub struct Job {
+    /// Conflicts announcers reported since the last flush: (address, sentence).
+    conflicts: Vec<(IpAddr, String)>,
     planner: Planner,
     slices: Slices,
     drivers: BTreeMap<NodeName, Driver>,
@@ -100,6 +103,7 @@ impl Job {
         metrics: Arc<Metrics>,
     ) -> Self {
         Job {
+            conflicts: Vec::new(),
             planner: Planner::new(candidates),
             slices: Slices::new(announcer_service),
             drivers: BTreeMap::new(),
@@ -200,6 +204,11 @@ impl Job {
                 tracing::error!(%node, "announcer refused its desired set: {message}");
             }
             DriverReport::State(node, state) => self.planner.set_report(&node, state),
+            DriverReport::Conflict(node, address, sentence) => {
+                tracing::warn!(%node, %address, "address conflict: {sentence}");
+                self.metrics.address_conflicts.inc();
+                self.conflicts.push((address, sentence));
+            }
         }
         let up = self.connected.values().filter(|c| **c).count();
         self.metrics
@@ -265,6 +274,11 @@ impl Job {
         let mut writes = Vec::new();
         for (key, status) in flush.statuses {
             writes.extend(index.set_announced(&key, status));
+        }
+        for (address, sentence) in std::mem::take(&mut self.conflicts) {
+            for key in self.planner.services_at(address) {
+                writes.extend(index.note_conflict(&key, &sentence));
+            }
         }
         writes
     }

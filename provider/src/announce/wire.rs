@@ -97,6 +97,22 @@ pub fn report(state: &pb::State) -> HashMap<(IpAddr, Mode), Phase> {
         .collect()
 }
 
+/// A conflict an announcer reports, as (address, sentence naming both MACs).
+pub fn conflict(node: &str, event: &pb::Event) -> Option<(IpAddr, String)> {
+    let Some(pb::event::Kind::Conflict(conflict)) = &event.kind else {
+        return None;
+    };
+    let address: IpAddr = conflict.address.parse().ok()?;
+    Some((
+        address,
+        format!(
+            "{node} saw another host ({}) answer for {address} on {}, which {node} answers for \
+             with {} ({}); two nodes or a static host hold the address",
+            conflict.other_mac, conflict.interface, conflict.our_mac, conflict.evidence
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -308,6 +308,24 @@ impl Index {
         }
     }
 
+    /// Cluster mode: an announcer saw another host answer for this Service's address; a
+    /// Warning Event `AddressConflict` with its next write (now).
+    pub fn note_conflict(&mut self, key: &ServiceKey, sentence: &str) -> Vec<ServiceWrite> {
+        self.announce_notes
+            .entry(key.clone())
+            .or_default()
+            .push(EventNote {
+                warning: true,
+                reason: "AddressConflict",
+                note: sentence.to_string(),
+            });
+        let mut writes = Vec::new();
+        if self.serving && self.views.contains_key(key) {
+            self.reconcile_into(key, &mut writes);
+        }
+        writes
+    }
+
     /// True once existing allocations are adopted and new ones are made.
     pub fn is_serving(&self) -> bool {
         self.serving

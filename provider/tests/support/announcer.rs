@@ -430,6 +430,24 @@ impl FakeAnnouncer {
         message
     }
 
+    /// Reports, as a real announcer's layer-2 responder does, that another MAC answered for
+    /// `address` on eth0 (an ARP reply).
+    pub fn report_conflict(&self, address: &str, other_mac: &str) {
+        let node = self.state.lock().expect("lock").node.clone();
+        let election = self.election.lock().expect("lock");
+        let events = election.running.get(&node).expect("synced fake");
+        let _ = events.send(pb::Event {
+            unix_ms: 0,
+            kind: Some(pb::event::Kind::Conflict(pb::Conflict {
+                address: address.to_string(),
+                interface: "eth0".into(),
+                our_mac: "02:00:00:00:00:01".into(),
+                other_mac: other_mac.to_string(),
+                evidence: "arp-reply".into(),
+            })),
+        });
+    }
+
     /// The addresses it reports ACTIVE (as its last GetState would).
     pub fn active(&self) -> Vec<String> {
         let state = self.state.lock().expect("lock");

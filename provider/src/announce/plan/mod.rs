@@ -410,6 +410,14 @@ impl Planner {
         flush
     }
 
+    /// The Services served by `address`.
+    pub fn services_at(&self, address: IpAddr) -> Vec<ServiceKey> {
+        self.by_address
+            .get(&address)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The desired set of a node as last flushed.
     pub fn set_of(&self, node: &str) -> Arc<Vec<NodeAnnouncement>> {
         Arc::new(
