@@ -1,6 +1,6 @@
 //! Cluster mode end to end, part 3 (issue #11): the candidates of a layer-2 address fail over
-//! among themselves. With the provider stopped (and so nobody talking to the API server for
-//! FerroLB), the holder's announcer is killed and the next candidate takes the address over
+//! among themselves. With the provider stopped and the API server frozen, the holder's
+//! announcer is killed and the next candidate takes the address over
 //! with heartbeats alone; the provider that comes back adopts what the announcers decided
 //! (condition, Moved Event with the announcer's reason) and moves nothing again, and the old
 //! holder that returns stands by instead of taking the address back.
@@ -30,6 +30,16 @@ fn phase_on(cluster: &Cluster, node: &str, ip: &str) -> Result<(String, String, 
         .ok_or_else(|| format!("{node} does not list {ip}: {state}"))
 }
 
+/// Sends `signal` (`-STOP`, `-CONT`) to the test-apiserver process.
+fn signal_apiserver(cluster: &Cluster, signal: &str) {
+    let pid = cluster.apiserver.pid().to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
 #[test]
 fn announcers_fail_over_without_the_provider_and_the_provider_adopts_it() {
     let Some(mut cluster) =
@@ -56,8 +66,10 @@ fn announcers_fail_over_without_the_provider_and_the_provider_adopts_it() {
         "(k) {ip} held by {owner}; {others:?} stand by naming {owner}"
     ));
 
-    // No provider from here on: only the announcers can move the address.
+    // No provider and no API server from here on (the API server frozen with SIGSTOP: every
+    // request to it hangs): only the announcers can move the address.
     cluster.stop_provider("p1", true);
+    signal_apiserver(&cluster, "-STOP");
     let killed = Instant::now();
     cluster.kill_announcer(&owner);
     let heir = wait_single_owner(&cluster, &ip, "layer2", Some(&owner));
@@ -71,8 +83,9 @@ fn announcers_fail_over_without_the_provider_and_the_provider_adopts_it() {
         )),
         "(k) the heir's status should say why it took over: {message:?}"
     );
+    signal_apiserver(&cluster, "-CONT");
     cluster.steps.log(&format!(
-        "(k) provider stopped (SIGKILL), announcer on {owner} killed → {heir} took {ip} over \
+        "(k) provider stopped (SIGKILL), API server frozen (SIGSTOP), announcer on {owner} killed → {heir} took {ip} over \
          after {took:?} (ctl state polled); {message:?}; client got {greeting:?}, neighbour {mac}"
     ));
 
