@@ -154,6 +154,7 @@ impl Engine {
         let mut inner = self.inner.lock().await;
         let diff = inner.desired.announce(desired.clone())?;
         self.apply(&mut inner, diff).await;
+        self.publish_groups(&inner);
         Ok(self.status_of(&inner, &desired))
     }
 
@@ -163,6 +164,7 @@ impl Engine {
         let diff = inner.desired.withdraw(address, mode);
         let withdrawn = !diff.removed.is_empty();
         self.apply(&mut inner, diff).await;
+        self.publish_groups(&inner);
         withdrawn
     }
 
@@ -205,14 +207,19 @@ impl Engine {
         }
         // An announcement in force on a link that is down is not reachable: say so (and
         // back to Active through the retry below when the link comes up).
+        let down: HashSet<u32> = interfaces
+            .iter()
+            .filter(|i| !i.up)
+            .map(|i| i.index)
+            .collect();
         let went_down: Vec<(Desired, Observed)> = inner
             .desired
             .entries()
             .filter_map(|d| {
                 let observed = inner.observed.get(&d.key)?;
                 let (_, index) = observed.interface.as_ref()?;
-                let down = interfaces.iter().any(|i| i.index == *index && !i.up);
-                down.then(|| observed.on_link_down())
+                down.contains(index)
+                    .then(|| observed.on_link_down())
                     .flatten()
                     .map(|pending| (d.clone(), pending))
             })
@@ -296,6 +303,8 @@ impl Engine {
         let mut inner = self.inner.lock().await;
         let diff = inner.desired.clear();
         self.apply(&mut inner, diff).await;
+        // The heartbeats say nothing is held any more: the candidates take over at once.
+        self.publish_groups(&inner);
         self.l2.clear();
         self.vip.remove_all().await;
         if let Some(backend) = &self.backend {
@@ -345,7 +354,6 @@ impl Engine {
         if bgp_touched {
             self.push_bgp(inner).await;
         }
-        self.publish_groups(inner);
         for mode in Mode::ALL {
             self.metrics
                 .announcements
@@ -504,20 +512,25 @@ impl Engine {
             return Vec::new();
         }
         let mut inner = self.inner.lock().await;
-        let gated: HashMap<IpAddr, Desired> = inner
+        let gated: HashMap<IpAddr, Key> = inner
             .desired
             .entries()
             .filter(|d| inner.gated(d))
-            .map(|d| (d.key.address, d.clone()))
+            .map(|d| (d.key.address, d.key))
             .collect();
         let mut interfaces = None;
         let mut claims = Vec::new();
         for decision in decisions {
             match decision {
                 Decision::Claim { address, message } => {
-                    let Some(desired) = gated.get(&address) else {
+                    let Some(desired) = gated
+                        .get(&address)
+                        .and_then(|k| inner.desired.get(k))
+                        .cloned()
+                    else {
                         continue;
                     };
+                    let desired = &desired;
                     inner.granted.insert(address);
                     let interfaces =
                         interfaces.get_or_insert_with(|| interfaces::list().unwrap_or_default());
@@ -539,9 +552,14 @@ impl Engine {
                     holder,
                     message,
                 } => {
-                    let Some(desired) = gated.get(&address) else {
+                    let Some(desired) = gated
+                        .get(&address)
+                        .and_then(|k| inner.desired.get(k))
+                        .cloned()
+                    else {
                         continue;
                     };
+                    let desired = &desired;
                     inner.granted.remove(&address);
                     self.deactivate(&mut inner, desired).await;
                     let holder = holder.map(|h| h.to_string());
@@ -552,9 +570,14 @@ impl Engine {
                     holder,
                     message,
                 } => {
-                    let Some(desired) = gated.get(&address) else {
+                    let Some(desired) = gated
+                        .get(&address)
+                        .and_then(|k| inner.desired.get(k))
+                        .cloned()
+                    else {
                         continue;
                     };
+                    let desired = &desired;
                     if !inner.granted.contains(&address) {
                         let holder = holder.map(|h| h.to_string());
                         self.set_observed(&mut inner, desired, Observed::standby(holder, message));
@@ -597,7 +620,8 @@ impl Engine {
         self.publish_groups(inner);
     }
 
-    /// Hands the election its groups (gated addresses and their candidates), peers and key.
+    /// Hands the election its groups (gated addresses and their candidates), peers and key;
+    /// after every change of the desired set (Sync through `regate`, Announce, Withdraw).
     fn publish_groups(&self, inner: &Inner) {
         let Some(failover) = &self.failover else {
             return;

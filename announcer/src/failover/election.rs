@@ -193,6 +193,7 @@ impl Election {
     }
 
     /// The addresses held here.
+    #[cfg(test)]
     pub fn held(&self) -> Vec<IpAddr> {
         self.groups
             .iter()
@@ -293,6 +294,17 @@ impl Election {
         }
     }
 
+    /// A peer's liveness as [`Election::evaluate`] computed it for this decision (a node that
+    /// is no peer is dead).
+    fn seen_at_evaluation(&self, name: &NodeId) -> Seen {
+        self.last_seen.get(name).copied().unwrap_or(Seen::Dead)
+    }
+
+    /// This node's name.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
     /// Decides every group when something changed; returns only changes.
     pub fn evaluate(&mut self, now: Instant) -> Vec<Decision> {
         let seen: BTreeMap<NodeId, Seen> = self
@@ -339,7 +351,7 @@ impl Election {
             if *candidate == me {
                 continue;
             }
-            let seen = self.seen(now, candidate);
+            let seen = self.seen_at_evaluation(candidate);
             let peer = self.peers.get(candidate);
             match seen {
                 Seen::Alive => {
@@ -363,7 +375,7 @@ impl Election {
         let previous_alive = group
             .last_holder
             .as_ref()
-            .map(|p| self.seen(now, p) == Seen::Alive);
+            .map(|p| self.seen_at_evaluation(p) == Seen::Alive);
         let group = self.groups.get_mut(&address)?;
         if let Some(holder) = &first_holder {
             group.last_holder = Some(holder.clone());
@@ -392,19 +404,18 @@ impl Election {
                 message,
             });
         }
-        let standby = |holder: Option<NodeId>, message: String| (holder, message);
         let (holder, message) = if !ready_here {
             return None;
         } else if let Some(holder) = first_holder {
             let message = format!("standby: {holder} holds it");
-            standby(Some(holder), message)
+            (Some(holder), message)
         } else if let Some(peer) = unknown {
-            standby(
+            (
                 None,
                 format!("standby: waiting for the first heartbeat from {peer}"),
             )
         } else if let Some(earlier) = earlier_ready {
-            standby(
+            (
                 None,
                 format!("standby: {earlier} comes first and may claim it"),
             )

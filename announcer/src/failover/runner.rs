@@ -77,7 +77,6 @@ struct State {
     keys: Keys,
     guard: ReplayGuard,
     parts: Reassembly,
-    me: String,
     seq: u64,
 }
 
@@ -100,7 +99,6 @@ impl Failover {
                 keys: Keys::default(),
                 guard: ReplayGuard::default(),
                 parts: Reassembly::default(),
-                me: String::new(),
                 seq: 0,
             }),
             wake: Notify::new(),
@@ -124,7 +122,6 @@ impl Failover {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        state.me = me.to_string();
         if !key.is_empty() {
             state.keys.set(key);
         }
@@ -148,6 +145,7 @@ impl Failover {
     /// where IPv6 is disabled.
     pub async fn run(self: Arc<Self>, engine: Arc<Engine>) -> std::io::Result<()> {
         let socket = bind(self.port)?;
+        let dual_stack = socket.local_addr()?.is_ipv6();
         tracing::info!(port = self.port, "failover heartbeats listening");
         let settings = self.state.lock().map(|s| s.election.settings()).ok();
         let interval = settings.map_or(std::time::Duration::from_millis(200), |s| s.interval);
@@ -190,12 +188,12 @@ impl Failover {
             for (address, in_force) in engine.failover_decisions(decisions).await {
                 if in_force {
                     self.metrics.takeovers.inc();
-                } else if let Ok(mut state) = self.state.lock() {
-                    state.election.unable(Instant::now(), address);
+                } else {
+                    self.unable(address);
                 }
             }
             if send {
-                self.send_heartbeats(&socket).await;
+                self.send_heartbeats(&socket, dual_stack).await;
             }
         }
     }
@@ -230,12 +228,12 @@ impl Failover {
         }
     }
 
-    async fn send_heartbeats(&self, socket: &UdpSocket) {
+    async fn send_heartbeats(&self, socket: &UdpSocket, dual_stack: bool) {
         let datagrams: Vec<(SocketAddr, Vec<u8>)> = {
             let Ok(mut state) = self.state.lock() else {
                 return;
             };
-            if !state.keys.is_set() || state.me.is_empty() {
+            if !state.keys.is_set() || state.election.me().is_empty() {
                 return;
             }
             let outgoing = state.election.outgoing(Instant::now());
@@ -247,7 +245,7 @@ impl Failover {
                 for (part, (held, ready)) in parts.into_iter().enumerate() {
                     state.seq += 1;
                     let heartbeat = Heartbeat {
-                        node: state.me.clone(),
+                        node: state.election.me().to_string(),
                         sent_unix_ms: crate::events::now_ms(),
                         seq: state.seq,
                         held: packet::to_bytes(&held),
@@ -257,7 +255,7 @@ impl Failover {
                         parts: count,
                     };
                     if let Some(datagram) = state.keys.seal(&heartbeat) {
-                        datagrams.push((target(beat.address, self.port, socket), datagram));
+                        datagrams.push((target(beat.address, self.port, dual_stack), datagram));
                     }
                 }
             }
@@ -299,12 +297,10 @@ fn bind(port: u16) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Where to send to `address` from `socket` (an IPv4 peer as `::ffff:a.b.c.d` on a dual-stack
-/// socket).
-fn target(address: IpAddr, port: u16, socket: &UdpSocket) -> SocketAddr {
-    let v6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+/// Where to send to `address`: an IPv4 peer as `::ffff:a.b.c.d` from a dual-stack socket.
+fn target(address: IpAddr, port: u16, dual_stack: bool) -> SocketAddr {
     match address {
-        IpAddr::V4(v4) if v6_socket => SocketAddr::from((v4.to_ipv6_mapped(), port)),
+        IpAddr::V4(v4) if dual_stack => SocketAddr::from((v4.to_ipv6_mapped(), port)),
         other => SocketAddr::from((other, port)),
     }
 }

@@ -70,20 +70,15 @@ struct Sender {
 }
 
 impl Sender {
-    fn send_probe(&self, address: IpAddr) {
+    /// One round of gratuitous frames; the first round of a burst starts with the probe.
+    fn send_round(&self, address: IpAddr, with_probe: bool) {
         let Ok(identity) = self.identity.read().map(|i| i.clone()) else {
             return;
         };
-        if let Err(e) = self.socket.send(&probe_frame(&identity, address)) {
+        if with_probe && let Err(e) = self.socket.send(&probe_frame(&identity, address)) {
             self.metrics.send_errors.inc();
             tracing::debug!(interface = %self.interface, %address, "sending probe: {e}");
         }
-    }
-
-    fn send_round(&self, address: IpAddr) {
-        let Ok(identity) = self.identity.read().map(|i| i.clone()) else {
-            return;
-        };
         for frame in gratuitous_frames(&identity, address) {
             match self.socket.send(&frame) {
                 Ok(_) => self.metrics.gratuitous_sent.of(address).inc(),
@@ -148,8 +143,7 @@ impl BurstScheduler {
         if self.garp.count == 0 {
             return;
         }
-        self.sender.send_probe(address);
-        self.sender.send_round(address);
+        self.sender.send_round(address, true);
         if self.garp.count > 1
             && let Ok(mut pending) = self.pending.lock()
         {
@@ -211,7 +205,7 @@ async fn run(
             Err(_) => return,
         };
         for address in due {
-            sender.send_round(address);
+            sender.send_round(address, false);
         }
     }
 }
