@@ -39,7 +39,7 @@ use crate::{
         heartbeat_key::{self, KeyOutcome},
         job::Job as AnnounceJob,
         model::{NodeInfo, NodeName},
-        topology::node_info,
+        topology::{SliceId, SliceView, node_info, slice_view},
     },
     args::{AnnouncersMode, Args},
     http::{Health, Phase},
@@ -190,7 +190,7 @@ enum Input {
     Config(Result<Change<ConfigMap, ConfigMap>, watcher::Error>),
     Reread(Reread),
     Nodes(Result<Change<Node, (NodeName, NodeInfo)>, watcher::Error>),
-    Slices(Result<Change<EndpointSlice, EndpointSlice>, watcher::Error>),
+    Slices(Result<Change<EndpointSlice, (SliceId, SliceView)>, watcher::Error>),
     Driver(DriverReport),
     HeartbeatKey(KeyOutcome),
 }
@@ -210,17 +210,27 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     .boxed();
     let config_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config_namespace);
     let config_selector = format!("metadata.name={}", ctx.config_name);
-    let config_name = ctx.config_name.clone();
+    // The field selector already asks the API server for the pool ConfigMap only; this asks
+    // the same question once more, here, for anything else a watch may deliver.
+    let is_pool_config = {
+        let name = ctx.config_name.clone();
+        move |config: &ConfigMap| config.metadata.name.as_deref() == Some(name.as_str())
+    };
+    let in_list = is_pool_config.clone();
     let configs: BoxStream<'static, Input> = relisted(
         watcher(
             config_api,
             watcher::Config::default().fields(&config_selector),
         )
         .default_backoff(),
-        move |config: ConfigMap| {
-            (config.metadata.name.as_deref() == Some(config_name.as_str())).then_some(config)
-        },
+        move |config: ConfigMap| in_list(&config).then_some(config),
     )
+    .filter(move |change| {
+        std::future::ready(match change {
+            Ok(Change::Applied(config) | Change::Deleted(config)) => is_pool_config(config),
+            _ => true,
+        })
+    })
     .map(Input::Config)
     .boxed();
     let (reread_tx, reread_rx) = mpsc::unbounded_channel();
@@ -246,7 +256,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 watcher::Config::default(),
             )
             .default_backoff(),
-            Some,
+            |slice| slice_view(&slice),
         )
         .map(Input::Slices)
         .boxed();
@@ -351,13 +361,10 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             Input::Config(Ok(change)) => {
                 // Only real data proves the ConfigMap readable again.
                 index.config_readable();
-                let ours =
-                    |cm: &ConfigMap| cm.metadata.name.as_deref() == Some(ctx.config_name.as_str());
                 match change {
                     Change::Listed(listed) => index.apply_config(listed.first()),
-                    Change::Applied(config) if ours(&config) => index.apply_config(Some(&config)),
-                    Change::Deleted(config) if ours(&config) => index.apply_config(None),
-                    Change::Applied(_) | Change::Deleted(_) => Vec::new(),
+                    Change::Applied(config) => index.apply_config(Some(&config)),
+                    Change::Deleted(_) => index.apply_config(None),
                 }
             }
             Input::Config(Err(error)) => {

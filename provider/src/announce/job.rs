@@ -33,7 +33,7 @@ use super::{
     heartbeat_key::KeyOutcome,
     model::{HeartbeatKey, Mode, NodeAnnouncement, NodeInfo, NodeName},
     plan::Planner,
-    topology::{Slices, node_info},
+    topology::{SliceId, SliceView, Slices, node_info},
 };
 use crate::{
     index::{Index, ServiceWrite},
@@ -160,11 +160,11 @@ impl Job {
     }
 
     /// A change of the EndpointSlices.
-    pub fn slice_change(&mut self, change: Change<EndpointSlice, EndpointSlice>) {
+    pub fn slice_change(&mut self, change: Change<EndpointSlice, (SliceId, SliceView)>) {
         let touched: Vec<ServiceKey> = match change {
             Change::Listed(listed) => {
                 self.slices_listed = true;
-                self.slices.reset(&listed).into_iter().collect()
+                self.slices.reset(listed).into_iter().collect()
             }
             Change::Applied(slice) => self.slices.apply(&slice).into_iter().collect(),
             Change::Deleted(slice) => {
@@ -175,8 +175,8 @@ impl Job {
         };
         for service in touched {
             if self.slices.is_announcer_service(&service) {
-                self.planner.set_announcers(self.slices.announcers());
-                self.announcers_changed = true;
+                // A relist touches every Service: only a real change restarts drivers.
+                self.announcers_changed |= self.planner.set_announcers(self.slices.announcers());
             } else {
                 self.planner
                     .set_endpoints(&service, self.slices.ready_nodes(&service));
@@ -338,7 +338,7 @@ impl Job {
     /// The key sent with every Sync: only with failover on (the key was read).
     fn current_key(&self) -> Option<HeartbeatKey> {
         match self.key {
-            KeyState::Known(key) if self.planner.failover() => Some(key),
+            KeyState::Known(key) => Some(key),
             _ => None,
         }
     }

@@ -68,9 +68,12 @@ pub fn node_info(node: &Node) -> Option<(NodeName, NodeInfo)> {
     ))
 }
 
-/// What one EndpointSlice contributes.
+/// A slice's (namespace, name).
+pub type SliceId = (String, String);
+
+/// What one EndpointSlice contributes (all a relist buffers of it).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct SliceView {
+pub struct SliceView {
     service: ServiceKey,
     /// (node, address, ready) per endpoint with a node name.
     endpoints: Vec<(NodeName, Option<IpAddr>, bool)>,
@@ -88,6 +91,40 @@ pub struct Slices {
     of_service: HashMap<ServiceKey, BTreeSet<(String, String)>>,
 }
 
+/// What the planner needs of `slice`; `None` for a slice of no Service.
+pub fn slice_view(slice: &EndpointSlice) -> Option<(SliceId, SliceView)> {
+    let namespace = slice.metadata.namespace.clone()?;
+    let name = slice.metadata.name.clone()?;
+    let service_name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    let service = ServiceKey::new(namespace.as_str(), service_name.as_str());
+    let endpoints = slice
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let node: NodeName = e.node_name.as_deref()?.into();
+            let address = e.addresses.first().and_then(|a| a.parse().ok());
+            // Unset `ready` means ready (discovery.k8s.io/v1 API documentation).
+            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            Some((node, address, ready))
+        })
+        .collect();
+    let ports = slice.ports.as_deref().unwrap_or_default();
+    let port = ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some(GRPC_PORT_NAME))
+        .or(ports.first())
+        .and_then(|p| p.port)
+        .and_then(|p| u16::try_from(p).ok());
+    Some((
+        (namespace, name),
+        SliceView {
+            service,
+            endpoints,
+            port,
+        },
+    ))
+}
+
 impl Slices {
     /// Slices of `announcer_service` list the announcers.
     pub fn new(announcer_service: ServiceKey) -> Self {
@@ -100,48 +137,23 @@ impl Slices {
 
     /// A slice was added or changed; returns the Service it belongs to.
     pub fn apply(&mut self, slice: &EndpointSlice) -> Option<ServiceKey> {
-        let namespace = slice.metadata.namespace.clone()?;
-        let name = slice.metadata.name.clone()?;
-        let service_name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-        let service = ServiceKey::new(namespace.as_str(), service_name.as_str());
-        let endpoints = slice
-            .endpoints
-            .iter()
-            .filter_map(|e| {
-                let node: NodeName = e.node_name.as_deref()?.into();
-                let address = e.addresses.first().and_then(|a| a.parse().ok());
-                // Unset `ready` means ready (discovery.k8s.io/v1 API documentation).
-                let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-                Some((node, address, ready))
-            })
-            .collect();
-        let ports = slice.ports.as_deref().unwrap_or_default();
-        let port = ports
-            .iter()
-            .find(|p| p.name.as_deref() == Some(GRPC_PORT_NAME))
-            .or(ports.first())
-            .and_then(|p| p.port)
-            .and_then(|p| u16::try_from(p).ok());
-        let id = (namespace, name);
+        slice_view(slice).map(|view| self.insert(view))
+    }
+
+    fn insert(&mut self, (id, view): (SliceId, SliceView)) -> ServiceKey {
+        let service = view.service.clone();
         self.of_service
             .entry(service.clone())
             .or_default()
             .insert(id.clone());
-        let previous = self.by_slice.insert(
-            id.clone(),
-            SliceView {
-                service: service.clone(),
-                endpoints,
-                port,
-            },
-        );
+        let previous = self.by_slice.insert(id.clone(), view);
         // A slice whose service label changed leaves its old Service.
         if let Some(previous) = previous
             && previous.service != service
         {
             self.forget(&previous.service, &id);
         }
-        Some(service)
+        service
     }
 
     /// A slice was deleted; returns the Service it belonged to.
@@ -161,14 +173,15 @@ impl Slices {
         }
     }
 
-    /// A complete list: returns every Service whose slices may have changed.
-    pub fn reset(&mut self, slices: &[EndpointSlice]) -> BTreeSet<ServiceKey> {
+    /// A complete list (as [`slice_view`]s): returns every Service whose slices may have
+    /// changed.
+    pub fn reset(&mut self, views: Vec<(SliceId, SliceView)>) -> BTreeSet<ServiceKey> {
         let mut touched: BTreeSet<ServiceKey> =
             self.by_slice.values().map(|s| s.service.clone()).collect();
         self.by_slice.clear();
         self.of_service.clear();
-        for slice in slices {
-            touched.extend(self.apply(slice));
+        for view in views {
+            touched.insert(self.insert(view));
         }
         touched
     }

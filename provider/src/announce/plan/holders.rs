@@ -107,11 +107,7 @@ impl Planner {
         message: String,
         eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
     ) -> Option<Move> {
-        let services: Vec<ServiceKey> = self
-            .by_address
-            .get(&address)
-            .map(|k| k.iter().cloned().collect())
-            .unwrap_or_default();
+        let services = self.services_at(address);
         if services.is_empty() {
             return None;
         }

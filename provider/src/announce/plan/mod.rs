@@ -135,11 +135,6 @@ impl Planner {
         }
     }
 
-    /// True when layer2/vip entries go to every candidate.
-    pub fn failover(&self) -> bool {
-        self.failover
-    }
-
     /// A Service's target changed (`None`: nothing to announce).
     pub fn set_target(&mut self, key: &ServiceKey, target: Option<Target>) {
         if self.targets.get(key) == target.as_ref() {
@@ -204,9 +199,10 @@ impl Planner {
         }
     }
 
-    /// The complete set of announcer endpoints, by node.
-    pub fn set_announcers(&mut self, announcers: BTreeMap<NodeName, AnnouncerEndpoint>) {
-        if self.announcers != announcers {
+    /// The complete set of announcer endpoints, by node; true when it changed.
+    pub fn set_announcers(&mut self, announcers: BTreeMap<NodeName, AnnouncerEndpoint>) -> bool {
+        let changed = self.announcers != announcers;
+        if changed {
             for name in announcers.keys() {
                 if !self.announcers.contains_key(name) {
                     self.unsent.insert(name.clone());
@@ -215,6 +211,7 @@ impl Planner {
             self.announcers = announcers;
             self.topology_dirty = true;
         }
+        changed
     }
 
     /// The announcers to drive: every node with an announcer endpoint.
