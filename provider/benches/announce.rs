@@ -41,6 +41,8 @@ mod announcer;
 
 #[path = "common/figures.rs"]
 mod figures;
+#[path = "common/process.rs"]
+mod process;
 use figures::{percentile, status_mb};
 use std::{
     collections::HashMap,
@@ -203,13 +205,9 @@ impl Provider {
     fn stop(self) {
         match self {
             Provider::InProcess(task, _) => task.abort(),
-            Provider::Binary(mut child) => {
-                // The whole process group: under a wrapper (heaptrack) the provider is the
-                // wrapper's child, and must not outlive the restart.
-                let group = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-            }
+            // The whole process group: under a wrapper (heaptrack) the provider is the
+            // wrapper's child, and must not outlive the restart.
+            Provider::Binary(child) => process::stop(child),
         }
     }
 
@@ -298,7 +296,7 @@ impl Launcher {
                 kubeconfig,
                 tls_flags,
             } => Provider::Binary(
-                wrapped_provider()
+                process::wrapped_provider()
                     .arg("--kubeconfig")
                     .arg(kubeconfig)
                     .args([
@@ -316,22 +314,6 @@ impl Launcher {
             ),
         }
     }
-}
-
-/// The provider binary, under `FERROLB_BENCH_WRAP` (e.g. `heaptrack`) when set, for profiling.
-fn wrapped_provider() -> Command {
-    use std::os::unix::process::CommandExt;
-    let mut command = match std::env::var("FERROLB_BENCH_WRAP") {
-        Ok(wrapper) if !wrapper.is_empty() => {
-            let mut command = Command::new(wrapper);
-            command.arg(env!("CARGO_BIN_EXE_ferrolb-provider"));
-            command
-        }
-        _ => Command::new(env!("CARGO_BIN_EXE_ferrolb-provider")),
-    };
-    // Its own process group, so that stopping it stops the wrapper's child too.
-    command.process_group(0);
-    command
 }
 
 /// Whether the built binary can read the announcers' TLS material from files.

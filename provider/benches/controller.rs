@@ -21,10 +21,12 @@
 
 #[path = "common/figures.rs"]
 mod figures;
+#[path = "common/process.rs"]
+mod process;
 use figures::{percentile, status_mb};
 use std::{
     collections::HashMap,
-    process::{Command, Stdio},
+    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -222,7 +224,7 @@ async fn binary_rss(n: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     TestApiServer::write_kubeconfig(&kubeconfig, address).expect("kubeconfig");
-    let mut child = spawn_provider(&kubeconfig);
+    let child = spawn_provider(&kubeconfig);
     let (per_second, latencies) = run_case(&client, n, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = child.id().to_string();
@@ -234,12 +236,11 @@ async fn binary_rss(n: usize) {
         status_mb(&pid, "RssAnon:"),
         status_mb(&pid, "RssFile:"),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    process::stop(child);
 
     // A restart: a new process lists the n annotated Services and adopts them all.
     let started = Instant::now();
-    let mut child = spawn_provider(&kubeconfig);
+    let child = spawn_provider(&kubeconfig);
     let pid = child.id().to_string();
     let settled = settle_rss(&pid).await;
     println!(
@@ -248,21 +249,12 @@ async fn binary_rss(n: usize) {
         status_mb(&pid, "RssAnon:"),
         status_mb(&pid, "RssFile:"),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    process::stop(child);
 }
 
 /// The provider binary (under `FERROLB_BENCH_WRAP` when set) against `kubeconfig`.
 fn spawn_provider(kubeconfig: &std::path::Path) -> std::process::Child {
-    let mut command = match std::env::var("FERROLB_BENCH_WRAP") {
-        Ok(wrapper) => {
-            let mut command = Command::new(wrapper);
-            command.arg(env!("CARGO_BIN_EXE_ferrolb-provider"));
-            command
-        }
-        Err(_) => Command::new(env!("CARGO_BIN_EXE_ferrolb-provider")),
-    };
-    command
+    process::wrapped_provider()
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args([
