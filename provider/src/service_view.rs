@@ -18,7 +18,13 @@ use std::net::IpAddr;
 
 use k8s_openapi::{api::core::v1::Service, apimachinery::pkg::apis::meta::v1::Condition};
 
-use crate::ipam::{FamilyPolicy, IpFamily, Protocol, ServiceKey, ServiceRequest};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::announce::Mode;
+use crate::ipam::{FamilyPolicy, IpFamily, Protocol, ServiceKey, ServiceRequest, SharingKey};
+use crate::pools::objects::PoolKind;
+use crate::pools::{NamedPool, PoolQuery};
 
 /// Annotation kube-vip reads its addresses from (and users may request addresses with).
 pub const LOADBALANCER_IPS: &str = "kube-vip.io/loadbalancerIPs";
@@ -47,6 +53,29 @@ pub const MODE_ANNOTATION: &str = "ferrolb.io/mode";
 pub const OPENELB_PROTOCOL: &str = "protocol.openelb.kubesphere.io/v1alpha1";
 /// The older name of OpenELB's annotation (PorterLB).
 pub const PORTER_PROTOCOL: &str = "protocol.porter.kubesphere.io/v1alpha1";
+/// Our annotation naming the pool a Service takes its address from: a `LoadBalancerPool`'s
+/// name, or `eip/<name>` / `cilium/<name>` for the other kinds.
+pub const POOL_ANNOTATION: &str = "ferrolb.io/pool";
+/// OpenELB's annotation naming the Eip a Service takes its address from.
+pub const OPENELB_EIP: &str = "eip.openelb.kubesphere.io/v1alpha2";
+/// The older name of [`OPENELB_EIP`] (PorterLB).
+pub const PORTER_EIP: &str = "eip.porter.kubesphere.io/v1alpha2";
+/// OpenELB's annotation asking for one address (`eip.openelb.kubesphere.io/v1alpha1: <ip>`).
+pub const OPENELB_IP: &str = "eip.openelb.kubesphere.io/v1alpha1";
+/// OpenELB's annotation choosing OpenELB for a Service (`openelb`, or PorterLB's `porter`).
+pub const OPENELB_LB: &str = "lb.kubesphere.io/v1alpha1";
+/// Our annotation requesting addresses (comma list), as Cilium's `lbipam.cilium.io/ips`.
+pub const IPS_ANNOTATION: &str = "ferrolb.io/ips";
+/// Cilium's annotation requesting addresses.
+pub const CILIUM_IPS: &str = "lbipam.cilium.io/ips";
+/// Our sharing-key annotation (Cilium's semantics).
+pub const SHARING_KEY: &str = "ferrolb.io/sharing-key";
+/// Cilium's sharing-key annotation.
+pub const CILIUM_SHARING_KEY: &str = "lbipam.cilium.io/sharing-key";
+/// Our cross-namespace sharing annotation: namespaces (comma list, `*` for all).
+pub const SHARING_CROSS_NAMESPACE: &str = "ferrolb.io/sharing-cross-namespace";
+/// Cilium's cross-namespace sharing annotation.
+pub const CILIUM_SHARING_CROSS_NAMESPACE: &str = "lbipam.cilium.io/sharing-cross-namespace";
 
 /// Which Services this controller serves, by `spec.loadBalancerClass`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -125,6 +154,16 @@ pub struct ServiceView {
     pub mode: Option<(&'static str, String)>,
     /// spec.externalTrafficPolicy is Local.
     pub local_traffic: bool,
+    /// What pool selection needs (labels, a named pool, OpenELB, the stated mode), shared
+    /// with every request made from this view.
+    pub pool_query: Arc<PoolQuery>,
+    /// Requested addresses from `ferrolb.io/ips`, `lbipam.cilium.io/ips` or OpenELB's
+    /// `eip.openelb.kubesphere.io/v1alpha1`, the first present.
+    pub requested_ips: Option<String>,
+    /// The sharing key (ours, else Cilium's).
+    pub sharing_key: Option<String>,
+    /// The cross-namespace sharing list (ours, else Cilium's).
+    pub sharing_cross_namespace: Option<String>,
 }
 
 fn non_empty(value: Option<&String>) -> Option<String> {
@@ -146,6 +185,10 @@ impl ServiceView {
         let annotation = |name: &str| non_empty(annotations.and_then(|a| a.get(name)));
         let spec = service.spec.as_ref();
         let status = service.status.as_ref();
+        let mode = [MODE_ANNOTATION, OPENELB_PROTOCOL, PORTER_PROTOCOL]
+            .into_iter()
+            .find_map(|name| annotation(name).map(|value| (name, value)));
+        let stated_mode = mode.as_ref().and_then(|(_, value)| Mode::parse(value));
         let created = meta
             .creation_timestamp
             .as_ref()
@@ -197,10 +240,15 @@ impl ServiceView {
                 })
                 .unwrap_or_default(),
             conditions: status.and_then(|s| s.conditions.clone()),
-            mode: [MODE_ANNOTATION, OPENELB_PROTOCOL, PORTER_PROTOCOL]
-                .into_iter()
-                .find_map(|name| annotation(name).map(|value| (name, value))),
+            mode,
             local_traffic: spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
+            pool_query: pool_query(meta.labels.as_ref(), &annotation, stated_mode),
+            requested_ips: [IPS_ANNOTATION, CILIUM_IPS, OPENELB_IP]
+                .into_iter()
+                .find_map(annotation),
+            sharing_key: annotation(SHARING_KEY).or_else(|| annotation(CILIUM_SHARING_KEY)),
+            sharing_cross_namespace: annotation(SHARING_CROSS_NAMESPACE)
+                .or_else(|| annotation(CILIUM_SHARING_CROSS_NAMESPACE)),
             key,
         })
     }
@@ -264,13 +312,18 @@ impl ServiceView {
     /// The raw addresses the user asks for, in this order of precedence:
     /// 1. the annotation, when it differs from what we wrote (a user edit; like kube-vip, the
     ///    annotation wins over spec.loadBalancerIP);
-    /// 2. spec.loadBalancerIP, when it is not an address we wrote;
-    /// 3. the request we honoured before (`ferrolb.io/requested`), while its source is still
+    /// 2. `ferrolb.io/ips`, Cilium's `lbipam.cilium.io/ips` or OpenELB's
+    ///    `eip.openelb.kubesphere.io/v1alpha1`;
+    /// 3. spec.loadBalancerIP, when it is not an address we wrote;
+    /// 4. the request we honoured before (`ferrolb.io/requested`), while its source is still
     ///    present;
-    /// 4. nothing: allocate automatically.
+    /// 5. nothing: allocate automatically.
     pub fn requested(&self) -> Vec<String> {
         if self.loadbalancer_ips.is_some() && !crate::ownership::annotation(self) {
             return split_raw(self.loadbalancer_ips.as_deref());
+        }
+        if let Some(ips) = &self.requested_ips {
+            return vec![ips.clone()];
         }
         if let Some(ip) = &self.load_balancer_ip {
             let written = self
@@ -339,8 +392,51 @@ impl ServiceView {
             families,
             requested: self.requested(),
             ports,
+            query: Arc::clone(&self.pool_query),
+            sharing: self.sharing_key.as_ref().map(|key| SharingKey {
+                key: key.clone(),
+                namespaces: split_raw(self.sharing_cross_namespace.as_deref()),
+            }),
         })
     }
+}
+
+/// The pool query of a Service with these labels and annotations. Most Services have no
+/// labels and name no pool: they share one empty query instead of allocating their own.
+fn pool_query(
+    labels: Option<&BTreeMap<String, String>>,
+    annotation: &dyn Fn(&str) -> Option<String>,
+    mode: Option<Mode>,
+) -> Arc<PoolQuery> {
+    static EMPTY: std::sync::OnceLock<Arc<PoolQuery>> = std::sync::OnceLock::new();
+    let named = [
+        (POOL_ANNOTATION, None),
+        (OPENELB_EIP, Some(PoolKind::Eip)),
+        (PORTER_EIP, Some(PoolKind::Eip)),
+    ]
+    .into_iter()
+    .find_map(|(name, kind)| {
+        annotation(name).map(|value| NamedPool {
+            annotation: name,
+            kind,
+            name: value,
+        })
+    });
+    let asks_openelb = annotation(OPENELB_LB)
+        .is_some_and(|v| v.eq_ignore_ascii_case("openelb") || v.eq_ignore_ascii_case("porter"));
+    let names_eip = named
+        .as_ref()
+        .is_some_and(|n| n.kind == Some(PoolKind::Eip));
+    let query = PoolQuery {
+        labels: labels.cloned().unwrap_or_default(),
+        named,
+        openelb: asks_openelb || names_eip,
+        mode,
+    };
+    if query == PoolQuery::default() {
+        return Arc::clone(EMPTY.get_or_init(|| Arc::new(PoolQuery::default())));
+    }
+    Arc::new(query)
 }
 
 /// Splits a comma list into trimmed, non-empty items.

@@ -153,6 +153,8 @@ pub struct Index {
     /// Warning Events for Services adopted as kube-vip-cloud-provider left them although
     /// FerroLB would refuse the same request today, added to the Service's next write.
     adopted_as_is: HashMap<ServiceKey, EventNote>,
+    /// The pools of the ConfigMap and of pool objects (see [`pool_sources`]).
+    sources: pool_sources::PoolSources,
 }
 
 /// Failed ConfigMap reads in a row after which the pools count as unreadable.
@@ -194,6 +196,7 @@ impl Index {
             config_failures: 0,
             config_notes: migration::ConfigNotes::default(),
             adopted_as_is: HashMap::new(),
+            sources: pool_sources::PoolSources::default(),
         }
     }
 
@@ -235,25 +238,29 @@ impl Index {
         if addresses.is_empty() {
             return None;
         }
+        let pool = self.allocator.pools().pool(&allocation.pool);
         let mode = match &view.mode {
-            None => Ok(default_mode),
+            None => Ok(pool.and_then(|p| p.mode()).unwrap_or(default_mode)),
             Some((annotation, value)) => Mode::parse(value).ok_or_else(|| {
                 format!(
                     "Service {key}: annotation {annotation}: `{value}` is not layer2, vip or bgp"
                 )
             }),
         };
-        let (mode, interface) =
-            match InterfaceChoice::parse(view.service_interface.as_deref().unwrap_or_default()) {
-                Ok(interface) => (mode, interface),
-                Err(problem) => (
-                    Err(format!(
-                        "Service {key}: annotation {}: {problem}",
-                        crate::service_view::SERVICE_INTERFACE
-                    )),
-                    InterfaceChoice::Automatic,
-                ),
-            };
+        let interface = view
+            .service_interface
+            .as_deref()
+            .or_else(|| pool.filter(|p| p.object.is_some())?.interface.as_deref());
+        let (mode, interface) = match InterfaceChoice::parse(interface.unwrap_or_default()) {
+            Ok(interface) => (mode, interface),
+            Err(problem) => (
+                Err(format!(
+                    "Service {key}: annotation {}: {problem}",
+                    crate::service_view::SERVICE_INTERFACE
+                )),
+                InterfaceChoice::Automatic,
+            ),
+        };
         Some(Target {
             addresses,
             mode,
@@ -421,7 +428,7 @@ impl Index {
     /// The pool ConfigMap was read: `None` means it does not exist.
     pub fn apply_config(&mut self, config: Option<&ConfigMap>) -> Vec<ServiceWrite> {
         let source = self.settings.config_source.clone();
-        self.config_problems.clear();
+        let problems_before = std::mem::take(&mut self.config_problems);
         let pools = match config {
             Some(config) => {
                 let empty = BTreeMap::new();
@@ -462,17 +469,13 @@ impl Index {
         self.metrics
             .config_errors
             .set(i64::try_from(self.config_problems.len()).unwrap_or(i64::MAX));
-        self.allocator.set_pools(pools);
+        // Problems are quoted in failure messages: new ones (or pools that were unknown) are
+        // news to every Service, even when the pools come out the same.
+        let everyone = self.pools_unknown || problems_before != self.config_problems;
+        self.sources.config = pools;
         self.config_listed = true;
         self.pools_unknown = false;
-        let mut writes = Vec::new();
-        if self.serving {
-            self.refresh_outside();
-            self.reconcile_all(&mut writes);
-        } else {
-            self.maybe_start(&mut writes);
-        }
-        writes
+        self.pools_changed(everyone)
     }
 
     /// The ConfigMap was read (any real data, also one object of a list).
@@ -521,7 +524,11 @@ impl Index {
 
     /// Adopts and starts serving once both initial reads are complete.
     fn maybe_start(&mut self, writes: &mut Vec<ServiceWrite>) {
-        if self.serving || !self.services_listed || !self.config_listed {
+        if self.serving
+            || !self.services_listed
+            || !self.config_listed
+            || !self.sources.all_listed()
+        {
             return;
         }
         let mut adoptions = Vec::new();
@@ -580,10 +587,10 @@ impl Index {
                 continue;
             };
             let has_pool = self
-                .allocator
-                .pools()
-                .pool_for_namespace(&key.namespace)
-                .is_some();
+                .views
+                .get(key)
+                .and_then(|view| view.request().ok())
+                .is_some_and(|request| self.allocator.home_pool(&request, &[]).is_some());
             let (reason, note) =
                 migration::kept_outside_pools(key, &allocation.addresses, has_pool);
             tracing::warn!(service = ?key, "{}", note.note);
@@ -838,6 +845,12 @@ impl Index {
                 if before.as_ref() != Some(&allocation.addresses) {
                     self.outside.remove(key);
                 }
+                // An object pool's interface goes with its addresses, as `interface-<ns>`
+                // does with the ConfigMap's.
+                let interface = match self.allocator.pools().pool(&allocation.pool) {
+                    Some(pool) if pool.object.is_some() => pool.interface.clone(),
+                    _ => interface,
+                };
                 Some(Outcome::Allocated {
                     outside_pool: self.outside.contains(key),
                     addresses: allocation.addresses,
@@ -894,5 +907,6 @@ impl Index {
 }
 
 pub mod migration;
+pub mod pool_sources;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use super::allocator::Allocator;
 use super::request::{ServiceKey, ServiceRequest};
-use super::sharing::can_join;
+use super::sharing::{Joiner, can_join};
 
 /// A Service's existing addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,8 +57,10 @@ impl Allocator {
         for adoption in existing {
             let key = adoption.request.key.clone();
             self.release(&key);
-            let pool = self.pools.pool_for_namespace(&key.namespace);
-            let pool_name = pool.map(|p| p.name.clone()).unwrap_or_default();
+            let pool_name = self
+                .home_pool(&adoption.request, &adoption.addresses)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
             let shareable =
                 self.pools.allow_share_for(&key.namespace) && !adoption.request.ports.is_empty();
             let mut kept = Vec::new();
@@ -72,13 +74,14 @@ impl Allocator {
                     continue;
                 }
                 let holders = self.space.holders(address);
-                match can_join(
-                    holders,
-                    &self.held,
-                    &pool_name,
+                let joiner = Joiner {
+                    key: &key,
+                    pool: &pool_name,
                     shareable,
-                    &adoption.request.ports,
-                ) {
+                    ports: &adoption.request.ports,
+                    sharing: adoption.request.sharing.as_ref(),
+                };
+                match can_join(holders, &self.held, &joiner) {
                     Ok(()) => {
                         self.space.take(address, &key);
                         kept.push(address);

@@ -4,13 +4,17 @@
 //!  ServiceRequest ─► requested only 0.0.0.0, or unchecked requests? ─ yes ─► take as written
 //!                          │ no
 //!                          ▼
-//!                   pool_for_namespace ─► requested? ─ yes ─► validate, reserve (or join)
-//!                                              │ no
-//!                                              ▼
+//!                 PoolSet::candidates ─► requested? ─ yes ─► the candidate holding them:
+//!                  (named pool, namespace                      validate, reserve (or join)
+//!                   pool, or selecting                │ no
+//!                   objects by priority,              ▼
+//!                   then global)           per candidate pool, until one succeeds:
 //!                          per family slot (family policy, ipFamilies order):
 //!                          DHCP family ─► 0.0.0.0; else previous address ─► shareable
-//!                          address ─► next free address
+//!                          address (allow-share or sharing key) ─► next free address
 //! ```
+//! Disabled and conflicting candidates give nothing new; when every candidate is closed or
+//! full, the error says why, naming the first.
 //! A Service adopted as kube-vip-cloud-provider left it (`Held::as_requested`) keeps its
 //! addresses unchecked for as long as it asks for the same ones.
 //! All state lives in one [`AddressSpace`] (cluster-wide in-use set and per-pool free space)
@@ -25,9 +29,9 @@ use super::family::{FamilyPolicy, IpFamily, family_order};
 use super::request::{
     Allocation, ServiceKey, ServiceRequest, parse_requested, requested_addresses,
 };
-use super::sharing::{JoinRefused, Protocol, ShareInfo, can_join};
+use super::sharing::{JoinRefused, Joiner, Protocol, ShareInfo, SharingKey, can_join};
 use super::space::AddressSpace;
-use crate::pools::{Pool, PoolSet, SearchOrder};
+use crate::pools::{Closed, Pool, PoolSet, SearchOrder, Unmatched};
 
 /// What the allocator keeps per Service.
 #[derive(Clone, Debug)]
@@ -51,6 +55,9 @@ impl ShareInfo for Held {
     }
     fn ports(&self) -> &[(Protocol, u16)] {
         &self.request.ports
+    }
+    fn sharing(&self) -> Option<&SharingKey> {
+        self.request.sharing.as_ref()
     }
 }
 
@@ -169,30 +176,88 @@ impl Allocator {
         previous: &[IpAddr],
     ) -> Result<Allocation, AllocationError> {
         let pools = Arc::clone(&self.pools);
-        let pool = pools.pool_for_namespace(&req.key.namespace);
-        let pool_name = pool.map_or("", |p| p.name.as_str());
+        let candidates = pools.candidates(&req.key, &req.query);
+        let first_name = candidates
+            .as_ref()
+            .ok()
+            .and_then(|c| c.first())
+            .map_or("", |p| p.name.as_str());
         let shareable = pools.allow_share_for(&req.key.namespace) && !req.ports.is_empty();
-        let requested = parse_requested(req, pool_name)?;
+        let requested = parse_requested(req, first_name)?;
         // `0.0.0.0` asks kube-vip for a DHCP lease: valid in any namespace, pool or family.
         let only_dhcp = !requested.is_empty() && requested.iter().all(IpAddr::is_unspecified);
         if only_dhcp || (self.requests_unchecked && !requested.is_empty()) {
+            let pool_name = first_name.to_owned();
             for &address in requested.iter().filter(|a| !a.is_unspecified()) {
                 self.space.take(address, &req.key);
             }
-            return Ok(self.record(req, pool_name, requested, shareable));
+            return Ok(self.record(req, &pool_name, requested, shareable));
         }
-        let Some(pool) = pool else {
-            return Err(AllocationError::NoPool {
-                service: req.key.clone(),
-            });
-        };
-        let requested = requested_addresses(req, pool)?;
-        let addresses = if requested.is_empty() {
-            self.pick_by_policy(req, pool, shareable, previous)?
-        } else {
-            self.reserve_requested(req, pool, shareable, &requested)?
-        };
-        Ok(self.record(req, &pool.name, addresses, shareable))
+        let candidates = candidates.map_err(|unmatched| unmatched_error(req, unmatched))?;
+        if !requested.is_empty() {
+            // The first candidate holding every requested address serves the request.
+            let specific: Vec<&IpAddr> = requested.iter().filter(|a| !a.is_unspecified()).collect();
+            let pool = candidates
+                .iter()
+                .copied()
+                .find(|p| specific.iter().all(|&&a| p.contains(a)))
+                .unwrap_or(candidates[0]);
+            if let Some(closed) = pool
+                .closed()
+                .filter(|_| specific.iter().all(|&&a| pool.contains(a)))
+            {
+                return Err(closed_error(req, pool, closed));
+            }
+            let requested = requested_addresses(req, pool)?;
+            let addresses = self.reserve_requested(req, pool, shareable, &requested)?;
+            return Ok(self.record(req, &pool.name, addresses, shareable));
+        }
+        // The pool holding the previous addresses first, so a changed request keeps them.
+        let mut order = candidates.clone();
+        if let Some(at) = order.iter().position(|p| {
+            previous
+                .iter()
+                .any(|&a| !a.is_unspecified() && p.contains(a))
+        }) {
+            let home = order.remove(at);
+            order.insert(0, home);
+        }
+        let mut first_error = None;
+        for pool in order {
+            if let Some(closed) = pool.closed() {
+                first_error.get_or_insert(closed_error(req, pool, closed));
+                continue;
+            }
+            match self.pick_by_policy(req, pool, shareable, previous) {
+                Ok(addresses) => return Ok(self.record(req, &pool.name, addresses, shareable)),
+                Err(error) => {
+                    // A full or single-family pool lets the next candidate try; a closed
+                    // one found earlier is the less useful thing to report.
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|e: &AllocationError| e.is_closed_pool())
+                    {
+                        first_error = Some(error);
+                    }
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| unmatched_error(req, Unmatched::NoPool)))
+    }
+
+    /// The pool a Service's existing `addresses` belong to: the first of its candidates that
+    /// holds one of them, else its first candidate.
+    pub(crate) fn home_pool(&self, req: &ServiceRequest, addresses: &[IpAddr]) -> Option<&Pool> {
+        let candidates = self.pools.candidates(&req.key, &req.query).ok()?;
+        candidates
+            .iter()
+            .copied()
+            .find(|p| {
+                addresses
+                    .iter()
+                    .any(|&a| !a.is_unspecified() && p.contains(a))
+            })
+            .or_else(|| candidates.first().copied())
     }
 
     /// Requested addresses: all of them or none.
@@ -208,7 +273,7 @@ impl Allocator {
             if let Err(JoinRefused {
                 holder,
                 ports_clash,
-            }) = can_join(holders, &self.held, &pool.name, shareable, &req.ports)
+            }) = can_join(holders, &self.held, &joiner(req, pool, shareable))
             {
                 return Err(AllocationError::AlreadyAllocated {
                     service: req.key.clone(),
@@ -287,7 +352,7 @@ impl Allocator {
     ) -> Option<IpAddr> {
         let fits = |allocator: &Self, address: IpAddr| {
             let holders = allocator.space.holders(address);
-            can_join(holders, &allocator.held, &pool.name, shareable, &req.ports).is_ok()
+            can_join(holders, &allocator.held, &joiner(req, pool, shareable)).is_ok()
                 && (!holders.is_empty() || pool.can_pick(address))
         };
         if let Some(&address) = previous
@@ -296,7 +361,9 @@ impl Allocator {
         {
             return Some(address);
         }
-        if shareable && let Some(address) = self.shareable_address(req, pool, family) {
+        if joiner(req, pool, shareable).wants_to_share()
+            && let Some(address) = self.shareable_address(req, pool, shareable, family)
+        {
             return Some(address);
         }
         self.space.next_free(pool, family)
@@ -308,10 +375,11 @@ impl Allocator {
         &self,
         req: &ServiceRequest,
         pool: &Pool,
+        shareable: bool,
         family: IpFamily,
     ) -> Option<IpAddr> {
         let joinable = |(address, holders): (&IpAddr, &Vec<ServiceKey>)| {
-            can_join(holders, &self.held, &pool.name, true, &req.ports)
+            can_join(holders, &self.held, &joiner(req, pool, shareable))
                 .is_ok()
                 .then_some(*address)
         };
@@ -404,21 +472,49 @@ impl Allocator {
         self.held.values().map(|h| &h.allocation)
     }
 
-    /// Services holding an address that lies in no current pool of their namespace.
+    /// Services holding an address that lies in none of the pools that may serve them.
     pub fn outside_pools(&self) -> Vec<ServiceKey> {
-        self.held
-            .iter()
-            .filter(|(key, held)| {
-                let pool = self.pools.pool_for_namespace(&key.namespace);
-                // `0.0.0.0` (a DHCP request) is valid anywhere; any other address belongs to
-                // a pool containing it (never to a DHCP family).
-                held.allocation.addresses.iter().any(|&address| match pool {
-                    _ if address.is_unspecified() => false,
-                    None => true,
-                    Some(pool) => pool.is_dhcp(IpFamily::of(&address)) || !pool.contains(address),
-                })
+        self.outside(self.held.iter())
+    }
+
+    /// [`Allocator::outside_pools`] among `keys` only.
+    pub fn outside_pools_among(
+        &self,
+        keys: &std::collections::BTreeSet<ServiceKey>,
+    ) -> std::collections::BTreeSet<ServiceKey> {
+        self.outside(keys.iter().filter_map(|k| self.held.get_key_value(k)))
+            .into_iter()
+            .collect()
+    }
+
+    fn outside<'a>(
+        &'a self,
+        held: impl Iterator<Item = (&'a ServiceKey, &'a Held)>,
+    ) -> Vec<ServiceKey> {
+        held.filter(|(key, held)| {
+            let candidates = self
+                .pools
+                .candidates(key, &held.request.query)
+                .unwrap_or_default();
+            // `0.0.0.0` (a DHCP request) is valid anywhere; any other address belongs to
+            // a pool containing it (never to a DHCP family).
+            held.allocation.addresses.iter().any(|&address| {
+                !address.is_unspecified()
+                    && !candidates
+                        .iter()
+                        .any(|pool| !pool.is_dhcp(IpFamily::of(&address)) && pool.contains(address))
             })
-            .map(|(key, _)| key.clone())
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+    }
+
+    /// The addresses held in `pool`'s ranges, with their holders, ascending.
+    pub fn held_in(&self, pool: &Pool) -> Vec<(IpAddr, &[ServiceKey])> {
+        pool.ranges
+            .iter()
+            .flat_map(|r| self.space.held_between(r.start(), r.end()))
+            .map(|(address, holders)| (*address, holders.as_slice()))
             .collect()
     }
 
@@ -446,5 +542,42 @@ impl Allocator {
             }
         }
         stats
+    }
+}
+
+/// The joiner `req` is when it allocates from `pool`.
+fn joiner<'a>(req: &'a ServiceRequest, pool: &'a Pool, shareable: bool) -> Joiner<'a> {
+    Joiner {
+        key: &req.key,
+        pool: &pool.name,
+        shareable,
+        ports: &req.ports,
+        sharing: req.sharing.as_ref(),
+    }
+}
+
+fn unmatched_error(req: &ServiceRequest, unmatched: Unmatched) -> AllocationError {
+    let service = req.key.clone();
+    match unmatched {
+        Unmatched::NoPool => AllocationError::NoPool { service },
+        Unmatched::NoSuchPool(named) => AllocationError::NoSuchPool {
+            service,
+            annotation: named.annotation,
+            name: named.name,
+        },
+        Unmatched::NotSelected(pool) => AllocationError::NotSelected { service, pool },
+    }
+}
+
+fn closed_error(req: &ServiceRequest, pool: &Pool, closed: Closed) -> AllocationError {
+    let service = req.key.clone();
+    let pool = pool.name.clone();
+    match closed {
+        Closed::Disabled => AllocationError::PoolDisabled { service, pool },
+        Closed::Conflict(message) => AllocationError::PoolConflict {
+            service,
+            pool,
+            message,
+        },
     }
 }

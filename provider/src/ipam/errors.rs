@@ -9,15 +9,56 @@ use super::request::ServiceKey;
 /// is the sentence for events.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AllocationError {
-    /// Neither the namespace nor the ConfigMap's global keys define a pool.
+    /// Neither the namespace nor the ConfigMap's global keys define a pool, and no pool
+    /// object selects the Service.
     #[error(
         "Service {service}: no address pool for namespace `{ns}` (none of `cidr-{ns}`, \
-         `range-{ns}`, `cidr-global`, `range-global` is set)",
+         `range-{ns}`, `cidr-global`, `range-global` is set, and no pool object \
+         selects this Service)",
         ns = service.namespace
     )]
     NoPool {
         /// The Service.
         service: ServiceKey,
+    },
+    /// The pool the Service names does not exist.
+    #[error("Service {service}: annotation {annotation} names pool `{name}`, which does not exist")]
+    NoSuchPool {
+        /// The Service.
+        service: ServiceKey,
+        /// The annotation naming it.
+        annotation: &'static str,
+        /// The name as written.
+        name: String,
+    },
+    /// The pool the Service names does not select it.
+    #[error(
+        "Service {service}: pool `{pool}` does not select this Service (its serviceSelector, \
+         mode or OpenELB annotation does not match)"
+    )]
+    NotSelected {
+        /// The Service.
+        service: ServiceKey,
+        /// The pool.
+        pool: String,
+    },
+    /// The only pools that could serve the Service are disabled.
+    #[error("Service {service}: pool `{pool}` is disabled: it gives no new addresses")]
+    PoolDisabled {
+        /// The Service.
+        service: ServiceKey,
+        /// The pool.
+        pool: String,
+    },
+    /// The pool conflicts with an older one and gives nothing.
+    #[error("Service {service}: pool `{pool}` gives no addresses: {message}")]
+    PoolConflict {
+        /// The Service.
+        service: ServiceKey,
+        /// The pool.
+        pool: String,
+        /// The conflict, as the pool's condition says it.
+        message: String,
     },
     /// Every address of the wanted family in the pool is taken.
     #[error("Service {service}: pool `{pool}` has no free {family} address")]
@@ -84,10 +125,22 @@ pub enum AllocationError {
 }
 
 impl AllocationError {
+    /// The pool gave nothing because it is disabled or conflicting.
+    pub fn is_closed_pool(&self) -> bool {
+        matches!(
+            self,
+            AllocationError::PoolDisabled { .. } | AllocationError::PoolConflict { .. }
+        )
+    }
+
     /// The stable CamelCase name of the reason, for conditions and metric labels.
     pub fn reason(&self) -> &'static str {
         match self {
             AllocationError::NoPool { .. } => "NoPool",
+            AllocationError::NoSuchPool { .. } => "NoSuchPool",
+            AllocationError::NotSelected { .. } => "PoolDoesNotSelect",
+            AllocationError::PoolDisabled { .. } => "PoolDisabled",
+            AllocationError::PoolConflict { .. } => "PoolConflict",
             AllocationError::OutOfAddresses { .. } => "OutOfAddresses",
             AllocationError::AlreadyAllocated { .. } => "AlreadyAllocated",
             AllocationError::NotInPool { .. } => "NotInPool",

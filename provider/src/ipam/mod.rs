@@ -29,7 +29,7 @@ pub use allocator::{Allocator, PoolStats};
 pub use errors::AllocationError;
 pub use family::{FamilyPolicy, IpFamily};
 pub use request::{Allocation, ServiceKey, ServiceRequest};
-pub use sharing::Protocol;
+pub use sharing::{Protocol, SharingKey};
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use super::errors::AllocationError;
 use super::family::{FamilyPolicy, IpFamily, family_order};
-use super::sharing::Protocol;
-use crate::pools::Pool;
+use super::sharing::{Protocol, SharingKey};
+use crate::pools::{Pool, PoolQuery};
 
 /// A Service's identity.
 ///
@@ -58,6 +58,10 @@ pub struct ServiceRequest {
     pub requested: Vec<String>,
     /// (protocol, port) of every spec.ports entry.
     pub ports: Vec<(Protocol, u16)>,
+    /// What pool selection needs: labels, a named pool, OpenELB, the stated mode.
+    pub query: Arc<PoolQuery>,
+    /// The sharing key (`ferrolb.io/sharing-key`, `lbipam.cilium.io/sharing-key`).
+    pub sharing: Option<SharingKey>,
 }
 
 impl ServiceRequest {
@@ -69,6 +73,8 @@ impl ServiceRequest {
             families: Vec::new(),
             requested: Vec::new(),
             ports: Vec::new(),
+            query: Arc::default(),
+            sharing: None,
         }
     }
 }

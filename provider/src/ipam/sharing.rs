@@ -1,7 +1,12 @@
 //! Address sharing: when may a Service join an address other Services already hold.
 //!
-//! With `allow-share-*` on, Services of one pool may use the same address as long as no
-//! (protocol, port) pair appears in two of them — TCP/53 and UDP/53 can share, two TCP/80 cannot.
+//! Two ways to share, both only while no (protocol, port) pair appears in two of the Services
+//! — TCP/53 and UDP/53 can share, two TCP/80 cannot:
+//! - the ConfigMap's `allow-share-*`: Services of one pool may share any of its addresses;
+//! - a sharing key (Cilium's `lbipam.cilium.io/sharing-key`, our `ferrolb.io/sharing-key`):
+//!   Services with the same key share; across namespaces only when both list the other's
+//!   namespace (or `*`) in their `sharing-cross-namespace` annotation.
+//!
 //! kube-vip-cloud-provider compares port numbers only and picks any matching address (map
 //! order); we compare protocol too and pick the lowest matching address (highest with
 //! `search-order: desc`) so the outcome is reproducible.
@@ -21,6 +26,56 @@ pub enum Protocol {
     Sctp,
 }
 
+/// A Service's sharing key and the other namespaces it may share with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharingKey {
+    /// The key, as written.
+    pub key: String,
+    /// Namespaces besides its own it may share with; `*` means every namespace.
+    pub namespaces: Vec<String>,
+}
+
+impl SharingKey {
+    fn admits(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|n| n == "*" || n == namespace)
+    }
+}
+
+/// Whether the holder `holder` (key `theirs`) and the joiner `joiner` (key `mine`) may share
+/// by key: same key, and the same namespace or both admitting the other's.
+fn same_key(
+    joiner: &ServiceKey,
+    mine: &SharingKey,
+    holder: &ServiceKey,
+    theirs: &SharingKey,
+) -> bool {
+    mine.key == theirs.key
+        && (joiner.namespace == holder.namespace
+            || (mine.admits(&holder.namespace) && theirs.admits(&joiner.namespace)))
+}
+
+/// The Service that wants to join an address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Joiner<'a> {
+    /// The Service.
+    pub(crate) key: &'a ServiceKey,
+    /// The pool it allocates from.
+    pub(crate) pool: &'a str,
+    /// The pool's `allow-share` applies to it.
+    pub(crate) shareable: bool,
+    /// Its ports.
+    pub(crate) ports: &'a [(Protocol, u16)],
+    /// Its sharing key.
+    pub(crate) sharing: Option<&'a SharingKey>,
+}
+
+impl Joiner<'_> {
+    /// Whether it wants to share at all.
+    pub(crate) fn wants_to_share(&self) -> bool {
+        (self.shareable || self.sharing.is_some()) && !self.ports.is_empty()
+    }
+}
+
 /// What sharing needs to know about a Service holding an address.
 pub(crate) trait ShareInfo {
     /// The pool the Service allocated from.
@@ -29,6 +84,8 @@ pub(crate) trait ShareInfo {
     fn shareable(&self) -> bool;
     /// Its (protocol, port) pairs.
     fn ports(&self) -> &[(Protocol, u16)];
+    /// Its sharing key.
+    fn sharing(&self) -> Option<&SharingKey>;
 }
 
 /// Whether two port lists use one (protocol, port) pair.
@@ -45,15 +102,13 @@ pub(crate) struct JoinRefused {
     pub(crate) ports_clash: bool,
 }
 
-/// Whether a Service of `pool` with `ports` (and the wish to share, `shareable`) may join an
-/// address held by `holders`. A Service without ports never shares: nothing tells whether it
-/// would clash (kube-vip-cloud-provider treats it the same way).
+/// Whether `joiner` may join an address held by `holders`. A Service without ports never
+/// shares: nothing tells whether it would clash (kube-vip-cloud-provider and Cilium treat it
+/// the same way).
 pub(crate) fn can_join<I: ShareInfo>(
     holders: &[ServiceKey],
     held: &BTreeMap<ServiceKey, I>,
-    pool: &str,
-    shareable: bool,
-    ports: &[(Protocol, u16)],
+    joiner: &Joiner<'_>,
 ) -> Result<(), JoinRefused> {
     for holder in holders {
         let refused = |ports_clash| JoinRefused {
@@ -63,10 +118,15 @@ pub(crate) fn can_join<I: ShareInfo>(
         let Some(info) = held.get(holder) else {
             return Err(refused(false));
         };
-        if !shareable || !info.shareable() || info.pool() != pool {
+        let by_key = match (joiner.sharing, info.sharing()) {
+            (Some(mine), Some(theirs)) => same_key(joiner.key, mine, holder, theirs),
+            _ => false,
+        };
+        let by_pool = joiner.shareable && info.shareable() && info.pool() == joiner.pool;
+        if !(by_key || by_pool) || joiner.ports.is_empty() {
             return Err(refused(false));
         }
-        if ports_overlap(info.ports(), ports) {
+        if ports_overlap(info.ports(), joiner.ports) {
             return Err(refused(true));
         }
     }

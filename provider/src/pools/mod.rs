@@ -17,12 +17,16 @@ mod errors;
 mod keys;
 mod kvcp;
 mod model;
+pub mod objects;
 mod parse;
 
 use std::collections::BTreeMap;
 
 pub use errors::{ConfigError, ConfigProblem, ConfigWarning, ConfigWarningKind};
-pub use model::{AddrRange, GLOBAL_POOL, Pool, PoolSet, SearchOrder};
+pub use model::{
+    AddrRange, Closed, GLOBAL_POOL, NamedPool, Pool, PoolOrigin, PoolQuery, PoolSet, SearchOrder,
+    Unmatched,
+};
 
 use keys::{KeyKind, Setting};
 use parse::ListKind;
@@ -248,7 +252,7 @@ pub fn parse_config(source: &str, data: &BTreeMap<String, String>) -> ParsedConf
 }
 
 /// Sorts and merges overlapping or touching ranges of the same family.
-fn merge(mut ranges: Vec<AddrRange>) -> Vec<AddrRange> {
+pub(crate) fn merge(mut ranges: Vec<AddrRange>) -> Vec<AddrRange> {
     ranges.sort();
     let mut merged: Vec<AddrRange> = Vec::with_capacity(ranges.len());
     for range in ranges {
@@ -292,7 +296,7 @@ fn overlap_warnings(source: &str, pool_keys: &KeyRanges) -> Vec<ConfigWarning> {
 }
 
 /// The first range both sorted lists cover.
-fn first_shared(a: &[AddrRange], b: &[AddrRange]) -> Option<AddrRange> {
+pub(crate) fn first_shared(a: &[AddrRange], b: &[AddrRange]) -> Option<AddrRange> {
     for x in a {
         for y in b {
             let start = x.start().max(y.start());

@@ -7,9 +7,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use crate::ipam::IpFamily;
+use super::objects::{ObjectPool, PoolKind, Subject};
+use crate::announce::Mode;
 use crate::ipam::ranges::{buggy_between, from_number, to_number};
+use crate::ipam::{IpFamily, ServiceKey};
 
 /// Name of the pool built from the `-global` keys.
 pub const GLOBAL_POOL: &str = "global";
@@ -97,6 +100,52 @@ pub struct Pool {
     pub avoid_buggy_ips: bool,
     /// The usable addresses: sorted, merged, IPv4 before IPv6. Skip-end is already applied.
     pub ranges: Vec<AddrRange>,
+    /// For a pool read from an object (not the ConfigMap): the object and its conflict.
+    pub object: Option<PoolOrigin>,
+}
+
+/// Where an object pool came from, and whether it may give addresses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolOrigin {
+    /// The object as read.
+    pub object: Arc<ObjectPool>,
+    /// Why it conflicts with an older pool (it then gives no new addresses).
+    pub conflict: Option<String>,
+}
+
+/// A Service's pool annotation: which pool it names, and where it named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedPool {
+    /// The annotation that named it (for messages).
+    pub annotation: &'static str,
+    /// The kind it must be (None: a `LoadBalancerPool`, or any kind as `<prefix>/<name>`).
+    pub kind: Option<PoolKind>,
+    /// The value as written.
+    pub name: String,
+}
+
+/// What pool selection needs to know about a Service besides its namespace and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolQuery {
+    /// metadata.labels (service selectors match them).
+    pub labels: BTreeMap<String, String>,
+    /// The pool the Service names, if any.
+    pub named: Option<NamedPool>,
+    /// The Service asks for OpenELB (`lb.kubesphere.io/v1alpha1: openelb`, or names an Eip).
+    pub openelb: bool,
+    /// The mode its annotation states (pools with another mode do not serve it).
+    pub mode: Option<Mode>,
+}
+
+/// Why no pool can serve a Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// No ConfigMap key and no pool object selects the Service.
+    NoPool,
+    /// The named pool does not exist.
+    NoSuchPool(NamedPool),
+    /// The named pool exists but its selector (or kind) does not take the Service.
+    NotSelected(String),
 }
 
 impl Pool {
@@ -111,7 +160,42 @@ impl Pool {
             skip_end_ips_in_cidr: false,
             avoid_buggy_ips: true,
             ranges: Vec::new(),
+            object: None,
         }
+    }
+
+    /// Whether the pool may serve the Service `key` asking with `query`: its selector, kind
+    /// and mode allow it. ConfigMap pools serve whoever their key assigns them to.
+    pub fn selects(&self, key: &ServiceKey, query: &PoolQuery) -> bool {
+        let Some(origin) = &self.object else {
+            return true;
+        };
+        let object = &origin.object;
+        (!object.openelb_only || query.openelb)
+            && object
+                .mode
+                .is_none_or(|mode| query.mode.is_none_or(|m| m == mode))
+            && object.service_selector.as_ref().is_none_or(|selector| {
+                selector.matches(Subject {
+                    labels: &query.labels,
+                    namespace: Some(&key.namespace),
+                    name: Some(&key.name),
+                })
+            })
+    }
+
+    /// Why the pool gives no new addresses now (disabled or conflicting), if so.
+    pub fn closed(&self) -> Option<Closed> {
+        let origin = self.object.as_ref()?;
+        if let Some(message) = &origin.conflict {
+            return Some(Closed::Conflict(message.clone()));
+        }
+        origin.object.disabled.then_some(Closed::Disabled)
+    }
+
+    /// The mode the pool's addresses are announced in, if it sets one.
+    pub fn mode(&self) -> Option<Mode> {
+        self.object.as_ref().and_then(|o| o.object.mode)
     }
 
     /// Whether `address` lies in one of the pool's ranges. O(log ranges).
@@ -160,9 +244,21 @@ impl Pool {
     }
 }
 
-/// All pools of a ConfigMap.
+/// Why a pool gives no new addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// `disabled: true` (`disable: true` on an Eip).
+    Disabled,
+    /// It overlaps an older pool; the message says which.
+    Conflict(String),
+}
+
+/// All pools: the ConfigMap's and the objects'.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PoolSet {
+    /// Pools read from objects, in the order they are tried: priority (highest first), then
+    /// oldest first, then by name.
+    pub(crate) objects: Vec<Pool>,
     pub(crate) global: Option<Pool>,
     pub(crate) namespaces: BTreeMap<String, Pool>,
     /// `interface-<ns>` of namespaces that use the global pool.
@@ -178,18 +274,93 @@ impl PoolSet {
         self.namespaces.get(namespace).or(self.global.as_ref())
     }
 
-    /// Every pool: the global one first, then namespaces by name.
+    /// Every pool: the global one first, then namespaces by name, then the objects' pools.
     pub fn pools(&self) -> impl Iterator<Item = &Pool> {
-        self.global.iter().chain(self.namespaces.values())
+        self.global
+            .iter()
+            .chain(self.namespaces.values())
+            .chain(self.objects.iter())
     }
 
-    /// The pool named `name` ("global" or a namespace).
+    /// The pool named `name` ("global", a namespace, or `<prefix>/<object name>`).
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         if name == GLOBAL_POOL {
             self.global.as_ref()
+        } else if name.contains('/') {
+            self.objects.iter().find(|p| p.name == name)
         } else {
             self.namespaces.get(name)
         }
+    }
+
+    /// The pools a Service may take addresses from, in the order to try them:
+    /// 1. the pool its annotation names, alone;
+    /// 2. else its namespace's own ConfigMap pool (`cidr-<ns>`/`range-<ns>`), alone;
+    /// 3. else every object pool that selects it, by priority, then the ConfigMap's global
+    ///    pool.
+    ///
+    /// Disabled and conflicting pools are listed too (the allocator says why they give
+    /// nothing, and existing addresses in them stay "inside a pool").
+    pub fn candidates(&self, key: &ServiceKey, query: &PoolQuery) -> Result<Vec<&Pool>, Unmatched> {
+        if let Some(named) = &query.named {
+            let (kind, name) = match (named.kind, named.name.split_once('/')) {
+                (Some(kind), _) => (kind, named.name.as_str()),
+                (None, Some((prefix, name))) => {
+                    match PoolKind::ALL.into_iter().find(|k| k.prefix() == prefix) {
+                        Some(kind) => (kind, name),
+                        None => return Err(Unmatched::NoSuchPool(named.clone())),
+                    }
+                }
+                (None, None) => (PoolKind::LoadBalancerPool, named.name.as_str()),
+            };
+            let pool = self
+                .objects
+                .iter()
+                .find(|p| {
+                    p.object
+                        .as_ref()
+                        .is_some_and(|o| o.object.kind == kind && o.object.meta.name == name)
+                })
+                .ok_or_else(|| Unmatched::NoSuchPool(named.clone()))?;
+            return if pool.selects(key, query) {
+                Ok(vec![pool])
+            } else {
+                Err(Unmatched::NotSelected(pool.name.clone()))
+            };
+        }
+        if let Some(own) = self.namespaces.get(&*key.namespace) {
+            return Ok(vec![own]);
+        }
+        let list: Vec<&Pool> = self
+            .objects
+            .iter()
+            .filter(|p| p.selects(key, query))
+            .chain(self.global.iter())
+            .collect();
+        if list.is_empty() {
+            Err(Unmatched::NoPool)
+        } else {
+            Ok(list)
+        }
+    }
+
+    /// Replaces the object pools (sorted into trial order here).
+    pub fn set_objects(&mut self, mut objects: Vec<Pool>) {
+        let order = |p: &Pool| {
+            let o = p.object.as_ref().map(|o| &o.object);
+            (
+                std::cmp::Reverse(o.map_or(0, |o| o.priority)),
+                o.map_or(0, |o| o.meta.created),
+                p.name.clone(),
+            )
+        };
+        objects.sort_by_cached_key(order);
+        self.objects = objects;
+    }
+
+    /// The object pools, in trial order.
+    pub fn objects(&self) -> &[Pool] {
+        &self.objects
     }
 
     /// The interface to announce a Service of `namespace` on: `interface-<ns>`, else the

@@ -117,6 +117,7 @@ fn request() -> impl Strategy<Value = ServiceRequest> {
                 families,
                 requested: requested.map(|o| v4(o).to_string()).into_iter().collect(),
                 ports,
+                ..ServiceRequest::new(ServiceKey::new(NAMESPACES[ns], format!("s{name}")))
             }
         })
 }

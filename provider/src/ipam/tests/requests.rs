@@ -79,7 +79,8 @@ fn requested_addresses_are_validated_and_reserved() {
         (
             asking("nowhere", "c", &["192.0.2.11"]),
             "Service nowhere/c: no address pool for namespace `nowhere` (none of `cidr-nowhere`, \
-             `range-nowhere`, `cidr-global`, `range-global` is set)",
+             `range-nowhere`, `cidr-global`, `range-global` is set, and no pool object selects \
+             this Service)",
         ),
     ];
     for (request, message) in table {
