@@ -63,6 +63,19 @@ pub struct Args {
     #[arg(long, env = "FERROLB_REQUESTED_ADDRESSES", value_enum, default_value_t = RequestedAddresses::Validate)]
     pub requested_addresses: RequestedAddresses,
 
+    /// Which pool objects to read, comma-separated: `lbpool` (FerroLB's `LoadBalancerPool`),
+    /// `eip` (OpenELB's `Eip`), `cilium` (Cilium's `CiliumLoadBalancerIPPool`; never while
+    /// Cilium's own LB-IPAM runs), or `none`. A kind whose CRD is not installed counts as no
+    /// pools and is picked up once the CRD appears.
+    #[arg(
+        long,
+        env = "FERROLB_POOL_OBJECTS",
+        value_delimiter = ',',
+        default_value = "lbpool,eip",
+        value_parser = parse_pool_kind
+    )]
+    pub pool_objects: Vec<Option<crate::pools::objects::PoolKind>>,
+
     /// Move Services whose address no longer lies in any pool (after a ConfigMap change) to a
     /// new address instead of keeping it and reporting it.
     #[arg(
@@ -160,6 +173,27 @@ pub struct Args {
     /// TLS to the announcers (cluster mode).
     #[command(flatten)]
     pub tls: crate::certs::TlsArgs,
+}
+
+fn parse_pool_kind(text: &str) -> Result<Option<crate::pools::objects::PoolKind>, String> {
+    use crate::pools::objects::PoolKind;
+    match text.trim() {
+        "none" => Ok(None),
+        "lbpool" => Ok(Some(PoolKind::LoadBalancerPool)),
+        "eip" => Ok(Some(PoolKind::Eip)),
+        "cilium" => Ok(Some(PoolKind::Cilium)),
+        other => Err(format!("`{other}` is not lbpool, eip, cilium or none")),
+    }
+}
+
+impl Args {
+    /// The pool object kinds to watch (`--pool-objects`).
+    pub fn pool_kinds(&self) -> Vec<crate::pools::objects::PoolKind> {
+        let mut kinds: Vec<_> = self.pool_objects.iter().flatten().copied().collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
 }
 
 /// Who makes allocated addresses reachable.
@@ -338,6 +372,32 @@ mod tests {
         let refused = Args::try_parse_from(["ferrolb-provider", "--kube-vip-class-mode=yes"])
             .expect_err("not a Go boolean");
         assert!(refused.to_string().contains("not a boolean"), "{refused}");
+    }
+
+    #[test]
+    fn pool_objects_default_to_ours_and_openelbs_and_cilium_is_opt_in() {
+        use crate::pools::objects::PoolKind;
+        let args = Args::try_parse_from(["ferrolb-provider"]).expect("defaults parse");
+        assert_eq!(
+            args.pool_kinds(),
+            [PoolKind::LoadBalancerPool, PoolKind::Eip]
+        );
+        let cilium = Args::try_parse_from(["ferrolb-provider", "--pool-objects=cilium,lbpool"])
+            .expect("flags parse");
+        assert_eq!(
+            cilium.pool_kinds(),
+            [PoolKind::LoadBalancerPool, PoolKind::Cilium]
+        );
+        let none =
+            Args::try_parse_from(["ferrolb-provider", "--pool-objects=none"]).expect("flags parse");
+        assert!(none.pool_kinds().is_empty());
+        let error = Args::try_parse_from(["ferrolb-provider", "--pool-objects=metallb"])
+            .expect_err("unknown kind");
+        assert!(
+            error
+                .to_string()
+                .contains("`metallb` is not lbpool, eip, cilium or none")
+        );
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Context {
     pub config_namespace: String,
     /// Name of the pool ConfigMap.
     pub config_name: String,
+    /// Pool object kinds to watch (`--pool-objects`).
+    pub pool_kinds: Vec<crate::pools::objects::PoolKind>,
     /// Lease identity (also the Events' reporting instance).
     pub identity: String,
     /// Writes in flight at once.
@@ -116,6 +118,7 @@ impl Context {
             },
             config_namespace: args.config_namespace.clone(),
             config_name: args.config_name.clone(),
+            pool_kinds: args.pool_kinds(),
             identity: args.identity(),
             write_concurrency: args.write_concurrency,
             metrics,
@@ -193,6 +196,7 @@ enum Input {
     Slices(Result<Change<EndpointSlice, (SliceId, SliceView)>, watcher::Error>),
     Driver(DriverReport),
     HeartbeatKey(KeyOutcome),
+    Pools(crate::pool_watch::PoolChange),
 }
 
 /// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
@@ -236,6 +240,13 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
     let (reread_tx, reread_rx) = mpsc::unbounded_channel();
     let rereads = stream_of(reread_rx).map(Input::Reread).boxed();
     let mut streams = vec![services, configs, rereads];
+    for &kind in &ctx.pool_kinds {
+        streams.push(
+            crate::pool_watch::watch_kind(ctx.client.clone(), kind)
+                .map(Input::Pools)
+                .boxed(),
+        );
+    }
     let mut announce = None;
     // Dropping the JoinSet (end of term) stops the key task.
     let mut key_task = JoinSet::new();
@@ -294,6 +305,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         controller: "ferrolb-provider".into(),
         instance: ctx.identity.clone(),
     };
+    let claims_for_status = claims.clone();
     let writer = Writer {
         client: ctx.client.clone(),
         events: event_tx,
@@ -314,7 +326,17 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         ctx.write_concurrency,
     ));
 
+    let (status_tx, status_rx) = mpsc::unbounded_channel();
+    writer_task.spawn(crate::pool_watch::write_statuses(
+        ctx.client.clone(),
+        status_rx,
+        claims_for_status,
+        ctx.metrics.clone(),
+    ));
+    let mut pool_statuses = crate::pools::objects::status::StatusBook::default();
+
     let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
+    index.expect_pool_kinds(&ctx.pool_kinds);
     // Pool figures cost O(allocations) to compute: refresh them on a timer, not per event.
     let mut stats_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     // The announce job runs at most every few milliseconds: a burst of events costs one
@@ -333,6 +355,16 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             _ = stats_tick.tick() => {
                 if index.is_serving() {
                     index.publish_stats();
+                    let now = jiff_now();
+                    for report in index.pool_reports() {
+                        if let Some(status) = pool_statuses.due(&report, now) {
+                            let _ = status_tx.send(crate::pool_watch::StatusWrite {
+                                kind: report.object.kind,
+                                name: report.object.meta.name.clone(),
+                                status,
+                            });
+                        }
+                    }
                 }
                 if std::mem::take(&mut busy) {
                     crate::memory::release_free_memory();
@@ -401,6 +433,29 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 }
                 Vec::new()
             }
+            Input::Pools(crate::pool_watch::PoolChange { kind, change }) => match change {
+                Ok(Change::Listed(objects)) => {
+                    let mut pools = Vec::with_capacity(objects.len());
+                    for object in objects {
+                        pool_statuses.observe(kind, &object.pool.meta.name, object.status);
+                        pools.push(object.pool);
+                    }
+                    index.reset_pool_objects(kind, pools)
+                }
+                Ok(Change::Applied(object)) => {
+                    pool_statuses.observe(kind, &object.pool.meta.name, object.status);
+                    index.apply_pool_object(object.pool)
+                }
+                Ok(Change::Deleted(object)) => {
+                    pool_statuses.forget(kind, &object.pool.meta.name);
+                    index.delete_pool_object(kind, &object.pool.meta.name)
+                }
+                Err(error) => {
+                    tracing::warn!(%kind, %error, "pool watch failed; the watcher retries with backoff");
+                    ctx.metrics.reconcile_error("watch");
+                    Vec::new()
+                }
+            },
             Input::HeartbeatKey(outcome) => {
                 if let Some(job) = announce.as_mut() {
                     job.key_outcome(outcome);
@@ -423,6 +478,10 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         }
         send_writes(&job_tx, writes);
     }
+}
+
+fn jiff_now() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now()
 }
 
 fn send_writes(jobs: &mpsc::UnboundedSender<Job>, writes: Vec<ServiceWrite>) {

@@ -197,11 +197,26 @@ impl Allocator {
         if !requested.is_empty() {
             // The first candidate holding every requested address serves the request.
             let specific: Vec<&IpAddr> = requested.iter().filter(|a| !a.is_unspecified()).collect();
-            let pool = candidates
+            let holding = candidates
                 .iter()
                 .copied()
-                .find(|p| specific.iter().all(|&&a| p.contains(a)))
-                .unwrap_or(candidates[0]);
+                .find(|p| specific.iter().all(|&&a| p.contains(a)));
+            let pool = match (holding, candidates.as_slice()) {
+                (Some(pool), _) => pool,
+                // One candidate: its own validation names the address and the pool.
+                (None, [only]) => only,
+                (None, all) => {
+                    let address = specific
+                        .iter()
+                        .find(|&&&a| !all.iter().any(|p| p.contains(a)))
+                        .map_or(specific[0], |a| *a);
+                    return Err(AllocationError::NotInAnyPool {
+                        service: req.key.clone(),
+                        pools: all.iter().map(|p| p.name.clone()).collect(),
+                        address: *address,
+                    });
+                }
+            };
             if let Some(closed) = pool
                 .closed()
                 .filter(|_| specific.iter().all(|&&a| pool.contains(a)))

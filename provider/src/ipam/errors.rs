@@ -98,6 +98,20 @@ pub enum AllocationError {
         /// The requested address.
         address: IpAddr,
     },
+    /// The requested address lies in none of the Service's several candidate pools.
+    #[error(
+        "Service {service}: requested address {address} is in none of the pools that may \
+         serve this Service ({})",
+        pools.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+    )]
+    NotInAnyPool {
+        /// The Service.
+        service: ServiceKey,
+        /// The candidate pools.
+        pools: Vec<String>,
+        /// The requested address.
+        address: IpAddr,
+    },
     /// The policy needs a family the pool does not have.
     #[error(
         "Service {service}: pool `{pool}` has no {family} addresses but the Service requires one"
@@ -143,7 +157,7 @@ impl AllocationError {
             AllocationError::PoolConflict { .. } => "PoolConflict",
             AllocationError::OutOfAddresses { .. } => "OutOfAddresses",
             AllocationError::AlreadyAllocated { .. } => "AlreadyAllocated",
-            AllocationError::NotInPool { .. } => "NotInPool",
+            AllocationError::NotInPool { .. } | AllocationError::NotInAnyPool { .. } => "NotInPool",
             AllocationError::FamilyUnavailable { .. } => "FamilyUnavailable",
             AllocationError::InvalidRequest { .. } => "InvalidRequest",
         }

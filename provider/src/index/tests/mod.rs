@@ -172,4 +172,5 @@ mod kube_vip;
 mod kvcp;
 mod kvcp_tables;
 mod lifecycle;
+mod pool_objects;
 mod requests;
