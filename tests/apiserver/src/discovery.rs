@@ -55,6 +55,9 @@ fn groups(registry: &Registry) -> BTreeMap<String, Vec<String>> {
             versions.push(rt.version.clone());
         }
     }
+    for versions in groups.values_mut() {
+        versions.sort_by_key(|v| crate::resources::version_priority(v));
+    }
     groups
 }
 
@@ -97,6 +100,7 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
         "kind": rt.kind,
         "verbs": VERBS,
         "shortNames": rt.short_names,
+        "categories": rt.categories,
     })];
     if rt.status_subresource {
         entries.push(json!({

@@ -32,6 +32,10 @@ pub struct ResourceType {
     pub defined_by_crd: Option<String>,
     /// A CRD version's `additionalPrinterColumns` (simple `.a.b` paths only).
     pub printer_columns: Vec<PrinterColumn>,
+    /// Discovery categories (`kubectl get all` asks for `all`).
+    pub categories: Vec<String>,
+    /// A CRD version's `openAPIV3Schema`, which writes are validated, pruned and defaulted against.
+    pub schema: Option<Arc<serde_json::Value>>,
 }
 
 /// One extra `kubectl get` column of a CRD.
@@ -40,8 +44,12 @@ pub struct PrinterColumn {
     pub name: String,
     /// OpenAPI type (`string`, `integer`, `date`, ...).
     pub kind: String,
-    /// The JSON pointer the column's `.a.b` jsonPath names.
+    /// The JSON pointer the column's jsonPath names when it is a plain `.a.b` path, else empty.
     pub pointer: String,
+    /// The column's `jsonPath` as the CRD wrote it (see [`crate::jsonpath`] for the forms served).
+    pub json_path: String,
+    /// 0 for `kubectl get`; higher priorities only show with `-o wide`.
+    pub priority: i64,
 }
 
 impl ResourceType {
@@ -94,10 +102,101 @@ const BUILTINS: &[Builtin] = &[
     ("", "v1", "services", "Service", true, true, &["svc"]),
     ("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
     ("", "v1", "secrets", "Secret", true, false, &[]),
+    (
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        false,
+        &["sa"],
+    ),
     ("", "v1", "nodes", "Node", false, true, &["no"]),
     ("", "v1", "endpoints", "Endpoints", true, false, &["ep"]),
     ("", "v1", "events", "Event", true, false, &["ev"]),
     ("", "v1", "pods", "Pod", true, true, &["po"]),
+    (
+        "",
+        "v1",
+        "resourcequotas",
+        "ResourceQuota",
+        true,
+        true,
+        &["quota"],
+    ),
+    (
+        "",
+        "v1",
+        "limitranges",
+        "LimitRange",
+        true,
+        false,
+        &["limits"],
+    ),
+    (
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        true,
+        true,
+        &["deploy"],
+    ),
+    (
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        true,
+        &["rs"],
+    ),
+    ("apps", "v1", "daemonsets", "DaemonSet", true, true, &["ds"]),
+    (
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        true,
+        &["sts"],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        false,
+        &[],
+    ),
     (
         "discovery.k8s.io",
         "v1",
@@ -136,6 +235,16 @@ const BUILTINS: &[Builtin] = &[
     ),
 ];
 
+/// Kinds a real server lists in the `all` category (`kubectl get all`).
+const IN_ALL: &[&str] = &[
+    "pods",
+    "services",
+    "deployments",
+    "replicasets",
+    "daemonsets",
+    "statefulsets",
+];
+
 impl Default for Registry {
     fn default() -> Self {
         Self::builtin()
@@ -159,6 +268,12 @@ impl Registry {
                 short_names: short.iter().map(|s| (*s).to_owned()).collect(),
                 defined_by_crd: None,
                 printer_columns: Vec::new(),
+                categories: if IN_ALL.contains(&plural) {
+                    vec!["all".to_owned()]
+                } else {
+                    Vec::new()
+                },
+                schema: None,
             };
             types.insert(rt.key(), Arc::new(rt));
         }
@@ -212,6 +327,34 @@ impl Registry {
             self.types.remove(key);
         }
         keys
+    }
+}
+
+/// Orders versions as Kubernetes prefers them: GA before beta before alpha,
+/// higher numbers first, anything else last alphabetically (`v2`, `v1`,
+/// `v1beta2`, `v1beta1`, `v1alpha1`, `foo`).
+pub fn version_priority(
+    version: &str,
+) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    use std::cmp::Reverse;
+    let parsed = version.strip_prefix('v').and_then(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: u64 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        let (stage, minor) = if tail.is_empty() {
+            (0, 0)
+        } else if let Some(n) = tail.strip_prefix("beta") {
+            (1, n.parse().ok()?)
+        } else if let Some(n) = tail.strip_prefix("alpha") {
+            (2, n.parse().ok()?)
+        } else {
+            return None;
+        };
+        Some((stage, major, minor))
+    });
+    match parsed {
+        Some((stage, major, minor)) => (stage, Reverse(major), Reverse(minor), String::new()),
+        None => (3, Reverse(0), Reverse(0), version.to_owned()),
     }
 }
 

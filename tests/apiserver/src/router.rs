@@ -222,7 +222,8 @@ fn resource_request(
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match (method.clone(), rp.name.as_deref()) {
         (Method::GET, Some(name)) => {
-            let obj = store.get(&rt, ns, name)?;
+            let stored = store.get(&rt, ns, name)?;
+            let obj = crate::schema::defaulted_on_read(&rt, &stored);
             match representation.object(&rt, &obj) {
                 Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
                 None => Ok(json_response(StatusCode::OK, &obj)),
@@ -238,7 +239,16 @@ fn resource_request(
                 limit: parse_number(query, "limit")?.map(|l| l as usize),
                 continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
             };
-            let page = store.list(&rt, ns, &opts)?;
+            let mut page = store.list(&rt, ns, &opts)?;
+            if rt.schema.is_some() {
+                for item in &mut page.items {
+                    if let std::borrow::Cow::Owned(defaulted) =
+                        crate::schema::defaulted_on_read(&rt, item)
+                    {
+                        *item = std::sync::Arc::new(defaulted);
+                    }
+                }
+            }
             let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
             match representation.list(&rt, &items, list_metadata(&page)) {
                 Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
@@ -247,13 +257,21 @@ fn resource_request(
         }
         (Method::POST, None) => {
             let obj = parse_json(body, &rt, "create", headers)?;
+            let warnings = field_validation(&rt, &obj, query)?;
             let created = store.create(&rt, ns, obj, dry_run)?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            Ok(with_warnings(
+                json_response(StatusCode::CREATED, &created),
+                &warnings,
+            ))
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_json(body, &rt, "update", headers)?;
+            let warnings = field_validation(&rt, &obj, query)?;
             let updated = store.update(&rt, ns, name, obj, mode, dry_run)?;
-            Ok(json_response(StatusCode::OK, &updated))
+            Ok(with_warnings(
+                json_response(StatusCode::OK, &updated),
+                &warnings,
+            ))
         }
         (Method::PATCH, Some(name)) => {
             let content_type = headers
@@ -262,6 +280,11 @@ fn resource_request(
                 .unwrap_or("");
             let kind = PatchKind::from_content_type(content_type)?;
             let patch = crate::patch::parse_body(kind, body)?;
+            let warnings = if kind == PatchKind::Json {
+                Vec::new()
+            } else {
+                field_validation(&rt, &patch, query)?
+            };
             let manager = query.get("fieldManager").map(String::as_str);
             let request = PatchRequest {
                 kind,
@@ -272,7 +295,10 @@ fn resource_request(
                 dry_run,
             };
             let patched = store.patch(&rt, ns, name, &request)?;
-            Ok(json_response(StatusCode::OK, &patched))
+            Ok(with_warnings(
+                json_response(StatusCode::OK, &patched),
+                &warnings,
+            ))
         }
         (Method::DELETE, Some(name)) => {
             let (preconditions, body_dry_run) = delete_options(body)?;
@@ -359,12 +385,14 @@ fn parse_json(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if crate::protobuf::is_protobuf(content_type) {
+        return crate::protobuf::decode_object(body, rt, verb);
+    }
     if content_type.starts_with("application/vnd.kubernetes.protobuf")
         || content_type.starts_with("application/cbor")
     {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "{verb} {}: this test API server speaks JSON only, not `{content_type}` \
-             (kubectl's `create <kind>` generators send protobuf; use `kubectl create -f` or `kubectl apply -f` with a manifest)",
+            "{verb} {}: this test API server reads JSON and Kubernetes protobuf bodies, not `{content_type}`",
             rt.kind
         )));
     }
@@ -374,6 +402,49 @@ fn parse_json(
             rt.kind
         ))
     })
+}
+
+/// `fieldValidation` for custom resources: fields the CRD schema does not
+/// declare are pruned on write; `Strict` (what kubectl sends) refuses them
+/// with 400 as the real server's strict decoder does, `Ignore` says nothing,
+/// and the default `Warn` returns one `Warning` header per field.
+fn field_validation(
+    rt: &ResourceType,
+    obj: &Value,
+    query: &Query,
+) -> Result<Vec<String>, ApiError> {
+    let Some(schema) = rt.schema.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let unknown: Vec<String> = crate::schema::unknown_fields(schema, obj)
+        .into_iter()
+        .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
+        .collect();
+    match query.get("fieldValidation").map(String::as_str) {
+        _ if unknown.is_empty() => Ok(Vec::new()),
+        Some("Strict") => Err(ApiError::BadRequest(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            unknown.join(", "),
+            kind = rt.kind,
+            version = rt.version,
+        ))),
+        Some("Ignore") => Ok(Vec::new()),
+        _ => Ok(unknown),
+    }
+}
+
+/// Adds `Warning: 299 - "..."` headers, as the real server reports dropped fields.
+fn with_warnings(
+    mut response: Response<ResponseBody>,
+    warnings: &[String],
+) -> Response<ResponseBody> {
+    for warning in warnings {
+        let text = format!("299 - {}", serde_json::Value::String(warning.clone()));
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn delete_options(body: &Bytes) -> Result<(DeletePreconditions, bool), ApiError> {

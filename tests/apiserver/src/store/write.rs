@@ -262,6 +262,9 @@ impl State {
             meta.remove("deletionTimestamp");
             meta.remove("deletionGracePeriodSeconds");
         }
+        crate::workloads::prepare_for_create(rt, &mut obj);
+        crate::schema::admit(rt, &mut obj)?;
+        crate::workloads::default_on_create(rt, &mut obj);
         match (rt.group.as_str(), rt.plural.as_str()) {
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let types = crate::crd::resource_types(&obj)?;
@@ -373,7 +376,13 @@ impl State {
                 }
             }
         }
-        if spec_changed(&old, &new) {
+        if mode == WriteMode::Main {
+            crate::workloads::default_on_create(rt, &mut new);
+        }
+        crate::schema::admit(rt, &mut new)?;
+        // Custom resources without a status subresource count status changes too.
+        let status_counts = rt.defined_by_crd.is_some() && !rt.status_subresource;
+        if spec_changed(&old, &new, status_counts) {
             let generation = meta::metadata(&old)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -462,8 +471,12 @@ fn check_type(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
 
 /// Whether anything but `metadata` and `status` differs: what `generation` tracks.
 /// Compares in place; this runs on every write.
-fn spec_changed(old: &Value, new: &Value) -> bool {
-    let tracked = |k: &String| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+fn spec_changed(old: &Value, new: &Value, status_counts: bool) -> bool {
+    let tracked = |k: &String| match k.as_str() {
+        "metadata" | "apiVersion" | "kind" => false,
+        "status" => status_counts,
+        _ => true,
+    };
     match (old.as_object(), new.as_object()) {
         (Some(o), Some(n)) => {
             o.iter()
