@@ -61,6 +61,13 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
              must have exactly one version marked as storage version (found {storage})"
         )));
     }
+    let storage_version = versions
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .and_then(|v| v.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let mut types = Vec::new();
     for (i, version) in versions.iter().enumerate() {
         let name = version
@@ -88,6 +95,7 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
                 .filter(|s| s.is_object())
                 .cloned()
                 .map(std::sync::Arc::new),
+            storage_version: storage_version.clone(),
         });
     }
     Ok(types)

@@ -174,7 +174,7 @@ impl TestApiServer {
             .backend
             .store
             .create(&rt, namespace.as_deref(), obj, false)?;
-        Ok((*created).clone())
+        Ok((*rt.present(created)).clone())
     }
 
     /// One stored object, if it exists.
@@ -190,7 +190,7 @@ impl TestApiServer {
             .store
             .get(&rt, namespace, name)
             .ok()
-            .map(|o| (*o).clone())
+            .map(|o| (*rt.present(o)).clone())
     }
 
     /// All stored objects of one kind, ordered by namespace and name.
@@ -200,8 +200,8 @@ impl TestApiServer {
                 .backend
                 .store
                 .objects(&rt)
-                .iter()
-                .map(|o| (**o).clone())
+                .into_iter()
+                .map(|o| (*rt.present(o)).clone())
                 .collect(),
             None => Vec::new(),
         }

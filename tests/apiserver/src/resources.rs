@@ -36,6 +36,9 @@ pub struct ResourceType {
     pub categories: Vec<String>,
     /// A CRD version's `openAPIV3Schema`, which writes are validated, pruned and defaulted against.
     pub schema: Option<Arc<serde_json::Value>>,
+    /// The version objects are stored in: all served versions of a CRD share
+    /// one collection (conversion `None`: only `apiVersion` differs).
+    pub storage_version: String,
 }
 
 /// One extra `kubectl get` column of a CRD.
@@ -68,6 +71,36 @@ impl ResourceType {
             version: self.version.clone(),
             plural: self.plural.clone(),
         }
+    }
+
+    /// The collection the objects live in (the storage version's key).
+    pub fn storage_key(&self) -> ResourceKey {
+        ResourceKey {
+            group: self.group.clone(),
+            version: self.storage_version.clone(),
+            plural: self.plural.clone(),
+        }
+    }
+
+    /// `apiVersion` of stored objects.
+    pub fn storage_api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.storage_version.clone()
+        } else {
+            format!("{}/{}", self.group, self.storage_version)
+        }
+    }
+
+    /// A stored object as this version serves it: conversion `None` rewrites `apiVersion` only.
+    pub fn present(&self, stored: Arc<serde_json::Value>) -> Arc<serde_json::Value> {
+        if self.version == self.storage_version {
+            return stored;
+        }
+        let mut copy = (*stored).clone();
+        if let Some(map) = copy.as_object_mut() {
+            map.insert("apiVersion".to_owned(), self.api_version().into());
+        }
+        Arc::new(copy)
     }
 
     /// `services` for core, `leases.coordination.k8s.io` otherwise, as error messages print it.
@@ -274,6 +307,7 @@ impl Registry {
                     Vec::new()
                 },
                 schema: None,
+                storage_version: version.to_owned(),
             };
             types.insert(rt.key(), Arc::new(rt));
         }
@@ -315,16 +349,23 @@ impl Registry {
         self.types.insert(rt.key(), Arc::new(rt));
     }
 
-    /// Removes every type defined by the named CRD, returning their keys.
+    /// Removes every type defined by the named CRD, returning their keys
+    /// (served and storage keys).
     pub fn remove_crd(&mut self, crd_name: &str) -> Vec<ResourceKey> {
-        let keys: Vec<ResourceKey> = self
+        let removed: Vec<Arc<ResourceType>> = self
             .types
-            .iter()
-            .filter(|(_, rt)| rt.defined_by_crd.as_deref() == Some(crd_name))
-            .map(|(k, _)| k.clone())
+            .values()
+            .filter(|rt| rt.defined_by_crd.as_deref() == Some(crd_name))
+            .cloned()
             .collect();
-        for key in &keys {
-            self.types.remove(key);
+        let mut keys = Vec::new();
+        for rt in removed {
+            self.types.remove(&rt.key());
+            for key in [rt.key(), rt.storage_key()] {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
         }
         keys
     }

@@ -78,6 +78,11 @@ pub async fn handle(
         name: None,
         subresource: None,
         status: 0,
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
     };
     if let Route::Resource(rp) = &route {
         record.verb = verb_of(&method, rp, &query).to_owned();
@@ -222,7 +227,7 @@ fn resource_request(
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match (method.clone(), rp.name.as_deref()) {
         (Method::GET, Some(name)) => {
-            let stored = store.get(&rt, ns, name)?;
+            let stored = rt.present(store.get(&rt, ns, name)?);
             let obj = crate::schema::defaulted_on_read(&rt, &stored);
             match representation.object(&rt, &obj) {
                 Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
@@ -240,6 +245,9 @@ fn resource_request(
                 continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
             };
             let mut page = store.list(&rt, ns, &opts)?;
+            for item in &mut page.items {
+                *item = rt.present(item.clone());
+            }
             if rt.schema.is_some() {
                 for item in &mut page.items {
                     if let std::borrow::Cow::Owned(defaulted) =
@@ -258,7 +266,7 @@ fn resource_request(
         (Method::POST, None) => {
             let obj = parse_json(body, &rt, "create", headers)?;
             let warnings = field_validation(&rt, &obj, query)?;
-            let created = store.create(&rt, ns, obj, dry_run)?;
+            let created = rt.present(store.create(&rt, ns, obj, dry_run)?);
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &created),
                 &warnings,
@@ -267,7 +275,7 @@ fn resource_request(
         (Method::PUT, Some(name)) => {
             let obj = parse_json(body, &rt, "update", headers)?;
             let warnings = field_validation(&rt, &obj, query)?;
-            let updated = store.update(&rt, ns, name, obj, mode, dry_run)?;
+            let updated = rt.present(store.update(&rt, ns, name, obj, mode, dry_run)?);
             Ok(with_warnings(
                 json_response(StatusCode::OK, &updated),
                 &warnings,
@@ -294,7 +302,7 @@ fn resource_request(
                 force: is_true(query.get("force")),
                 dry_run,
             };
-            let patched = store.patch(&rt, ns, name, &request)?;
+            let patched = rt.present(store.patch(&rt, ns, name, &request)?);
             Ok(with_warnings(
                 json_response(StatusCode::OK, &patched),
                 &warnings,
@@ -302,7 +310,8 @@ fn resource_request(
         }
         (Method::DELETE, Some(name)) => {
             let (preconditions, body_dry_run) = delete_options(body)?;
-            let deleted = store.delete(&rt, ns, name, &preconditions, dry_run || body_dry_run)?;
+            let deleted =
+                rt.present(store.delete(&rt, ns, name, &preconditions, dry_run || body_dry_run)?);
             if crate::meta::is_deleting(&deleted) && crate::meta::has_finalizers(&deleted) {
                 return Ok(json_response(StatusCode::ACCEPTED, &deleted));
             }
@@ -331,7 +340,7 @@ fn resource_request(
                     &preconditions,
                     dry_run || body_dry_run,
                 ) {
-                    Ok(d) => deleted.push(d),
+                    Ok(d) => deleted.push(rt.present(d)),
                     // Deleted concurrently: nothing left to do for this one.
                     Err(ApiError::NotFound { .. }) => {}
                     Err(e) => return Err(e),
