@@ -74,6 +74,20 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| problem(&format!("spec.versions[{i}].name is required")))?;
+        if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
+            let causes = crate::schema::structural_errors(
+                schema,
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+            );
+            if !causes.is_empty() {
+                return Err(ApiError::InvalidFields {
+                    group: "apiextensions.k8s.io".to_owned(),
+                    kind: "CustomResourceDefinition".to_owned(),
+                    name: crd_name.clone(),
+                    causes,
+                });
+            }
+        }
         if version.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }

@@ -316,6 +316,7 @@ fn validate_at(
                     format!("{path} in body shouldn't contain duplicates"),
                 );
             }
+            list_type_duplicates(schema, items, path, errors);
             if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
                 for (i, item) in items.iter().enumerate() {
                     validate_at(sub, item, &format!("{path}[{i}]"), false, errors);
@@ -366,6 +367,114 @@ fn validate_at(
             }
         }
         Value::Bool(_) | Value::Null => {}
+    }
+}
+
+/// `x-kubernetes-list-type: set` (no repeated value) and `map` (no two items
+/// with the same `x-kubernetes-list-map-keys`), as `field.Duplicate` reports them.
+fn list_type_duplicates(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+    let keys = crate::meta::str_list(schema.get("x-kubernetes-list-map-keys"));
+    let identity = |item: &Value| -> Value {
+        match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("map") => Value::Object(
+                keys.iter()
+                    .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+                    .collect(),
+            ),
+            _ => item.clone(),
+        }
+    };
+    if !matches!(
+        schema.get("x-kubernetes-list-type").and_then(Value::as_str),
+        Some("set" | "map")
+    ) {
+        return;
+    }
+    let ids: Vec<Value> = items.iter().map(identity).collect();
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            let shown = match id {
+                Value::Object(map) => format!(
+                    "map[string]interface {{}}{{{}}}",
+                    map.iter()
+                        .map(|(k, v)| format!("{k:?}:{}", go_value(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => go_value(other),
+            };
+            push(
+                errors,
+                "FieldValueDuplicate",
+                &format!("{path}[{i}]"),
+                format!("Duplicate value: {shown}"),
+            );
+        }
+    }
+}
+
+/// The structural-schema rules kube-apiserver enforces on a CRD version's
+/// schema before accepting the CRD (`field` is where the schema sits, e.g.
+/// `spec.versions[0].schema.openAPIV3Schema`): an object at the root, and a
+/// `type` on every property and `items` schema unless it is
+/// `x-kubernetes-int-or-string` or `x-kubernetes-preserve-unknown-fields`.
+pub fn structural_errors(schema: &Value, field: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {}
+        None => push(
+            &mut errors,
+            "FieldValueRequired",
+            &format!("{field}.type"),
+            "Required value: must not be empty at the root".to_owned(),
+        ),
+        Some(other) => push(
+            &mut errors,
+            "FieldValueInvalid",
+            &format!("{field}.type"),
+            format!("Invalid value: {other:?}: must be object at the root"),
+        ),
+    }
+    structural_children(schema, field, &mut errors);
+    errors
+}
+
+fn structural_children(schema: &Value, field: &str, errors: &mut Vec<FieldError>) {
+    let untyped = |s: &Value| {
+        s.get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && !flag(s, "x-kubernetes-int-or-string")
+            && !flag(s, "x-kubernetes-preserve-unknown-fields")
+    };
+    if let Some(props) = properties(schema) {
+        for (key, sub) in props {
+            let at = format!("{field}.properties[{key}]");
+            if untyped(sub) {
+                push(
+                    errors,
+                    "FieldValueRequired",
+                    &format!("{at}.type"),
+                    "Required value: must not be empty for specified object fields".to_owned(),
+                );
+            }
+            structural_children(sub, &at, errors);
+        }
+    }
+    if let Some(items) = schema.get("items").filter(|s| s.is_object()) {
+        let at = format!("{field}.items");
+        if untyped(items) {
+            push(
+                errors,
+                "FieldValueRequired",
+                &format!("{at}.type"),
+                "Required value: must not be empty for specified array items".to_owned(),
+            );
+        }
+        structural_children(items, &at, errors);
+    }
+    if let Some(extra) = additional(schema) {
+        structural_children(extra, &format!("{field}.additionalProperties"), errors);
     }
 }
 

@@ -186,3 +186,43 @@ fn formats_kube_apiserver_checks() {
         assert_eq!(format_matches(format, text), ok, "{format} {text}");
     }
 }
+
+#[test]
+fn list_types_refuse_duplicates() {
+    let schema = json!({"type": "object", "properties": {
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "peers": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object", "properties": {"name": {"type": "string"}, "asn": {"type": "integer"}}}},
+    }});
+    let obj = json!({"tags": ["a", "b", "a"], "peers": [{"name": "r1", "asn": 1}, {"name": "r1", "asn": 2}]});
+    assert_eq!(
+        rendered(&validate(&schema, &obj)),
+        [
+            r#"peers[1]: Duplicate value: map[string]interface {}{"name":"r1"}"#,
+            r#"tags[2]: Duplicate value: "a""#,
+        ]
+    );
+}
+
+#[test]
+fn non_structural_schemas_are_refused_where_kube_apiserver_refuses_them() {
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"properties": {"port": {"x-kubernetes-int-or-string": true},
+                                "free": {"x-kubernetes-preserve-unknown-fields": true},
+                                "list": {"type": "array", "items": {}}}}}});
+    assert_eq!(
+        rendered(&structural_errors(
+            &schema,
+            "spec.versions[0].schema.openAPIV3Schema"
+        )),
+        [
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields",
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[list].items.type: Required value: must not be empty for specified array items",
+        ]
+    );
+    assert_eq!(
+        rendered(&structural_errors(&json!({"type": "string"}), "s")),
+        [r#"s.type: Invalid value: "string": must be object at the root"#]
+    );
+    assert!(structural_errors(&pool_schema(), "s").is_empty());
+}
