@@ -21,9 +21,15 @@
 //! at least 1 items`, `shouldn't contain duplicates`, `must be of type cidr`).
 //! Pure: no store, no HTTP.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+mod formats;
+mod prune;
+mod structural;
 
 use serde_json::{Map, Value};
+
+pub use formats::format_matches;
+pub use prune::{prune, unknown_fields};
+pub use structural::structural_errors;
 
 /// One problem with one field, as `k8s.io/apimachinery/pkg/util/validation/field.Error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,57 +91,6 @@ fn properties(schema: &Value) -> Option<&Map<String, Value>> {
 /// The schema of a map's values (`additionalProperties: {schema}`), if any.
 fn additional(schema: &Value) -> Option<&Value> {
     schema.get("additionalProperties").filter(|v| v.is_object())
-}
-
-/// Drops fields the schema does not declare (unless it preserves unknown
-/// fields there) and `null`s of non-nullable fields that have no default.
-/// At the root, `apiVersion`, `kind` and `metadata` always stay.
-pub fn prune(schema: &Value, object: &mut Value) {
-    prune_at(schema, object, true);
-}
-
-fn prune_at(schema: &Value, value: &mut Value, root: bool) {
-    match value {
-        Value::Object(map) => {
-            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
-            let embedded = flag(schema, "x-kubernetes-embedded-resource");
-            let props = properties(schema);
-            let extra = additional(schema);
-            map.retain(|key, v| {
-                let meta = (root || embedded)
-                    && matches!(key.as_str(), "apiVersion" | "kind" | "metadata");
-                if meta {
-                    return true;
-                }
-                let sub = props.and_then(|p| p.get(key)).or(extra);
-                match sub {
-                    Some(sub) => {
-                        !(v.is_null() && !flag(sub, "nullable") && sub.get("default").is_none())
-                    }
-                    None => {
-                        preserve || schema.get("additionalProperties") == Some(&Value::Bool(true))
-                    }
-                }
-            });
-            for (key, v) in map.iter_mut() {
-                if (root || embedded) && matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
-                {
-                    continue;
-                }
-                if let Some(sub) = props.and_then(|p| p.get(key)).or(extra) {
-                    prune_at(sub, v, false);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
-                for item in items {
-                    prune_at(sub, item, false);
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Sets `default` on every missing (or non-nullable `null`) property, top-down,
@@ -413,71 +368,6 @@ fn list_type_duplicates(schema: &Value, items: &[Value], path: &str, errors: &mu
     }
 }
 
-/// The structural-schema rules kube-apiserver enforces on a CRD version's
-/// schema before accepting the CRD (`field` is where the schema sits, e.g.
-/// `spec.versions[0].schema.openAPIV3Schema`): an object at the root, and a
-/// `type` on every property and `items` schema unless it is
-/// `x-kubernetes-int-or-string` or `x-kubernetes-preserve-unknown-fields`.
-pub fn structural_errors(schema: &Value, field: &str) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    match schema.get("type").and_then(Value::as_str) {
-        Some("object") => {}
-        None => push(
-            &mut errors,
-            "FieldValueRequired",
-            &format!("{field}.type"),
-            "Required value: must not be empty at the root".to_owned(),
-        ),
-        Some(other) => push(
-            &mut errors,
-            "FieldValueInvalid",
-            &format!("{field}.type"),
-            format!("Invalid value: {other:?}: must be object at the root"),
-        ),
-    }
-    structural_children(schema, field, &mut errors);
-    errors
-}
-
-fn structural_children(schema: &Value, field: &str, errors: &mut Vec<FieldError>) {
-    let untyped = |s: &Value| {
-        s.get("type")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            && !flag(s, "x-kubernetes-int-or-string")
-            && !flag(s, "x-kubernetes-preserve-unknown-fields")
-    };
-    if let Some(props) = properties(schema) {
-        for (key, sub) in props {
-            let at = format!("{field}.properties[{key}]");
-            if untyped(sub) {
-                push(
-                    errors,
-                    "FieldValueRequired",
-                    &format!("{at}.type"),
-                    "Required value: must not be empty for specified object fields".to_owned(),
-                );
-            }
-            structural_children(sub, &at, errors);
-        }
-    }
-    if let Some(items) = schema.get("items").filter(|s| s.is_object()) {
-        let at = format!("{field}.items");
-        if untyped(items) {
-            push(
-                errors,
-                "FieldValueRequired",
-                &format!("{at}.type"),
-                "Required value: must not be empty for specified array items".to_owned(),
-            );
-        }
-        structural_children(items, &at, errors);
-    }
-    if let Some(extra) = additional(schema) {
-        structural_children(extra, &format!("{field}.additionalProperties"), errors);
-    }
-}
-
 fn validate_string(
     schema: &Value,
     s: &str,
@@ -598,119 +488,6 @@ fn validate_number(
     }
 }
 
-/// The string formats kube-apiserver checks for CRDs (go-openapi's `strfmt`
-/// registry as apiextensions allows it); unknown formats pass, as there.
-pub fn format_matches(format: &str, s: &str) -> bool {
-    match format {
-        "ipv4" => s.parse::<Ipv4Addr>().is_ok(),
-        "ipv6" => s.parse::<Ipv6Addr>().is_ok(),
-        "cidr" => s.split_once('/').is_some_and(|(addr, len)| {
-            let Ok(len) = len.parse::<u8>() else {
-                return false;
-            };
-            match addr.parse::<IpAddr>() {
-                Ok(IpAddr::V4(_)) => len <= 32,
-                Ok(IpAddr::V6(_)) => len <= 128,
-                Err(_) => false,
-            }
-        }),
-        "mac" => {
-            let parts: Vec<&str> = s.split([':', '-']).collect();
-            matches!(parts.len(), 6 | 8 | 20)
-                && parts
-                    .iter()
-                    .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-        }
-        "uuid" => {
-            let groups: Vec<&str> = s.split('-').collect();
-            groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-                && groups
-                    .iter()
-                    .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
-        }
-        "byte" => {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(s).is_ok()
-        }
-        "date-time" | "datetime" => is_date_time(s),
-        "date" => s.len() == 10 && crate::time::parse_rfc3339(&format!("{s}T00:00:00Z")).is_some(),
-        "hostname" => {
-            !s.is_empty()
-                && s.len() <= 255
-                && s.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                })
-        }
-        _ => true,
-    }
-}
-
-/// RFC 3339 date-time: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
-fn is_date_time(s: &str) -> bool {
-    let Some(base) = s.get(..19) else {
-        return false;
-    };
-    if crate::time::parse_rfc3339(&format!("{base}Z")).is_none() {
-        return false;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        rest = &frac[digits..];
-    }
-    rest == "Z"
-        || rest == "z"
-        || (rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && rest.as_bytes()[3] == b':')
-}
-
-/// The `x-kubernetes-preserve-unknown-fields`-aware list of fields in `object`
-/// that the schema does not know, as `.spec.foo` paths (for `fieldValidation=Strict`).
-pub fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    unknown_at(schema, object, "", true, &mut out);
-    out
-}
-
-fn unknown_at(schema: &Value, value: &Value, path: &str, root: bool, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields")
-                || schema.get("additionalProperties") == Some(&Value::Bool(true));
-            let embedded = flag(schema, "x-kubernetes-embedded-resource");
-            let props = properties(schema);
-            let extra = additional(schema);
-            for (key, v) in map {
-                if (root || embedded) && matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
-                {
-                    continue;
-                }
-                match props.and_then(|p| p.get(key)).or(extra) {
-                    Some(sub) => unknown_at(sub, v, &format!("{path}.{key}"), false, out),
-                    None if !preserve => out.push(format!("{path}.{key}")),
-                    None => {}
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
-                for (i, item) in items.iter().enumerate() {
-                    unknown_at(sub, item, &format!("{path}[{i}]"), false, out);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 /// What the real server does to a custom resource on every write, in its
 /// order: prune, default, validate. A violation is 422 with one cause per field.
 pub fn admit(
@@ -756,5 +533,4 @@ pub fn defaulted_on_read<'a>(
 }
 
 #[cfg(test)]
-#[path = "schema_tests.rs"]
 mod tests;
