@@ -37,6 +37,7 @@ pub mod representation;
 pub mod resources;
 pub mod route;
 pub mod router;
+pub mod scale;
 pub mod schema;
 pub mod selector;
 pub mod service;

@@ -208,6 +208,12 @@ fn resource_request(
             rt.plural, rt.plural
         )));
     }
+    if rp.subresource.as_deref() == Some("scale")
+        && crate::scale::has_scale(&rt)
+        && rp.name.is_some()
+    {
+        return crate::scale::request(store, method, &rt, &rp, query, headers, body);
+    }
     let mode = match rp.subresource.as_deref() {
         None => WriteMode::Main,
         Some("status") if rt.status_subresource => WriteMode::Status,

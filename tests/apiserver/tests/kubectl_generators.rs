@@ -1,6 +1,6 @@
 //! kubectl as a person types it against test-apiserver: the `kubectl create
-//! <kind>` generators (which send protobuf bodies), `get`/`describe` of the
-//! kinds they make, and `kubectl apply -f manifests/provider/` and
+//! <kind>` generators (which send protobuf bodies), `get`/`describe`/`scale` of
+//! the kinds they make, and `kubectl apply -f manifests/provider/` and
 //! `manifests/announcer/` (after the cert-manager CRDs those need).
 //!
 //! Without kubectl the tests print a message and pass, except under `CI=true`.
@@ -208,12 +208,22 @@ async fn create_generators_make_objects_that_print_like_a_real_cluster() {
         "{all}"
     );
 
+    // kubectl scale goes through the /scale subresource.
+    let out = k.ok(&["scale", "deployment", "web", "--replicas=3"]).await;
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    let table = rows(&k.ok(&["get", "deployment", "web"]).await);
+    assert_eq!(table[1][..2], ["web", "0/3"]);
+    let err = k
+        .fails(&["scale", "deployment", "web", "--replicas=-1"])
+        .await;
+    assert!(err.contains("replicas"), "{err}");
+
     // describe reads the objects the way it does on a real cluster (spacing
     // differs between kubectl releases, so words are compared).
     let squeeze = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
     let described = squeeze(k.ok(&["describe", "deployment", "web"]).await);
     for want in [
-        "Replicas: 2 desired | 0 updated | 0 total | 0 available | 0 unavailable",
+        "Replicas: 3 desired | 0 updated | 0 total | 0 available | 0 unavailable",
         "StrategyType: RollingUpdate",
         "RollingUpdateStrategy: 25% max unavailable, 25% max surge",
         "Image: nginx:1.27",
