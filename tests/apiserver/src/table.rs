@@ -286,8 +286,9 @@ fn columns_for(rt: &ResourceType) -> Vec<Column> {
                 or_none(selector)
             }));
         }
-        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => {
-            // kubectl shows CREATED AT (the timestamp itself) instead of AGE for roles.
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles")
+        | ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            // CREATED AT (the timestamp itself) instead of AGE, as the real server prints these.
             columns.push(Column::computed("Created At", "date", |o| {
                 json!(crate::meta::str_field(o, "creationTimestamp"))
             }));

@@ -108,6 +108,9 @@ async fn kubectl_sees_schema_checks_columns_and_versions() {
     let dir = c.dir.path();
     let path = |name: &str, text: &str| write(dir, name, text).to_string_lossy().into_owned();
     k.ok(&["apply", "-f", &path("crd.yaml", CRD)]).await;
+    let crds = rows(&k.ok(&["get", "crd"]).await);
+    assert_eq!(crds[0], ["NAME", "CREATED", "AT"]);
+    assert_eq!(crds[1][0], "testpools.example.ferrolb.io");
     let out = k.ok(&["apply", "-f", &path("good.yaml", GOOD)]).await;
     assert_eq!(out.trim(), "testpool.example.ferrolb.io/web created");
 
