@@ -45,17 +45,49 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
     let singular = text(&["names", "singular"]).unwrap_or_else(|| kind.to_ascii_lowercase());
     let list_kind = text(&["names", "listKind"]).unwrap_or_else(|| format!("{kind}List"));
     let short_names = crate::meta::str_list(spec.pointer("/names/shortNames"));
+    let categories = crate::meta::str_list(spec.pointer("/names/categories"));
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| problem("spec.versions must list at least one version"))?;
+    let storage = versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .count();
+    if storage != 1 {
+        return Err(problem(&format!(
+            "spec.versions: Invalid value: []apiextensions.CustomResourceDefinitionVersion{{...}}: \
+             must have exactly one version marked as storage version (found {storage})"
+        )));
+    }
+    let storage_version = versions
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .and_then(|v| v.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let mut types = Vec::new();
     for (i, version) in versions.iter().enumerate() {
         let name = version
             .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| problem(&format!("spec.versions[{i}].name is required")))?;
+        if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
+            let causes = crate::schema::structural_errors(
+                schema,
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+            );
+            if !causes.is_empty() {
+                return Err(ApiError::InvalidFields {
+                    group: "apiextensions.k8s.io".to_owned(),
+                    kind: "CustomResourceDefinition".to_owned(),
+                    name: crd_name.clone(),
+                    causes,
+                });
+            }
+        }
         if version.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
@@ -71,13 +103,20 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             short_names: short_names.clone(),
             defined_by_crd: Some(crd_name.clone()),
             printer_columns: printer_columns(version),
+            categories: categories.clone(),
+            schema: version
+                .pointer("/schema/openAPIV3Schema")
+                .filter(|s| s.is_object())
+                .cloned()
+                .map(std::sync::Arc::new),
+            storage_version: storage_version.clone(),
         });
     }
     Ok(types)
 }
 
-/// The `additionalPrinterColumns` whose jsonPath is a plain `.a.b` path
-/// (filters and indexes are not supported and those columns are left out).
+/// The `additionalPrinterColumns` whose jsonPath [`crate::jsonpath`] can
+/// evaluate (other forms are left out of the table).
 fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
     version
         .get("additionalPrinterColumns")
@@ -86,10 +125,24 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
         .flatten()
         .filter_map(|c| {
             let name = c.get("name")?.as_str()?;
-            let path = c.get("jsonPath")?.as_str()?.strip_prefix('.')?;
-            if path.is_empty() || path.contains(['[', ']', '@', '*', '(']) {
-                return None;
-            }
+            let json_path = c.get("jsonPath")?.as_str()?;
+            let parsed = crate::jsonpath::parse(json_path)?;
+            let simple = parsed
+                .0
+                .iter()
+                .all(|s| matches!(s, crate::jsonpath::Step::Key(k) if !k.contains(['/', '~'])));
+            let pointer = if simple {
+                parsed
+                    .0
+                    .iter()
+                    .map(|s| match s {
+                        crate::jsonpath::Step::Key(k) => format!("/{k}"),
+                        _ => String::new(),
+                    })
+                    .collect()
+            } else {
+                String::new()
+            };
             Some(PrinterColumn {
                 name: name.to_owned(),
                 kind: c
@@ -97,7 +150,9 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
                     .and_then(Value::as_str)
                     .unwrap_or("string")
                     .to_owned(),
-                pointer: format!("/{}", path.replace('.', "/")),
+                pointer,
+                json_path: json_path.to_owned(),
+                priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
             })
         })
         .collect()

@@ -55,6 +55,9 @@ fn groups(registry: &Registry) -> BTreeMap<String, Vec<String>> {
             versions.push(rt.version.clone());
         }
     }
+    for versions in groups.values_mut() {
+        versions.sort_by_key(|v| crate::resources::version_priority(v));
+    }
     groups
 }
 
@@ -97,6 +100,7 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
         "kind": rt.kind,
         "verbs": VERBS,
         "shortNames": rt.short_names,
+        "categories": rt.categories,
     })];
     if rt.status_subresource {
         entries.push(json!({
@@ -104,6 +108,17 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
             "singularName": "",
             "namespaced": rt.namespaced,
             "kind": rt.kind,
+            "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if crate::scale::has_scale(rt) {
+        entries.push(json!({
+            "name": format!("{}/scale", rt.plural),
+            "singularName": "",
+            "namespaced": rt.namespaced,
+            "group": "autoscaling",
+            "version": "v1",
+            "kind": "Scale",
             "verbs": ["get", "patch", "update"],
         }));
     }

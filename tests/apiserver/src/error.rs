@@ -29,6 +29,19 @@ pub enum ApiError {
     /// The body is understood but violates a rule (422).
     #[error("{0}")]
     Invalid(String),
+    /// An object that violates its schema, field by field (422 with
+    /// `details.causes`, as `apierrors.NewInvalid` builds it).
+    #[error(
+        "{} \"{name}\" is invalid: {}",
+        qualified_kind(group, kind),
+        aggregate(causes)
+    )]
+    InvalidFields {
+        group: String,
+        kind: String,
+        name: String,
+        causes: Vec<crate::schema::FieldError>,
+    },
     /// A watch or continue token refers to history the event log no longer holds.
     #[error("{0}")]
     Expired(String),
@@ -50,7 +63,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => 404,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
             ApiError::BadRequest(_) => 400,
-            ApiError::Invalid(_) => 422,
+            ApiError::Invalid(_) | ApiError::InvalidFields { .. } => 422,
             ApiError::Expired(_) => 410,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -65,7 +78,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::BadRequest(_) => "BadRequest",
-            ApiError::Invalid(_) => "Invalid",
+            ApiError::Invalid(_) | ApiError::InvalidFields { .. } => "Invalid",
             ApiError::Expired(_) => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -75,6 +88,28 @@ impl ApiError {
 
     /// The `kind: Status` document sent as the response body (and inside watch ERROR events).
     pub fn to_status(&self) -> Value {
+        if let ApiError::InvalidFields {
+            group,
+            kind,
+            name,
+            causes,
+        } = self
+        {
+            let causes: Vec<Value> = causes
+                .iter()
+                .map(|c| json!({"reason": c.reason, "message": c.body, "field": c.field}))
+                .collect();
+            return json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": self.to_string(),
+                "reason": self.reason(),
+                "details": {"name": name, "group": group, "kind": kind, "causes": causes},
+                "code": self.code(),
+            });
+        }
         json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -93,6 +128,29 @@ impl ApiError {
             name: name.to_owned(),
             detail: "the object has been modified; please apply your changes to the latest version and try again".to_owned(),
         }
+    }
+}
+
+/// `Kind.group` as `schema.GroupKind.String()` prints it (`Kind` for the core group).
+fn qualified_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}.{group}")
+    }
+}
+
+/// `field.ErrorList.ToAggregate().Error()`: one error alone, several in brackets.
+fn aggregate(causes: &[crate::schema::FieldError]) -> String {
+    match causes {
+        [one] => one.to_string(),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -30,6 +30,9 @@ pub struct RequestRecord {
     pub subresource: Option<String>,
     /// HTTP status of the response (200 for a watch that started streaming).
     pub status: u16,
+    /// The request's `Content-Type` (empty when absent), e.g. to see that
+    /// kubectl sent `application/vnd.kubernetes.protobuf`.
+    pub content_type: String,
 }
 
 /// The ordered log of requests.

@@ -28,19 +28,24 @@ pub mod error;
 pub mod event_mirror;
 pub mod hooks;
 pub mod http;
+pub mod jsonpath;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod representation;
 pub mod resources;
 pub mod route;
 pub mod router;
+pub mod scale;
+pub mod schema;
 pub mod selector;
 pub mod service;
 pub mod store;
 pub mod table;
 pub mod time;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -170,7 +175,7 @@ impl TestApiServer {
             .backend
             .store
             .create(&rt, namespace.as_deref(), obj, false)?;
-        Ok((*created).clone())
+        Ok((*rt.present(created)).clone())
     }
 
     /// One stored object, if it exists.
@@ -186,7 +191,7 @@ impl TestApiServer {
             .store
             .get(&rt, namespace, name)
             .ok()
-            .map(|o| (*o).clone())
+            .map(|o| (*rt.present(o)).clone())
     }
 
     /// All stored objects of one kind, ordered by namespace and name.
@@ -196,8 +201,8 @@ impl TestApiServer {
                 .backend
                 .store
                 .objects(&rt)
-                .iter()
-                .map(|o| (**o).clone())
+                .into_iter()
+                .map(|o| (*rt.present(o)).clone())
                 .collect(),
             None => Vec::new(),
         }

@@ -78,6 +78,11 @@ pub async fn handle(
         name: None,
         subresource: None,
         status: 0,
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
     };
     if let Route::Resource(rp) = &route {
         record.verb = verb_of(&method, rp, &query).to_owned();
@@ -203,6 +208,12 @@ fn resource_request(
             rt.plural, rt.plural
         )));
     }
+    if rp.subresource.as_deref() == Some("scale")
+        && crate::scale::has_scale(&rt)
+        && rp.name.is_some()
+    {
+        return crate::scale::request(store, method, &rt, &rp, query, headers, body);
+    }
     let mode = match rp.subresource.as_deref() {
         None => WriteMode::Main,
         Some("status") if rt.status_subresource => WriteMode::Status,
@@ -222,7 +233,8 @@ fn resource_request(
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match (method.clone(), rp.name.as_deref()) {
         (Method::GET, Some(name)) => {
-            let obj = store.get(&rt, ns, name)?;
+            let stored = rt.present(store.get(&rt, ns, name)?);
+            let obj = crate::schema::defaulted_on_read(&rt, &stored);
             match representation.object(&rt, &obj) {
                 Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
                 None => Ok(json_response(StatusCode::OK, &obj)),
@@ -238,7 +250,19 @@ fn resource_request(
                 limit: parse_number(query, "limit")?.map(|l| l as usize),
                 continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
             };
-            let page = store.list(&rt, ns, &opts)?;
+            let mut page = store.list(&rt, ns, &opts)?;
+            for item in &mut page.items {
+                *item = rt.present(item.clone());
+            }
+            if rt.schema.is_some() {
+                for item in &mut page.items {
+                    if let std::borrow::Cow::Owned(defaulted) =
+                        crate::schema::defaulted_on_read(&rt, item)
+                    {
+                        *item = std::sync::Arc::new(defaulted);
+                    }
+                }
+            }
             let items: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
             match representation.list(&rt, &items, list_metadata(&page)) {
                 Some(shaped) => Ok(json_response(StatusCode::OK, &shaped)),
@@ -247,13 +271,21 @@ fn resource_request(
         }
         (Method::POST, None) => {
             let obj = parse_json(body, &rt, "create", headers)?;
-            let created = store.create(&rt, ns, obj, dry_run)?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            let warnings = field_validation(&rt, &obj, query)?;
+            let created = rt.present(store.create(&rt, ns, obj, dry_run)?);
+            Ok(with_warnings(
+                json_response(StatusCode::CREATED, &created),
+                &warnings,
+            ))
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_json(body, &rt, "update", headers)?;
-            let updated = store.update(&rt, ns, name, obj, mode, dry_run)?;
-            Ok(json_response(StatusCode::OK, &updated))
+            let warnings = field_validation(&rt, &obj, query)?;
+            let updated = rt.present(store.update(&rt, ns, name, obj, mode, dry_run)?);
+            Ok(with_warnings(
+                json_response(StatusCode::OK, &updated),
+                &warnings,
+            ))
         }
         (Method::PATCH, Some(name)) => {
             let content_type = headers
@@ -262,6 +294,11 @@ fn resource_request(
                 .unwrap_or("");
             let kind = PatchKind::from_content_type(content_type)?;
             let patch = crate::patch::parse_body(kind, body)?;
+            let warnings = if kind == PatchKind::Json {
+                Vec::new()
+            } else {
+                field_validation(&rt, &patch, query)?
+            };
             let manager = query.get("fieldManager").map(String::as_str);
             let request = PatchRequest {
                 kind,
@@ -271,12 +308,16 @@ fn resource_request(
                 force: is_true(query.get("force")),
                 dry_run,
             };
-            let patched = store.patch(&rt, ns, name, &request)?;
-            Ok(json_response(StatusCode::OK, &patched))
+            let patched = rt.present(store.patch(&rt, ns, name, &request)?);
+            Ok(with_warnings(
+                json_response(StatusCode::OK, &patched),
+                &warnings,
+            ))
         }
         (Method::DELETE, Some(name)) => {
             let (preconditions, body_dry_run) = delete_options(body)?;
-            let deleted = store.delete(&rt, ns, name, &preconditions, dry_run || body_dry_run)?;
+            let deleted =
+                rt.present(store.delete(&rt, ns, name, &preconditions, dry_run || body_dry_run)?);
             if crate::meta::is_deleting(&deleted) && crate::meta::has_finalizers(&deleted) {
                 return Ok(json_response(StatusCode::ACCEPTED, &deleted));
             }
@@ -305,7 +346,7 @@ fn resource_request(
                     &preconditions,
                     dry_run || body_dry_run,
                 ) {
-                    Ok(d) => deleted.push(d),
+                    Ok(d) => deleted.push(rt.present(d)),
                     // Deleted concurrently: nothing left to do for this one.
                     Err(ApiError::NotFound { .. }) => {}
                     Err(e) => return Err(e),
@@ -359,12 +400,14 @@ fn parse_json(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if crate::protobuf::is_protobuf(content_type) {
+        return crate::protobuf::decode_object(body, rt, verb);
+    }
     if content_type.starts_with("application/vnd.kubernetes.protobuf")
         || content_type.starts_with("application/cbor")
     {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "{verb} {}: this test API server speaks JSON only, not `{content_type}` \
-             (kubectl's `create <kind>` generators send protobuf; use `kubectl create -f` or `kubectl apply -f` with a manifest)",
+            "{verb} {}: this test API server reads JSON and Kubernetes protobuf bodies, not `{content_type}`",
             rt.kind
         )));
     }
@@ -374,6 +417,49 @@ fn parse_json(
             rt.kind
         ))
     })
+}
+
+/// `fieldValidation` for custom resources: fields the CRD schema does not
+/// declare are pruned on write; `Strict` (what kubectl sends) refuses them
+/// with 400 as the real server's strict decoder does, `Ignore` says nothing,
+/// and the default `Warn` returns one `Warning` header per field.
+fn field_validation(
+    rt: &ResourceType,
+    obj: &Value,
+    query: &Query,
+) -> Result<Vec<String>, ApiError> {
+    let Some(schema) = rt.schema.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let unknown: Vec<String> = crate::schema::unknown_fields(schema, obj)
+        .into_iter()
+        .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
+        .collect();
+    match query.get("fieldValidation").map(String::as_str) {
+        _ if unknown.is_empty() => Ok(Vec::new()),
+        Some("Strict") => Err(ApiError::BadRequest(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            unknown.join(", "),
+            kind = rt.kind,
+            version = rt.version,
+        ))),
+        Some("Ignore") => Ok(Vec::new()),
+        _ => Ok(unknown),
+    }
+}
+
+/// Adds `Warning: 299 - "..."` headers, as the real server reports dropped fields.
+fn with_warnings(
+    mut response: Response<ResponseBody>,
+    warnings: &[String],
+) -> Response<ResponseBody> {
+    for warning in warnings {
+        let text = format!("299 - {}", serde_json::Value::String(warning.clone()));
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn delete_options(body: &Bytes) -> Result<(DeletePreconditions, bool), ApiError> {

@@ -9,18 +9,20 @@
 
 use serde_json::{Value, json};
 
+use crate::jsonpath::{Path, Step};
 use crate::resources::ResourceType;
 
 struct Column {
     name: String,
     kind: String,
     cell: Cell,
+    priority: i64,
 }
 
 enum Cell {
     Computed(fn(&Value) -> Value),
-    /// A CRD printer column: the value at this JSON pointer.
-    Pointer(String),
+    /// A CRD printer column: the first value its jsonPath finds.
+    Path(crate::jsonpath::Path),
 }
 
 impl Column {
@@ -29,13 +31,14 @@ impl Column {
             name: name.to_owned(),
             kind: kind.to_owned(),
             cell: Cell::Computed(cell),
+            priority: 0,
         }
     }
 
     fn value(&self, obj: &Value) -> Value {
         match &self.cell {
             Cell::Computed(f) => f(obj),
-            Cell::Pointer(p) => match obj.pointer(p) {
+            Cell::Path(p) => match p.find(obj).into_iter().next() {
                 // Like the real server, `date` columns print as ages.
                 Some(Value::String(t)) if self.kind == "date" => {
                     match crate::time::parse_rfc3339(t) {
@@ -140,6 +143,17 @@ fn count_of(obj: &Value, field: &str) -> usize {
         .unwrap_or(0)
 }
 
+fn int_at(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `spec.replicas`, which defaults to 1.
+fn desired(obj: &Value) -> i64 {
+    obj.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
 fn node_status(obj: &Value) -> Value {
     let ready = obj
         .pointer("/status/conditions")
@@ -194,6 +208,101 @@ fn columns_for(rt: &ResourceType) -> Vec<Column> {
             }));
         }
         ("", "nodes") => columns.push(Column::computed("Status", "string", node_status)),
+        ("", "serviceaccounts") => {
+            columns.push(Column::computed("Secrets", "integer", |o| {
+                json!(
+                    o.get("secrets")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                )
+            }));
+        }
+        ("apps", "deployments") => {
+            columns.push(Column::computed("Ready", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    int_at(o, "/status/readyReplicas"),
+                    desired(o)
+                ))
+            }));
+            columns.push(Column::computed("Up-to-date", "integer", |o| {
+                json!(int_at(o, "/status/updatedReplicas"))
+            }));
+            columns.push(Column::computed("Available", "integer", |o| {
+                json!(int_at(o, "/status/availableReplicas"))
+            }));
+        }
+        ("apps", "replicasets") => {
+            columns.push(Column::computed("Desired", "integer", |o| {
+                json!(desired(o))
+            }));
+            columns.push(Column::computed("Current", "integer", |o| {
+                json!(int_at(o, "/status/replicas"))
+            }));
+            columns.push(Column::computed("Ready", "integer", |o| {
+                json!(int_at(o, "/status/readyReplicas"))
+            }));
+        }
+        ("apps", "statefulsets") => {
+            columns.push(Column::computed("Ready", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    int_at(o, "/status/readyReplicas"),
+                    desired(o)
+                ))
+            }));
+        }
+        ("apps", "daemonsets") => {
+            for (name, pointer) in [
+                ("Desired", "/status/desiredNumberScheduled"),
+                ("Current", "/status/currentNumberScheduled"),
+                ("Ready", "/status/numberReady"),
+                ("Up-to-date", "/status/updatedNumberScheduled"),
+                ("Available", "/status/numberAvailable"),
+            ] {
+                columns.push(Column {
+                    name: name.to_owned(),
+                    kind: "integer".to_owned(),
+                    cell: Cell::Path(Path(
+                        pointer[1..]
+                            .split('/')
+                            .map(|k| Step::Key(k.to_owned()))
+                            .collect(),
+                    )),
+                    priority: 0,
+                });
+            }
+            columns.push(Column::computed("Node Selector", "string", |o| {
+                let selector = o
+                    .pointer("/spec/template/spec/nodeSelector")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                or_none(selector)
+            }));
+        }
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles")
+        | ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            // CREATED AT (the timestamp itself) instead of AGE, as the real server prints these.
+            columns.push(Column::computed("Created At", "date", |o| {
+                json!(crate::meta::str_field(o, "creationTimestamp"))
+            }));
+            return columns;
+        }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            columns.push(Column::computed("Role", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    text_at(o, "/roleRef/kind"),
+                    text_at(o, "/roleRef/name")
+                ))
+            }));
+        }
         ("coordination.k8s.io", "leases") => {
             columns.push(Column::computed("Holder", "string", |o| {
                 json!(text_at(o, "/spec/holderIdentity"))
@@ -234,10 +343,14 @@ fn columns_for(rt: &ResourceType) -> Vec<Column> {
         }
         _ if !rt.printer_columns.is_empty() => {
             for c in &rt.printer_columns {
+                let Some(path) = crate::jsonpath::parse(&c.json_path) else {
+                    continue;
+                };
                 columns.push(Column {
                     name: c.name.clone(),
                     kind: c.kind.clone(),
-                    cell: Cell::Pointer(c.pointer.clone()),
+                    cell: Cell::Path(path),
+                    priority: c.priority,
                 });
             }
             return columns;
@@ -255,7 +368,7 @@ pub fn table(rt: &ResourceType, objects: &[&Value], list_metadata: Value) -> Val
         .iter()
         .map(|c| {
             let format = if c.name == "Name" { "name" } else { "" };
-            json!({"name": c.name, "type": c.kind, "format": format, "description": "", "priority": 0})
+            json!({"name": c.name, "type": c.kind, "format": format, "description": "", "priority": c.priority})
         })
         .collect();
     let rows: Vec<Value> = objects
@@ -333,12 +446,14 @@ mod tests {
                 "versions": [{"name": "v1alpha1", "served": true, "storage": true, "additionalPrinterColumns": [
                     {"name": "CIDR", "type": "string", "jsonPath": ".spec.cidr"},
                     {"name": "Free", "type": "integer", "jsonPath": ".status.free"},
-                    {"name": "Odd", "type": "string", "jsonPath": ".spec.items[0]"},
+                    {"name": "Odd", "type": "string", "jsonPath": ".spec.items[?(@.a > 1)]"},
+                    {"name": "First", "type": "string", "jsonPath": ".spec.blocks[0].cidr", "priority": 1},
                 ]}],
             },
         });
         let types = crate::crd::resource_types(&crd).expect("valid CRD");
-        let pool = json!({"metadata": {"name": "web"}, "spec": {"cidr": "203.0.113.0/28"}});
+        let pool = json!({"metadata": {"name": "web"}, "spec": {"cidr": "203.0.113.0/28",
+            "blocks": [{"cidr": "198.51.100.0/24"}]}});
         let t = table(&types[0], &[&pool], json!({}));
         let header: Vec<&str> = t["columnDefinitions"]
             .as_array()
@@ -348,13 +463,14 @@ mod tests {
             .collect();
         assert_eq!(
             header,
-            ["Name", "CIDR", "Free"],
+            ["Name", "CIDR", "Free", "First"],
             "unsupported jsonPaths are left out"
         );
         assert_eq!(
             t["rows"][0]["cells"],
-            json!(["web", "203.0.113.0/28", "<none>"])
+            json!(["web", "203.0.113.0/28", "<none>", "198.51.100.0/24"])
         );
+        assert_eq!(t["columnDefinitions"][3]["priority"], 1);
     }
 
     #[test]

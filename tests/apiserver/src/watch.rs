@@ -71,10 +71,16 @@ impl WatchFilter {
                 _ => return None,
             }
         };
-        if let Some(shaped) = self
-            .representation
-            .object(&self.resource_type, &event.object)
-        {
+        let rt = &self.resource_type;
+        if rt.version != rt.storage_version {
+            let presented = rt.present(event.object.clone());
+            let shaped = self.representation.object(rt, &presented);
+            return Some(watch_line(
+                event_type,
+                shaped.as_ref().unwrap_or(&presented),
+            ));
+        }
+        if let Some(shaped) = self.representation.object(rt, &event.object) {
             return Some(watch_line(event_type, &shaped));
         }
         if event_type == event.event_type.as_str() {
@@ -105,7 +111,7 @@ pub fn start(
         Some("true" | "1")
     );
     let filter = WatchFilter {
-        resource: rt.key(),
+        resource: rt.storage_key(),
         namespace: namespace.map(str::to_owned),
         selectors,
         representation,

@@ -128,9 +128,11 @@ async fn discovery_documents_match_what_kubectl_parses() {
         group_names,
         [
             "apiextensions.k8s.io",
+            "apps",
             "coordination.k8s.io",
             "discovery.k8s.io",
-            "events.k8s.io"
+            "events.k8s.io",
+            "rbac.authorization.k8s.io"
         ]
     );
     let (_, _, list) = raw(
@@ -300,7 +302,7 @@ async fn leases_support_optimistic_renewal() {
 }
 
 #[tokio::test]
-async fn protobuf_bodies_get_415_naming_the_workaround() {
+async fn broken_protobuf_is_400_and_cbor_is_415() {
     let server = TestApiServer::new();
     let (code, _, body) = raw(
         &server,
@@ -310,13 +312,22 @@ async fn protobuf_bodies_get_415_naming_the_workaround() {
         "k8s\u{0}binary",
     )
     .await;
-    assert_eq!(code, 415);
+    assert_eq!(code, 400, "{body}");
     assert!(
         body["message"]
             .as_str()
-            .is_some_and(|m| m.contains("kubectl create -f")),
+            .is_some_and(|m| m.contains("create Namespace")),
         "{body}"
     );
+    let (code, _, body) = raw(
+        &server,
+        Method::POST,
+        "/api/v1/namespaces",
+        "application/cbor",
+        "\u{a0}",
+    )
+    .await;
+    assert_eq!(code, 415, "{body}");
 }
 
 #[tokio::test]

@@ -6,14 +6,15 @@
 //! Without kubectl the test prints a message and returns, except under
 //! `CI=true`, where it fails.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::write;
 use test_apiserver::TestApiServer;
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 
 const OBJECTS: &str = "\
 apiVersion: v1
@@ -34,55 +35,6 @@ spec:
   - name: http
     port: 80
 ";
-
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-}
-
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(&self.cache)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let out = tokio::time::timeout(Duration::from_secs(30), self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
-            .unwrap_or_else(|e| panic!("kubectl {args:?} did not start: {e}"));
-        Output {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Runs and requires success, returning stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert!(
-            out.ok,
-            "kubectl {args:?} failed:\n{}\n{}",
-            out.stdout, out.stderr
-        );
-        out.stdout
-    }
-}
 
 /// kubectl prints compact JSON to a pipe and indented JSON to a terminal.
 fn compact(text: &str) -> String {
@@ -105,45 +57,20 @@ async fn read_until(stdout: &mut tokio::process::ChildStdout, seen: &mut String,
     }
 }
 
-fn find_kubectl() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-}
-
 fn service_json(server: &TestApiServer) -> Value {
     server
         .object("v1", "Service", Some("default"), "web")
         .unwrap_or_else(|| panic!("service default/web is missing from the store"))
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_the_http_front_door() {
-    let Some(binary) = find_kubectl() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "kubectl is not on PATH (CI=true): install kubernetes-client"
-        );
-        eprintln!("kubectl not found on PATH; skipping the kubectl test outside CI");
+    let Some(cluster) = support::cluster().await else {
         return;
     };
-    let server = TestApiServer::new();
-    let (address, serve_task) = server.serve_http(0).await.expect("serve http");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    TestApiServer::write_kubeconfig(&kubeconfig, address).expect("kubeconfig");
-    let k = Kubectl {
-        binary,
-        kubeconfig,
-        cache: dir.path().join("cache"),
-    };
+    let server = &cluster.server;
+    let k = &cluster.kubectl;
+    let dir = &cluster.dir;
 
     // apply -f, validation on (needs /openapi/v3).
     let objects = write(dir.path(), "objects.yaml", OBJECTS);
@@ -166,7 +93,7 @@ async fn kubectl_drives_the_http_front_door() {
     );
     let out = k.ok(&["apply", "-f", &changed.to_string_lossy()]).await;
     assert!(out.contains("service/web configured"), "{out}");
-    let ports = service_json(&server)["spec"]["ports"].clone();
+    let ports = service_json(server)["spec"]["ports"].clone();
     let summary: Vec<(Option<&str>, Option<i64>)> = ports
         .as_array()
         .into_iter()
@@ -217,7 +144,7 @@ async fn kubectl_drives_the_http_front_door() {
     k.ok(&["annotate", "svc", "web", "ferrolb.io/note=hello"])
         .await;
     k.ok(&["label", "svc", "web", "tier=front"]).await;
-    let svc = service_json(&server);
+    let svc = service_json(server);
     assert_eq!(svc["metadata"]["annotations"]["ferrolb.io/note"], "hello");
     assert_eq!(svc["metadata"]["labels"]["tier"], "front");
     assert_eq!(
@@ -264,7 +191,7 @@ async fn kubectl_drives_the_http_front_door() {
         r#"{"spec":{"ports":[{"port":443,"name":"https"}]}}"#,
     ])
     .await;
-    let svc = service_json(&server);
+    let svc = service_json(server);
     assert_eq!(svc["spec"]["type"], "ClusterIP");
     assert_eq!(svc["metadata"]["labels"]["j"], "k");
     let ports: Vec<i64> = svc["spec"]["ports"]
@@ -403,6 +330,4 @@ async fn kubectl_drives_the_http_front_door() {
         first_rv, second_rv,
         "re-applying the same manifest writes nothing"
     );
-
-    serve_task.abort();
 }

@@ -76,12 +76,12 @@ impl State {
             meta::set(&mut marked, "resourceVersion", self.revision.to_string());
             let marked = Arc::new(marked);
             self.objects
-                .entry(rt.key())
+                .entry(rt.storage_key())
                 .or_default()
                 .insert((namespace.to_owned(), name.to_owned()), marked.clone());
             let event = StoreEvent::new(
                 self.revision,
-                rt.key(),
+                rt.storage_key(),
                 EventType::Modified,
                 marked.clone(),
                 Some(current),
@@ -104,7 +104,7 @@ impl State {
         name: &str,
         current: Arc<Value>,
     ) -> Result<Arc<Value>, ApiError> {
-        if let Some(m) = self.objects.get_mut(&rt.key()) {
+        if let Some(m) = self.objects.get_mut(&rt.storage_key()) {
             m.remove(&(namespace.to_owned(), name.to_owned()));
         }
         if rt.group.is_empty() && rt.plural == "services" {
@@ -116,7 +116,7 @@ impl State {
         let gone = Arc::new(gone);
         let event = StoreEvent::new(
             self.revision,
-            rt.key(),
+            rt.storage_key(),
             EventType::Deleted,
             gone.clone(),
             Some(current),

@@ -261,7 +261,7 @@ impl Store {
     ) -> Result<WatchStart, ApiError> {
         let state = self.lock();
         let live = self.events.subscribe();
-        let key = rt.key();
+        let key = rt.storage_key();
         let replay = match from {
             None | Some(0) => state
                 .objects
@@ -331,7 +331,7 @@ impl Store {
     pub fn objects(&self, rt: &ResourceType) -> Vec<Arc<Value>> {
         self.lock()
             .objects
-            .get(&rt.key())
+            .get(&rt.storage_key())
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
@@ -344,7 +344,7 @@ fn too_old(requested: u64, oldest: u64) -> ApiError {
 impl State {
     fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         self.objects
-            .get(&rt.key())
+            .get(&rt.storage_key())
             .and_then(|m| m.get(&(namespace.to_owned(), name.to_owned())))
             .cloned()
             .ok_or_else(|| not_found(rt, name))
@@ -371,7 +371,7 @@ impl State {
             None => (self.revision, None),
         };
         let empty = BTreeMap::new();
-        let objects = self.objects.get(&rt.key()).unwrap_or(&empty);
+        let objects = self.objects.get(&rt.storage_key()).unwrap_or(&empty);
         let range = match &after {
             Some(key) => objects.range::<(String, String), _>((
                 std::ops::Bound::Excluded(key),

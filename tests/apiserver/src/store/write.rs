@@ -147,7 +147,7 @@ impl Store {
                 "fieldManager is required for apply requests".to_owned(),
             ));
         }
-        let mut patched = patch::apply_patch(kind, &current, body)?;
+        let mut patched = patch::apply_patch(kind, &rt.present(current.clone()), body)?;
         if !patched.is_object() {
             return Err(ApiError::BadRequest(format!(
                 "the {kind:?} patch turned the object into a non-object"
@@ -262,6 +262,10 @@ impl State {
             meta.remove("deletionTimestamp");
             meta.remove("deletionGracePeriodSeconds");
         }
+        crate::workloads::prepare_for_create(rt, &mut obj);
+        crate::schema::admit(rt, &mut obj)?;
+        crate::workloads::default_on_create(rt, &mut obj);
+        to_storage_version(rt, &mut obj);
         match (rt.group.as_str(), rt.plural.as_str()) {
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let types = crate::crd::resource_types(&obj)?;
@@ -295,10 +299,16 @@ impl State {
         meta::set(&mut obj, "resourceVersion", self.revision.to_string());
         let obj = Arc::new(obj);
         self.objects
-            .entry(rt.key())
+            .entry(rt.storage_key())
             .or_default()
             .insert((namespace, name), obj.clone());
-        let event = StoreEvent::new(self.revision, rt.key(), EventType::Added, obj.clone(), None);
+        let event = StoreEvent::new(
+            self.revision,
+            rt.storage_key(),
+            EventType::Added,
+            obj.clone(),
+            None,
+        );
         self.record(events, event);
         Ok(obj)
     }
@@ -373,7 +383,14 @@ impl State {
                 }
             }
         }
-        if spec_changed(&old, &new) {
+        if mode == WriteMode::Main {
+            crate::workloads::default_on_create(rt, &mut new);
+        }
+        crate::schema::admit(rt, &mut new)?;
+        to_storage_version(rt, &mut new);
+        // Custom resources without a status subresource count status changes too.
+        let status_counts = rt.defined_by_crd.is_some() && !rt.status_subresource;
+        if spec_changed(&old, &new, status_counts) {
             let generation = meta::metadata(&old)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
@@ -402,7 +419,15 @@ impl State {
             return self.remove(events, rt, &namespace, &name, old);
         }
         if let Some(types) = crd_types {
+            let old_storage = self
+                .registry
+                .all()
+                .find(|t| t.defined_by_crd.as_deref() == Some(name.as_str()))
+                .map(|t| (t.storage_key(), t.storage_api_version()));
             self.registry.remove_crd(&name);
+            if let (Some((old_key, _)), Some(new_type)) = (old_storage, types.first()) {
+                self.move_storage(&old_key, new_type);
+            }
             for t in types {
                 self.registry.insert(t);
             }
@@ -411,18 +436,55 @@ impl State {
         meta::set(&mut new, "resourceVersion", self.revision.to_string());
         let new = Arc::new(new);
         self.objects
-            .entry(rt.key())
+            .entry(rt.storage_key())
             .or_default()
             .insert((namespace, name), new.clone());
         let event = StoreEvent::new(
             self.revision,
-            rt.key(),
+            rt.storage_key(),
             EventType::Modified,
             new.clone(),
             Some(old),
         );
         self.record(events, event);
         Ok(new)
+    }
+}
+
+impl State {
+    /// A CRD update that changes the storage version moves the stored objects
+    /// (a real server keeps old ones in the old version and lists it in
+    /// `status.storedVersions`; with conversion `None` the difference is only
+    /// `apiVersion`).
+    fn move_storage(&mut self, old_key: &crate::resources::ResourceKey, new_type: &ResourceType) {
+        let new_key = new_type.storage_key();
+        if *old_key == new_key {
+            return;
+        }
+        let Some(objects) = self.objects.remove(old_key) else {
+            return;
+        };
+        let api_version = new_type.storage_api_version();
+        let moved = objects
+            .into_iter()
+            .map(|(slot, obj)| {
+                let mut obj = (*obj).clone();
+                if let Some(map) = obj.as_object_mut() {
+                    map.insert("apiVersion".to_owned(), api_version.clone().into());
+                }
+                (slot, Arc::new(obj))
+            })
+            .collect();
+        self.objects.insert(new_key, moved);
+    }
+}
+
+/// Objects of every served version of a CRD are stored in its storage version.
+fn to_storage_version(rt: &ResourceType, obj: &mut Value) {
+    if rt.version != rt.storage_version
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.insert("apiVersion".to_owned(), rt.storage_api_version().into());
     }
 }
 
@@ -462,8 +524,12 @@ fn check_type(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
 
 /// Whether anything but `metadata` and `status` differs: what `generation` tracks.
 /// Compares in place; this runs on every write.
-fn spec_changed(old: &Value, new: &Value) -> bool {
-    let tracked = |k: &String| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind");
+fn spec_changed(old: &Value, new: &Value, status_counts: bool) -> bool {
+    let tracked = |k: &String| match k.as_str() {
+        "metadata" | "apiVersion" | "kind" => false,
+        "status" => status_counts,
+        _ => true,
+    };
     match (old.as_object(), new.as_object()) {
         (Some(o), Some(n)) => {
             o.iter()
