@@ -319,7 +319,7 @@ impl ServiceView {
     ///    present;
     /// 5. nothing: allocate automatically.
     pub fn requested(&self) -> Vec<String> {
-        if self.loadbalancer_ips.is_some() && !crate::ownership::annotation(self) {
+        if self.annotation_edited() {
             return split_raw(self.loadbalancer_ips.as_deref());
         }
         if let Some(ips) = &self.requested_ips {
@@ -347,6 +347,11 @@ impl ServiceView {
             Some(ip) if record == [ip.clone()] => record,
             _ => Vec::new(),
         }
+    }
+
+    /// `kube-vip.io/loadbalancerIPs` is present and not what we wrote: a user's request.
+    fn annotation_edited(&self) -> bool {
+        self.loadbalancer_ips.is_some() && !crate::ownership::annotation(self)
     }
 
     /// The ipam request, or a message saying which field is invalid.
@@ -393,6 +398,7 @@ impl ServiceView {
             requested: self.requested(),
             ports,
             query: Arc::clone(&self.pool_query),
+            several_per_family: self.requested_ips.is_some() && !self.annotation_edited(),
             sharing: self.sharing_key.as_ref().map(|key| SharingKey {
                 key: key.clone(),
                 namespaces: split_raw(self.sharing_cross_namespace.as_deref()),

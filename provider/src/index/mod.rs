@@ -866,6 +866,7 @@ impl Index {
                 let hints: Vec<&str> = self
                     .config_problems
                     .iter()
+                    .filter(|_| error.may_involve_config())
                     .filter(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == &*key.namespace))
                     .map(|(_, text)| text.as_str())
                     .collect();

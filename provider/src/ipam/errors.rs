@@ -139,6 +139,32 @@ pub enum AllocationError {
 }
 
 impl AllocationError {
+    /// The pool the error is about, if one.
+    pub fn pool(&self) -> Option<&str> {
+        match self {
+            AllocationError::NoPool { .. }
+            | AllocationError::NoSuchPool { .. }
+            | AllocationError::NotInAnyPool { .. } => None,
+            AllocationError::NotSelected { pool, .. }
+            | AllocationError::PoolDisabled { pool, .. }
+            | AllocationError::PoolConflict { pool, .. }
+            | AllocationError::OutOfAddresses { pool, .. }
+            | AllocationError::AlreadyAllocated { pool, .. }
+            | AllocationError::NotInPool { pool, .. }
+            | AllocationError::FamilyUnavailable { pool, .. }
+            | AllocationError::InvalidRequest { pool, .. } => Some(pool),
+        }
+    }
+
+    /// The ConfigMap's problems may explain the error: it is about no pool at all, or about a
+    /// ConfigMap pool (object pools are named `<kind>/<name>`).
+    pub fn may_involve_config(&self) -> bool {
+        match self {
+            AllocationError::NoSuchPool { .. } => false,
+            _ => self.pool().is_none_or(|pool| !pool.contains('/')),
+        }
+    }
+
     /// The pool gave nothing because it is disabled or conflicting.
     pub fn is_closed_pool(&self) -> bool {
         matches!(

@@ -62,6 +62,9 @@ pub struct ServiceRequest {
     pub query: Arc<PoolQuery>,
     /// The sharing key (`ferrolb.io/sharing-key`, `lbipam.cilium.io/sharing-key`).
     pub sharing: Option<SharingKey>,
+    /// The request came from `ferrolb.io/ips` / `lbipam.cilium.io/ips`, which may name
+    /// several addresses of one family (Cilium's semantics).
+    pub several_per_family: bool,
 }
 
 impl ServiceRequest {
@@ -75,6 +78,7 @@ impl ServiceRequest {
             ports: Vec::new(),
             query: Arc::default(),
             sharing: None,
+            several_per_family: false,
         }
     }
 }
@@ -143,18 +147,23 @@ pub(crate) fn requested_addresses(
     let mut seen = BTreeSet::new();
     for address in &addresses {
         let family = IpFamily::of(address);
-        if !seen.insert(family) {
+        if !seen.insert(family) && !req.several_per_family {
             return Err(invalid(format!("more than one {family} address requested")));
         }
     }
     let wanted = family_order(req.family_policy, &req.families, |f| seen.contains(&f));
     match req.family_policy {
-        FamilyPolicy::SingleStack if addresses.len() > 1 => {
+        FamilyPolicy::SingleStack if seen.len() > 1 && req.several_per_family => {
+            return Err(invalid(
+                "a SingleStack Service takes addresses of one family".to_owned(),
+            ));
+        }
+        FamilyPolicy::SingleStack if addresses.len() > 1 && !req.several_per_family => {
             return Err(invalid(
                 "a SingleStack Service takes one address".to_owned(),
             ));
         }
-        FamilyPolicy::RequireDualStack if addresses.len() < 2 => {
+        FamilyPolicy::RequireDualStack if seen.len() < 2 => {
             return Err(invalid(
                 "a RequireDualStack Service needs one IPv4 and one IPv6 address".to_owned(),
             ));
