@@ -364,7 +364,7 @@ struct Announcer {
 }
 
 impl Announcer {
-    fn start(topology: &Topology, marker: &Path, log: &str) -> Announcer {
+    fn start(topology: &Topology, marker: &Path, deferral: &str, log: &str) -> Announcer {
         let config = topology.path("peers.json");
         write(
             &config,
@@ -391,7 +391,7 @@ impl Announcer {
                 "",
             ])
             .args(["--bgp-restart-marker", &marker.to_string_lossy()])
-            .args(["--bgp-eor-deferral", "60s"])
+            .args(["--bgp-eor-deferral", deferral])
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -444,7 +444,7 @@ impl Drop for Announcer {
 fn restart_keeps_routes(topology: &Topology, router: &dyn Helper) {
     let client = Client::attach(topology);
     let marker = topology.path("run/bgp-advertised");
-    let first = Announcer::start(topology, &marker, "announcer-1.log");
+    let first = Announcer::start(topology, &marker, "60s", "announcer-1.log");
     first.established();
     first.sync(topology, &[KEPT, DROPPED]);
     eventually_blocking("both routes at the router", Duration::from_secs(20), || {
@@ -465,7 +465,7 @@ fn restart_keeps_routes(topology: &Topology, router: &dyn Helper) {
     // Crash: no Cease, no withdraw.
     drop(first);
     std::thread::sleep(Duration::from_secs(2));
-    let second = Announcer::start(topology, &marker, "announcer-2.log");
+    let second = Announcer::start(topology, &marker, "60s", "announcer-2.log");
     second.established();
     eventually_blocking(
         "the Restart State bit at the router",
@@ -523,4 +523,39 @@ fn frr_keeps_routes_across_an_announcer_restart_with_zero_ping_loss() {
     let topology = Topology::new();
     let router = Frr::start(&topology);
     restart_keeps_routes(&topology, &router);
+}
+
+/// The deferral bounds the wait: with `--bgp-eor-deferral 0s` and no Sync, End-of-RIB goes out
+/// with nothing announced and BIRD drops every stale route (what the held End-of-RIB above
+/// prevents).
+#[test]
+fn bird_drops_stale_routes_when_the_eor_deferral_expires_without_a_sync() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = Bird::start(&topology);
+    let client = Client::attach(&topology);
+    let marker = topology.path("run/bgp-advertised");
+    let first = Announcer::start(&topology, &marker, "60s", "announcer-1.log");
+    first.established();
+    first.sync(&topology, &[KEPT, DROPPED]);
+    eventually_blocking("both routes at the router", Duration::from_secs(20), || {
+        (client.router_has_route(KEPT) && client.router_has_route(DROPPED)).then_some(())
+    });
+    drop(first);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(client.router_has_route(KEPT), "kept while restarting");
+    let second = Announcer::start(&topology, &marker, "0s", "announcer-2.log");
+    second.established();
+    eventually_blocking(
+        "the Restart State bit at BIRD",
+        Duration::from_secs(10),
+        || router.saw_restart_bit().then_some(()),
+    );
+    eventually_blocking(
+        "stale routes dropped after End-of-RIB",
+        Duration::from_secs(20),
+        || (!client.router_has_route(KEPT) && !client.router_has_route(DROPPED)).then_some(()),
+    );
 }
