@@ -83,11 +83,6 @@ impl RestartState {
         }
     }
 
-    /// Not restarted, no marker (tests, and speakers built without flags).
-    pub fn fresh() -> RestartState {
-        RestartState::load(&RestartOptions::default())
-    }
-
     /// The desired set is known (the first Sync): held End-of-RIBs go out.
     pub fn desired_complete(&self) {
         self.complete
@@ -138,4 +133,52 @@ fn write_marker(path: &Path) -> io::Result<()> {
         path,
         "routes were advertised with BGP graceful restart; removed on a clean stop\n",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_of_rib_is_held_only_on_graceful_restart_sessions_before_the_set_is_complete() {
+        // (GR negotiated, desired set complete) -> End-of-RIB now?
+        let table = [
+            (false, false, true),
+            (false, true, true),
+            (true, false, false),
+            (true, true, true),
+        ];
+        for (gr, complete, due) in table {
+            assert_eq!(
+                end_of_rib_due(gr, complete),
+                due,
+                "gr={gr} complete={complete}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_after_advertising_without_a_clean_stop_is_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = RestartOptions {
+            marker: Some(dir.path().join("run/bgp-advertised")),
+            eor_deferral: Duration::from_secs(60),
+        };
+        let first = RestartState::load(&options);
+        assert!(!first.restarted && first.is_complete());
+        first.mark_advertised();
+        // Killed here: the next start is a restart, incomplete until the first Sync.
+        let second = RestartState::load(&options);
+        assert!(second.restarted && !second.is_complete());
+        let mut complete = second.subscribe();
+        second.desired_complete();
+        assert!(complete.has_changed().expect("sender alive") && second.is_complete());
+        // A clean stop: the next start is not a restart.
+        second.clear();
+        assert!(!RestartState::load(&options).restarted);
+        // Without a marker path nothing is ever a restart.
+        let none = RestartState::load(&RestartOptions::default());
+        none.mark_advertised();
+        assert!(!RestartState::load(&RestartOptions::default()).restarted);
+    }
 }
