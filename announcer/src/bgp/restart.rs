@@ -170,7 +170,7 @@ mod tests {
         // Killed here: the next start is a restart, incomplete until the first Sync.
         let second = RestartState::load(&options);
         assert!(second.restarted && !second.is_complete());
-        let mut complete = second.subscribe();
+        let complete = second.subscribe();
         second.desired_complete();
         assert!(complete.has_changed().expect("sender alive") && second.is_complete());
         // A clean stop: the next start is not a restart.
