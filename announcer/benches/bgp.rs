@@ -10,6 +10,11 @@
 //! after the announce. Prints per size:
 //! `bgp <n> ferrolb_ms=<x> gobgp_ms=<x> ratio=<gobgp/ferrolb> withdraw_ms=<x> rss_mb=<x>`.
 //! Targets: 10,000 in under 1 s; not slower than gobgpd; RSS under 50 MiB at 100,000.
+//!
+//! Then the daemon itself: the real `ferrolb-announcer` process, peered with the gobgpd
+//! router, gets n BGP announcements (198.18.0.0/15) in one `ctl sync`; once the router holds
+//! all n, its resident memory is read from `/proc/<pid>/status` (VmRSS):
+//! `bgp routes=<n> daemon_rss_mb=<x> sync_to_router_ms=<x>`.
 
 #[path = "../tests/bgp_support/mod.rs"]
 mod bgp_support;
@@ -175,7 +180,12 @@ fn wait_for_count(router_ns: &str, n: u64, limit: Duration) -> Duration {
 }
 
 fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_mb_of("self")
+}
+
+/// VmRSS of process `pid` ("self" for this one), MiB.
+fn rss_mb_of(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -184,9 +194,98 @@ fn rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+const BIN: &str = env!("CARGO_BIN_EXE_ferrolb-announcer");
+
+/// The announcer daemon with n routes from one Sync: its own resident memory.
+fn daemon_rss(n: u32) {
+    let topology = Topology::new();
+    let router_conf = topology.path("router.toml");
+    write(&router_conf, &router_config());
+    let _router = topology.spawn_router(
+        &[
+            "gobgpd",
+            "-f",
+            &router_conf.to_string_lossy(),
+            "-p",
+            "--api-hosts",
+            "127.0.0.1:50051",
+            "--pprof-disable",
+        ],
+        "router.log",
+        &[],
+    );
+    let peers = topology.path("peers.json");
+    write(
+        &peers,
+        &format!(
+            r#"{{"peers": [{{"address": "{ROUTER_V4}", "peer_asn": {ROUTER_AS}, "local_asn": {SPEAKER_AS}, "port": {ROUTER_PORT}, "hold_time_seconds": 30, "connect_retry_seconds": 1}}]}}"#
+        ),
+    );
+    let socket = topology
+        .path("announcer.sock")
+        .to_string_lossy()
+        .into_owned();
+    let server = format!("unix:{socket}");
+    let daemon = topology.spawn_in(
+        &topology.speaker_ns,
+        &[
+            BIN,
+            "--bgp-config",
+            &peers.to_string_lossy(),
+            "--listen",
+            &server,
+            "--metrics-listen",
+            "",
+            "--bgp-restart-marker",
+            "",
+        ],
+        "announcer.log",
+        &[],
+    );
+    // `ip netns exec` execs the announcer: the child's pid is the daemon's.
+    let pid = daemon.child.id().to_string();
+    eventually_blocking("the announcer's session", Duration::from_secs(60), || {
+        try_run(&[BIN, "ctl", "--server", &server, "peers", "list"])
+            .contains("\"state\":\"established\"")
+            .then_some(())
+    });
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            let address = Ipv4Addr::from(0xc612_0000 + i); // 198.18.0.0/15
+            format!(r#"{{"address":"{address}","mode":"bgp"}}"#)
+        })
+        .collect();
+    let file = topology.path("set.json");
+    write(&file, &format!("[{}]", entries.join(",")));
+    let start = Instant::now();
+    run(&[
+        BIN,
+        "ctl",
+        "--server",
+        &server,
+        "sync",
+        "--generation",
+        "1",
+        "--file",
+        &file.to_string_lossy(),
+    ]);
+    wait_for_count(&topology.router_ns, u64::from(n), Duration::from_secs(300));
+    let synced = start.elapsed();
+    // Settled: what the daemon keeps while it holds the routes.
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "bgp routes={n} daemon_rss_mb={:.1} sync_to_router_ms={:.0}",
+        rss_mb_of(&pid),
+        synced.as_secs_f64() * 1000.0
+    );
+}
+
 fn main() {
     if !prerequisites(&["gobgpd", "gobgp"]) {
         return;
+    }
+    for n in [10_000u32, 100_000] {
+        daemon_rss(n);
     }
     for n in [10_000u32, 100_000] {
         let topology = Topology::new();

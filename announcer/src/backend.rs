@@ -49,6 +49,10 @@ pub trait BgpBackend: Send + Sync + 'static {
         None
     }
 
+    /// The desired set is complete: a Sync was applied. After a restart the speaker holds
+    /// End-of-RIB until this (RFC 4724 graceful restart, `bgp/restart.rs`).
+    fn desired_complete(&self) {}
+
     /// Withdraws everything and closes all sessions with Cease (SIGTERM).
     async fn shutdown(&self);
 }

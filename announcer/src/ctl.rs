@@ -63,6 +63,9 @@ pub enum CtlCommand {
         /// Failover candidate node, owner first (repeatable; layer2 and vip).
         #[arg(long = "candidate")]
         candidates: Vec<String>,
+        /// BGP attributes of this route (mode bgp).
+        #[command(flatten)]
+        bgp: crate::bgp::ctl::AnnouncementAttributes,
     },
     /// Withdraw one address.
     Withdraw {
@@ -73,7 +76,8 @@ pub enum CtlCommand {
     },
     /// Replace the whole desired set with the announcements in a JSON file
     /// (`[{"address": "...", "mode": "layer2", "interface": "eth0", "labels": {...},
-    /// "candidates": ["node-a", "node-b"]}]`).
+    /// "candidates": ["node-a", "node-b"]}]`; mode bgp entries also take "communities",
+    /// "large_communities", "local_pref" and "med").
     Sync {
         /// Generation of this set; must not be lower than the accepted one.
         #[arg(long)]
@@ -266,6 +270,7 @@ fn announcement(
     interface: &str,
     labels: HashMap<String, String>,
     candidates: Vec<String>,
+    bgp: Option<pb::BgpAttributes>,
 ) -> Result<pb::Announcement, CtlError> {
     let selector =
         Selector::parse(interface).map_err(|e| CtlError::Usage(format!("--interface {e}")))?;
@@ -274,7 +279,7 @@ fn announcement(
         mode: parse_mode(mode)?.to_proto().into(),
         interface: Some(selector.to_proto()),
         labels,
-        bgp: None,
+        bgp,
         candidates,
     })
 }
@@ -305,6 +310,16 @@ struct FileAnnouncement {
     /// Failover candidates, owner first (layer2 and vip).
     #[serde(default)]
     candidates: Vec<String>,
+    /// BGP attributes (mode bgp), as the flags of `ctl announce`. Not flattened from
+    /// `AnnouncementAttributes`: serde cannot deny unknown keys through a flattened struct.
+    #[serde(default)]
+    communities: Vec<String>,
+    #[serde(default)]
+    large_communities: Vec<String>,
+    #[serde(default)]
+    local_pref: Option<u32>,
+    #[serde(default)]
+    med: Option<u32>,
 }
 
 /// Runs one `ctl` command, printing JSON to standard output.
@@ -336,6 +351,7 @@ async fn execute(
             interface,
             labels,
             candidates,
+            bgp,
         } => {
             let labels = labels
                 .iter()
@@ -349,7 +365,12 @@ async fn execute(
                 .collect::<Result<HashMap<_, _>, _>>()?;
             let request = pb::AnnounceRequest {
                 announcement: Some(announcement(
-                    &address, &mode, &interface, labels, candidates,
+                    &address,
+                    &mode,
+                    &interface,
+                    labels,
+                    candidates,
+                    bgp.to_proto(),
                 )?),
             };
             let response = client.announce(request).await?.into_inner();
@@ -417,9 +438,22 @@ async fn execute(
                 .into_iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    announcement(&e.address, &e.mode, &e.interface, e.labels, e.candidates).map_err(
-                        |err| CtlError::Usage(format!("{} entry {i}: {err}", file.display())),
+                    let bgp = crate::bgp::ctl::AnnouncementAttributes {
+                        communities: e.communities,
+                        large_communities: e.large_communities,
+                        local_pref: e.local_pref,
+                        med: e.med,
+                    }
+                    .to_proto();
+                    announcement(
+                        &e.address,
+                        &e.mode,
+                        &e.interface,
+                        e.labels,
+                        e.candidates,
+                        bgp,
                     )
+                    .map_err(|err| CtlError::Usage(format!("{} entry {i}: {err}", file.display())))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let r = client
@@ -485,6 +519,7 @@ pub fn status_json(status: &pb::AnnouncementStatus) -> Value {
         "mode": mode_name(a.mode),
         "labels": a.labels,
         "candidates": a.candidates,
+        "bgp": crate::bgp::ctl::attributes_json(a.bgp.as_ref()),
         "phase": phase_name(status.phase),
         "interface": status.interface,
         "mac": status.mac,

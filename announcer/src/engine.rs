@@ -134,6 +134,10 @@ impl Engine {
         };
         let large = outcome.added + outcome.removed > 1000;
         self.apply(&mut inner, diff).await;
+        if let Some(backend) = &self.backend {
+            // After apply, so the speaker has the routes before it sends End-of-RIB.
+            backend.desired_complete();
+        }
         self.regate(&mut inner).await;
         drop(inner);
         if large {

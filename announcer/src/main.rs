@@ -21,16 +21,25 @@ async fn main() -> anyhow::Result<()> {
         builder.init();
     }
     match args.command {
-        Some(Command::Ctl(ctl)) => announcer::ctl::run(ctl).await.context("ctl"),
+        Some(Command::Ctl(ctl)) => {
+            // One line on stderr, as docs/announcer.md shows (`InvalidArgument: field: why`).
+            if let Err(error) = announcer::ctl::run(ctl).await {
+                eprintln!("{error}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         None => {
             // Standalone BGP peers are validated before anything starts.
             let peers = announcer::bgp::args::standalone_peers(&args.server.bgp)?;
             let bgp_enabled = args.server.bgp.enabled();
+            let restart = args.server.bgp.restart_options();
             announcer::server::run_with(args.server, move |events, registry| {
                 if !bgp_enabled {
                     return None;
                 }
-                let service = announcer::bgp::backend::BgpService::new(Some(events), registry);
+                let service =
+                    announcer::bgp::backend::BgpService::new(Some(events), registry, &restart);
                 let speaker = service.speaker().clone();
                 tokio::spawn(async move {
                     for peer in peers {

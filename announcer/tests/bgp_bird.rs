@@ -275,3 +275,76 @@ fn bird_ibgp_with_md5_comes_up_only_with_the_right_password() {
         .await;
     });
 }
+
+/// A passive IPv4 peer and a passive IPv6 peer on one port (IPv4 listener on 0.0.0.0, IPv6
+/// listener IPv6-only on [::]), added in either order; BIRD dials both.
+fn passive_ipv4_and_ipv6_peers_share_the_port(ipv6_first: bool) {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let protocol = |name: &str, local: &str, neighbor: &str| {
+        format!(
+            r#"protocol bgp {name} {{
+  local {local} port {ROUTER_PORT} as {ROUTER_AS};
+  neighbor {neighbor} port {ROUTER_PORT} as {SPEAKER_AS};
+  connect delay time 1; connect retry time 1;
+  hold time 9; keepalive time 3;
+  ipv4 {{ import all; export none; }};
+  ipv6 {{ import all; export none; }};
+}}
+"#
+        )
+    };
+    let config = format!(
+        "router id {ROUTER_V4};\nlog stderr all;\nprotocol device {{ scan time 1; }}\n{}{}",
+        protocol("lb4", ROUTER_V4, SPEAKER_V4),
+        protocol("lb6", ROUTER_V6, SPEAKER_V6)
+    );
+    let path = topology.path("bird.conf");
+    write(&path, &config);
+    let socket = topology.path("bird.ctl");
+    let _bird = topology.spawn_router(
+        &[
+            "bird",
+            "-f",
+            "-c",
+            &path.to_string_lossy(),
+            "-s",
+            &socket.to_string_lossy(),
+            "-P",
+            &topology.path("bird.pid").to_string_lossy(),
+        ],
+        "bird.log",
+        &[],
+    );
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let mut v4 = router_peer();
+        v4.passive = true;
+        let mut v6 = router_peer();
+        v6.address = ROUTER_V6.parse().expect("ip");
+        v6.passive = true;
+        v6.router_id = Some(SPEAKER_V4.parse().expect("ip"));
+        let order = if ipv6_first { [v6, v4] } else { [v4, v6] };
+        for peer in order {
+            let address = peer.address;
+            speaker
+                .add_peer(peer)
+                .await
+                .unwrap_or_else(|e| panic!("passive peer {address}: {e}"));
+        }
+        established(&speaker, ROUTER_V4.parse().expect("ip")).await;
+        established(&speaker, ROUTER_V6.parse().expect("ip")).await;
+    });
+}
+
+#[test]
+fn passive_ipv4_then_ipv6_peer_on_one_port_both_come_up() {
+    passive_ipv4_and_ipv6_peers_share_the_port(false);
+}
+
+#[test]
+fn passive_ipv6_then_ipv4_peer_on_one_port_both_come_up() {
+    passive_ipv4_and_ipv6_peers_share_the_port(true);
+}

@@ -25,6 +25,7 @@ fn config() -> FsmConfig {
         passive: false,
         families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         graceful_restart: None,
+        restarting: false,
     }
 }
 
@@ -214,6 +215,32 @@ fn connection_sends_our_open_and_waits_four_minutes() {
             ..
         }
     )));
+}
+
+/// The Restart State bit (RFC 4724 §3) is set only after a restart.
+#[test]
+fn open_sets_the_restart_state_bit_only_after_a_restart() {
+    for restarting in [false, true] {
+        let mut fsm = Fsm::new(FsmConfig {
+            graceful_restart: Some(120),
+            restarting,
+            ..config()
+        });
+        fsm.process(Input::ManualStart);
+        let outputs = fsm.process(Input::TcpConnectionConfirmed);
+        let messages = sent(&outputs);
+        let [Message::Open(open)] = messages.as_slice() else {
+            panic!("one OPEN expected")
+        };
+        assert!(
+            open.has(|c| matches!(
+                c,
+                Capability::GracefulRestart { restarting: r, families, .. }
+                    if *r == restarting && families.iter().all(|f| f.forwarding_preserved)
+            )),
+            "restarting={restarting}: {open:?}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

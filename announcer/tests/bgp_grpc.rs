@@ -179,3 +179,161 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
         "gobgpd log:\n{log}"
     );
 }
+
+/// `ctl announce` flags and `ctl sync` file keys set one route's attributes (iBGP, so
+/// LOCAL_PREF is sent too); gobgpd receives them. A bad value is one line on stderr naming the
+/// request's field.
+#[test]
+fn ctl_announce_and_sync_set_per_route_attributes_that_gobgpd_receives() {
+    if !prerequisites(&["gobgpd", "gobgp"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let router = GoBgp::start(&topology, ROUTER_AS, None);
+    let socket = topology
+        .path("announcer.sock")
+        .to_string_lossy()
+        .into_owned();
+    let log = std::fs::File::create(topology.path("announcer.log")).expect("log");
+    let _announcer = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &topology.speaker_ns, BIN])
+            .args(["--bgp", "--listen", &format!("unix:{socket}")])
+            .args(["--metrics-listen", "", "--bgp-restart-marker", ""])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("announcer starts"),
+    );
+    eventually_blocking("the gRPC socket", Duration::from_secs(10), || {
+        std::path::Path::new(&socket).exists().then_some(())
+    });
+    ctl(
+        &socket,
+        &[
+            "peers",
+            "add",
+            "--address",
+            ROUTER_V4,
+            "--peer-asn",
+            "64512",
+            "--local-asn",
+            "64512",
+            "--port",
+            "10179",
+            "--connect-retry-seconds",
+            "1",
+            "--community",
+            "64512:1",
+        ],
+    );
+    let announced = ctl(
+        &socket,
+        &[
+            "announce",
+            "198.51.100.10",
+            "--mode",
+            "bgp",
+            "--community",
+            "65000:100",
+            "--community",
+            "65000:200",
+            "--large-community",
+            "64512:7:8",
+            "--local-pref",
+            "250",
+            "--med",
+            "30",
+        ],
+    );
+    assert!(announced.contains("\"local_pref\":250"), "{announced}");
+    let attrs = eventually_blocking("the /32 at gobgpd", Duration::from_secs(20), || {
+        router.path_attrs(VIP_V4)
+    });
+    assert_eq!(attr(&attrs, 5).expect("LOCAL_PREF")["value"], 250);
+    assert_eq!(attr(&attrs, 4).expect("MED")["metric"], 30);
+    // The route's communities replace the peer's 64512:1.
+    assert_eq!(
+        attr(&attrs, 8).expect("COMMUNITIES")["communities"],
+        serde_json::json!([65000u32 << 16 | 100, 65000u32 << 16 | 200])
+    );
+    let large = attr(&attrs, 32).expect("LARGE_COMMUNITIES").to_string();
+    assert!(
+        large.contains("64512") && large.contains('7') && large.contains('8'),
+        "{large}"
+    );
+
+    // The same through a Sync file; the first entry keeps the peer's community.
+    let file = topology.path("set.json");
+    write(
+        &file,
+        r#"[{"address": "198.51.100.10", "mode": "bgp"},
+            {"address": "198.51.100.11", "mode": "bgp", "communities": ["65001:5"],
+             "large_communities": ["1:2:3"], "local_pref": 90, "med": 4}]"#,
+    );
+    let file = file.to_string_lossy().into_owned();
+    ctl(&socket, &["sync", "--generation", "1", "--file", &file]);
+    let attrs = eventually_blocking("the second /32 at gobgpd", Duration::from_secs(20), || {
+        router.path_attrs("198.51.100.11/32")
+    });
+    assert_eq!(attr(&attrs, 5).expect("LOCAL_PREF")["value"], 90);
+    assert_eq!(attr(&attrs, 4).expect("MED")["metric"], 4);
+    assert_eq!(
+        attr(&attrs, 8).expect("COMMUNITIES")["communities"],
+        serde_json::json!([65001u32 << 16 | 5])
+    );
+    eventually_blocking(
+        "the first route re-sent with the peer's community",
+        Duration::from_secs(20),
+        || {
+            router
+                .path_attrs(VIP_V4)
+                .and_then(|a| attr(&a, 8).cloned())
+                .filter(|c| c["communities"] == serde_json::json!([64512u32 << 16 | 1]))
+        },
+    );
+
+    // Errors: one line, the gRPC code, the request's field.
+    let bad = std::process::Command::new(BIN)
+        .args(["ctl", "--server", &format!("unix:{socket}")])
+        .args([
+            "announce",
+            "198.51.100.12",
+            "--mode",
+            "bgp",
+            "--community",
+            "65000",
+        ])
+        .output()
+        .expect("ctl");
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "InvalidArgument: announcement.bgp.communities[0]: \"65000\" is not ASN:VALUE\n"
+    );
+    write(
+        &topology.path("bad.json"),
+        r#"[{"address": "198.51.100.10", "mode": "bgp", "large_communities": ["1:2"]}]"#,
+    );
+    let bad = std::process::Command::new(BIN)
+        .args(["ctl", "--server", &format!("unix:{socket}")])
+        .args(["sync", "--generation", "2", "--file"])
+        .arg(topology.path("bad.json"))
+        .output()
+        .expect("ctl");
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "InvalidArgument: announcements[0].bgp.large_communities[0]: \"1:2\" is not GLOBAL:LOCAL1:LOCAL2\n"
+    );
+}
+
+/// The announcer process, killed by PID when the test ends (also when it fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

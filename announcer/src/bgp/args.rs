@@ -4,12 +4,14 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use proto::announcer::v1 as pb;
 use serde::Deserialize;
 
 use super::config::{ConfigError, PeerConfig};
+use super::restart::RestartOptions;
 
 /// Server flags for standalone BGP peers (without a gRPC client configuring them).
 #[derive(Debug, Clone, Default, Args)]
@@ -32,6 +34,20 @@ pub struct BgpArgs {
     /// Our BGP identifier for the --bgp-peer peers (default: the session's IPv4 address).
     #[arg(long, env = "FERROLB_BGP_ROUTER_ID")]
     pub bgp_router_id: Option<String>,
+    /// File marking that routes were advertised with graceful restart; present at start (the
+    /// previous run did not stop cleanly) it makes this run a graceful restart (RFC 4724):
+    /// Restart State bit set, End-of-RIB held until the first Sync. Removed on a clean stop.
+    /// Empty: never a restart.
+    #[arg(
+        long,
+        env = "FERROLB_BGP_RESTART_MARKER",
+        default_value = "/run/ferrolb/bgp-advertised"
+    )]
+    pub bgp_restart_marker: String,
+    /// After a graceful restart, the longest End-of-RIB waits for the first Sync (e.g. 60s,
+    /// 500ms); keep it below the peers' restart and stale-path times.
+    #[arg(long, env = "FERROLB_BGP_EOR_DEFERRAL", default_value = "60s", value_parser = crate::args::parse_duration)]
+    pub bgp_eor_deferral: Duration,
 }
 
 /// One peer, as flags of `ctl peers add` or an entry of a `--bgp-config` file.
@@ -141,6 +157,15 @@ impl BgpArgs {
     /// Whether the speaker runs.
     pub fn enabled(&self) -> bool {
         self.bgp || self.bgp_config.is_some() || !self.bgp_peer.is_empty()
+    }
+
+    /// Graceful restart settings of the speaker.
+    pub fn restart_options(&self) -> RestartOptions {
+        RestartOptions {
+            marker: (!self.bgp_restart_marker.is_empty())
+                .then(|| PathBuf::from(&self.bgp_restart_marker)),
+            eor_deferral: self.bgp_eor_deferral,
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::events;
 use super::config::PeerConfig;
 use super::fsm::State;
 use super::metrics::BgpMetrics;
+use super::restart::RestartOptions;
 use super::session::{PeerSnapshot, RouteSet};
 use super::speaker::{Speaker, SpeakerError};
 
@@ -57,7 +58,11 @@ fn host_route(address: IpAddr) -> IpNet {
 impl BgpService {
     /// A speaker whose metrics live in `registry` and whose session changes (state or last
     /// error) are sent as `PeerChanged` events.
-    pub fn new(events: Option<EventSender>, registry: &mut Registry) -> Self {
+    pub fn new(
+        events: Option<EventSender>,
+        registry: &mut Registry,
+        restart: &RestartOptions,
+    ) -> Self {
         let metrics = BgpMetrics::new(registry);
         let last_seen: Mutex<HashMap<IpAddr, (State, String)>> = Mutex::new(HashMap::new());
         let sender = events;
@@ -78,7 +83,7 @@ impl BgpService {
             let _ = sender.send(event);
         });
         BgpService {
-            speaker: Speaker::new(metrics, reporter),
+            speaker: Speaker::with_restart(metrics, reporter, restart),
         }
     }
 
@@ -112,6 +117,10 @@ impl BgpBackend for BgpService {
 
     fn is_advertised(&self, address: IpAddr) -> Option<bool> {
         Some(self.speaker.is_advertised(&host_route(address)))
+    }
+
+    fn desired_complete(&self) {
+        self.speaker.desired_complete();
     }
 
     async fn shutdown(&self) {

@@ -1,7 +1,9 @@
 //! `ferrolb-announcer ctl peers list|add|delete`: BGP peers through the announcer API. Prints
-//! JSON like the other `ctl` commands.
+//! JSON like the other `ctl` commands. Also the per-announcement BGP attributes of
+//! `ctl announce` (flags) and `ctl sync` (keys of a file entry); the server validates them and
+//! names the request's field in its error.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
@@ -20,6 +22,55 @@ pub enum PeersCommand {
         /// The peer's IP address.
         address: String,
     },
+}
+
+/// BGP attributes of one announcement (mode bgp): flags of `ctl announce`, keys of a
+/// `ctl sync` file entry (snake_case, as in a `--bgp-config` peer entry). Fields left out take
+/// the peer's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AnnouncementAttributes {
+    /// Standard community ASN:VALUE sent with this route (repeatable; replaces the peer's).
+    #[arg(long = "community")]
+    pub communities: Vec<String>,
+    /// Large community GLOBAL:LOCAL1:LOCAL2 sent with this route (repeatable; replaces the
+    /// peer's).
+    #[arg(long = "large-community")]
+    pub large_communities: Vec<String>,
+    /// LOCAL_PREF of this route towards iBGP peers.
+    #[arg(long)]
+    pub local_pref: Option<u32>,
+    /// MULTI_EXIT_DISC of this route.
+    #[arg(long)]
+    pub med: Option<u32>,
+}
+
+impl AnnouncementAttributes {
+    /// The gRPC `Announcement.bgp`; `None` when nothing is set.
+    pub fn to_proto(&self) -> Option<pb::BgpAttributes> {
+        let empty = self.communities.is_empty()
+            && self.large_communities.is_empty()
+            && self.local_pref.is_none()
+            && self.med.is_none();
+        (!empty).then(|| pb::BgpAttributes {
+            communities: self.communities.clone(),
+            large_communities: self.large_communities.clone(),
+            local_pref: self.local_pref,
+            med: self.med,
+        })
+    }
+}
+
+/// JSON form of an announcement's BGP attributes (`null` when none are set).
+pub fn attributes_json(attributes: Option<&pb::BgpAttributes>) -> Value {
+    match attributes {
+        None => Value::Null,
+        Some(a) => json!({
+            "communities": a.communities,
+            "large_communities": a.large_communities,
+            "local_pref": a.local_pref,
+            "med": a.med,
+        }),
+    }
 }
 
 fn state_name(value: i32) -> &'static str {

@@ -87,6 +87,9 @@ pub struct FsmConfig {
     pub families: Vec<Family>,
     /// Graceful restart time to advertise (RFC 4724), or `None` for no capability.
     pub graceful_restart: Option<u16>,
+    /// This process restarted after advertising routes (see `restart.rs`): the Restart State
+    /// bit of RFC 4724 §3 is set, telling the peer not to wait for our End-of-RIB.
+    pub restarting: bool,
 }
 
 impl FsmConfig {
@@ -101,7 +104,7 @@ impl FsmConfig {
         caps.push(Capability::FourOctetAs(self.local_asn));
         if let Some(restart_time) = self.graceful_restart {
             caps.push(Capability::GracefulRestart {
-                restarting: false,
+                restarting: self.restarting,
                 restart_time: restart_time.min(0x0fff),
                 // The node keeps forwarding while the announcer restarts.
                 families: self

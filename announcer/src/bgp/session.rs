@@ -7,8 +7,9 @@
 //!  desired routes (watch) ───────────┘  outputs   └─► status, metrics, events (Reporter)
 //! ```
 //!
-//! On Established the whole route set is sent, then End-of-RIB per family (RFC 4724 §2); each
-//! later change of the desired set is diffed against what this peer was sent (its Adj-RIB-Out)
+//! On Established the whole route set is sent, then End-of-RIB per family (RFC 4724 §2) —
+//! held, after a restart on a graceful-restart session, until the desired set is complete
+//! (`restart.rs`), so the router keeps our stale routes until then; each later change of the desired set is diffed against what this peer was sent (its Adj-RIB-Out)
 //! and only the difference goes out. Received UPDATEs are validated by the codec and dropped.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -32,6 +33,7 @@ use super::config::{PeerConfig, RouteAttributes};
 use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, STOPPED, State, Timer};
 use super::metrics::{BgpMetrics, PeerLabel};
 use super::next_hop;
+use super::restart::{RestartState, end_of_rib_due};
 use super::timers::Timers;
 use super::transport::{Framer, connect, connect_error, set_ttl};
 use super::updates::SessionPolicy;
@@ -93,6 +95,7 @@ impl SessionHandle {
         routes: watch::Receiver<Arc<RouteSet>>,
         metrics: BgpMetrics,
         reporter: Reporter,
+        restart: Arc<RestartState>,
     ) -> Self {
         let status = Arc::new(Mutex::new(Status {
             state: State::Idle,
@@ -113,6 +116,7 @@ impl SessionHandle {
             passive: config.passive,
             families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             graceful_restart: config.graceful_restart,
+            restarting: restart.restarted,
         });
         let label = PeerLabel {
             peer: config.address.to_string(),
@@ -131,6 +135,9 @@ impl SessionHandle {
             ctx: CodecContext::default(),
             policy: None,
             adj_rib_out: BTreeMap::new(),
+            complete: restart.subscribe(),
+            restart,
+            end_of_rib_held: Vec::new(),
         };
         let task = tokio::spawn(session.run(receiver));
         SessionHandle {
@@ -185,6 +192,7 @@ enum Wake {
     Connected(io::Result<TcpStream>),
     Received(Option<Result<Result<Message, DecodeError>, io::Error>>),
     RoutesChanged,
+    DesiredComplete,
 }
 
 struct Session {
@@ -203,6 +211,11 @@ struct Session {
     policy: Option<SessionPolicy>,
     /// What this peer was sent and not withdrawn.
     adj_rib_out: BTreeMap<IpNet, RouteAttributes>,
+    restart: Arc<RestartState>,
+    /// Changes when the desired set becomes complete (after a restart).
+    complete: watch::Receiver<bool>,
+    /// Families whose End-of-RIB waits for the complete desired set.
+    end_of_rib_held: Vec<Family>,
 }
 
 async fn next_frame(
@@ -226,12 +239,14 @@ impl Session {
         self.handle(Input::ManualStart).await;
         loop {
             let established = self.policy.is_some();
+            let held = !self.end_of_rib_held.is_empty();
             let wake = tokio::select! {
                 command = commands.recv() => Wake::Command(command),
                 timer = self.timers.expired() => Wake::Timer(timer),
                 result = connected(&mut self.connecting) => Wake::Connected(result),
                 frame = next_frame(&mut self.connection) => Wake::Received(frame),
                 Ok(()) = self.routes.changed(), if established => Wake::RoutesChanged,
+                Ok(()) = self.complete.changed(), if held => Wake::DesiredComplete,
             };
             match wake {
                 Wake::Command(None) => {
@@ -291,6 +306,12 @@ impl Session {
                         "connection closed by the peer".into(),
                     ))
                     .await
+                }
+                Wake::DesiredComplete => {
+                    if let Err(error) = self.release_end_of_rib().await {
+                        self.handle(Input::TcpConnectionFails(format!("write: {error}")))
+                            .await;
+                    }
                 }
                 Wake::RoutesChanged => {
                     if let Err(error) = self.sync_routes().await {
@@ -369,6 +390,7 @@ impl Session {
                         self.connecting = None;
                         self.policy = None;
                         self.adj_rib_out.clear();
+                        self.end_of_rib_held.clear();
                     }
                     Output::StateChanged { from, to } => {
                         tracing::info!(peer = %self.config.address, ?from, ?to, "BGP state");
@@ -484,15 +506,29 @@ impl Session {
             defaults: self.config.attributes.clone(),
         });
         self.adj_rib_out.clear();
+        if negotiated.graceful_restart {
+            self.restart.mark_advertised();
+        }
         self.sync_routes().await?;
-        let end_of_rib: Vec<Message> = negotiated
-            .families
-            .iter()
-            .map(|family| Message::Update(Update::end_of_rib(*family)))
-            .collect();
-        self.send(&end_of_rib).await?;
+        self.end_of_rib_held = negotiated.families.clone();
+        if end_of_rib_due(negotiated.graceful_restart, self.restart.is_complete()) {
+            self.release_end_of_rib().await?;
+        } else {
+            tracing::info!(peer = %self.config.address, "restarted: End-of-RIB held until the desired set is known (first Sync or --bgp-eor-deferral)");
+        }
         self.report();
         Ok(())
+    }
+
+    /// Sends the routes not yet sent, then End-of-RIB for every held family: the router
+    /// then drops whatever stale routes of ours were not announced again (RFC 4724 §4.2).
+    async fn release_end_of_rib(&mut self) -> io::Result<()> {
+        self.sync_routes().await?;
+        let end_of_rib: Vec<Message> = std::mem::take(&mut self.end_of_rib_held)
+            .into_iter()
+            .map(|family| Message::Update(Update::end_of_rib(family)))
+            .collect();
+        self.send(&end_of_rib).await
     }
 
     /// Sends the difference between the desired routes and what the peer has.

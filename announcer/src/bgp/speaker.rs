@@ -21,6 +21,7 @@ use super::codec::Notification;
 use super::config::{PeerConfig, RouteAttributes};
 use super::fsm::State;
 use super::metrics::BgpMetrics;
+use super::restart::{RestartOptions, RestartState};
 use super::session::{Command, PeerSnapshot, Reporter, RouteSet, SessionHandle};
 
 /// How long a stopping session may take to send its withdrawals and Cease.
@@ -49,6 +50,7 @@ struct Inner {
     listeners: Mutex<HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
     metrics: BgpMetrics,
     reporter: Reporter,
+    restart: Arc<RestartState>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -60,7 +62,29 @@ fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Speaker {
     /// A speaker with no peers and no routes; `reporter` hears every peer status change.
     pub fn new(metrics: BgpMetrics, reporter: Reporter) -> Self {
+        Speaker::with_restart(metrics, reporter, &RestartOptions::default())
+    }
+
+    /// A speaker that detects its own restart through `restart.marker` (RFC 4724 §4.1, see
+    /// `restart.rs`). When it restarted, End-of-RIB is held until [`Speaker::desired_complete`]
+    /// or `restart.eor_deferral`; must be called within a tokio runtime.
+    pub fn with_restart(metrics: BgpMetrics, reporter: Reporter, restart: &RestartOptions) -> Self {
         let (routes, _) = watch::channel(Arc::new(RouteSet::new()));
+        let state = Arc::new(RestartState::load(restart));
+        if state.restarted {
+            let deferred = Arc::clone(&state);
+            let deferral = restart.eor_deferral;
+            tokio::spawn(async move {
+                tokio::time::sleep(deferral).await;
+                if !deferred.is_complete() {
+                    tracing::warn!(
+                        ?deferral,
+                        "BGP End-of-RIB deferral expired before the first Sync: sending End-of-RIB with the routes known now"
+                    );
+                }
+                deferred.desired_complete();
+            });
+        }
         Speaker {
             inner: Arc::new(Inner {
                 routes,
@@ -68,8 +92,20 @@ impl Speaker {
                 listeners: Mutex::new(HashMap::new()),
                 metrics,
                 reporter,
+                restart: state,
             }),
         }
+    }
+
+    /// Whether this speaker started as a graceful restart (Restart State bit set).
+    pub fn restarted(&self) -> bool {
+        self.inner.restart.restarted
+    }
+
+    /// The desired set is complete (the first Sync after a start): End-of-RIB held after a
+    /// restart goes out, and routers drop the stale routes not announced again.
+    pub fn desired_complete(&self) {
+        self.inner.restart.desired_complete();
     }
 
     /// Replaces the whole set of announced routes; sessions send only the difference.
@@ -122,6 +158,7 @@ impl Speaker {
             self.inner.routes.subscribe(),
             self.inner.metrics.clone(),
             Arc::clone(&self.inner.reporter),
+            Arc::clone(&self.inner.restart),
         );
         let snapshot = handle.snapshot();
         locked(&self.inner.peers).insert(config.address, handle);
@@ -182,6 +219,8 @@ impl Speaker {
             .into_iter()
             .map(|h| stop(h, Notification::admin_shutdown(), true));
         futures::future::join_all(stops).await;
+        // Everything was withdrawn: the next start is not a restart.
+        self.inner.restart.clear();
         for (_, listener) in locked(&self.inner.listeners).drain() {
             listener.abort();
         }
@@ -210,13 +249,7 @@ impl Speaker {
             }
             existing.abort();
         }
-        let socket = if local.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(listen_error)?;
-        socket.set_reuseaddr(true).map_err(listen_error)?;
+        let socket = listening_socket(local).map_err(listen_error)?;
         socket.bind(local).map_err(listen_error)?;
         // Keys of every passive peer on this address, including the new one.
         let peers = locked(&self.inner.peers);
@@ -252,6 +285,21 @@ impl Speaker {
         listeners.insert(local, task);
         Ok(())
     }
+}
+
+/// A TCP socket for a passive listener on `local`, not yet bound. An IPv6 socket accepts
+/// IPv6 only (IPV6_V6ONLY): Linux makes `[::]` dual-stack by default, which would take the
+/// port from the IPv4 listener of passive IPv4 peers (`Address already in use`), so each
+/// family gets its own listener on the same port.
+fn listening_socket(local: SocketAddr) -> io::Result<TcpSocket> {
+    let domain = socket2::Domain::for_address(local);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    if local.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpSocket::from_std_stream(socket.into()))
 }
 
 /// Asks a session to stop and waits a little for it; then it is aborted.
