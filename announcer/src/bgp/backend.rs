@@ -46,6 +46,14 @@ pub fn peer_status(snapshot: &PeerSnapshot) -> pb::PeerStatus {
         prefixes_sent: snapshot.prefixes_sent,
         updates_sent: snapshot.updates_sent,
         capabilities: snapshot.capabilities.clone(),
+        bfd: snapshot.bfd.as_ref().map(|bfd| pb::BfdStatus {
+            state: bfd.state.name().into(),
+            diagnostic: bfd.diagnostic.describe().into(),
+            local_discriminator: bfd.local_discriminator,
+            remote_discriminator: bfd.remote_discriminator,
+            detection_time_ms: u64::try_from(bfd.detection_time.as_millis()).unwrap_or(u64::MAX),
+            up_count: bfd.up_count,
+        }),
     }
 }
 

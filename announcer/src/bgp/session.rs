@@ -27,6 +27,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
+use crate::bfd::{BfdHandle, BfdStatus, State as BfdState};
+
 use super::codec::{CodecContext, DecodeError, Family, Message, Notification, Update};
 use super::config::{PeerConfig, RouteAttributes};
 use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, STOPPED, State, Timer};
@@ -53,6 +55,8 @@ pub struct PeerSnapshot {
     pub prefixes_sent: u64,
     pub updates_sent: u64,
     pub capabilities: Vec<String>,
+    /// The BFD session's status, when BFD is enabled for the peer.
+    pub bfd: Option<BfdStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +67,7 @@ struct Status {
     prefixes_sent: u64,
     updates_sent: u64,
     capabilities: Vec<String>,
+    bfd: Option<BfdStatus>,
 }
 
 /// Messages from the speaker to a session task.
@@ -93,6 +98,7 @@ impl SessionHandle {
         routes: watch::Receiver<Arc<RouteSet>>,
         metrics: BgpMetrics,
         reporter: Reporter,
+        bfd: Option<BfdHandle>,
     ) -> Self {
         let status = Arc::new(Mutex::new(Status {
             state: State::Idle,
@@ -101,6 +107,7 @@ impl SessionHandle {
             prefixes_sent: 0,
             updates_sent: 0,
             capabilities: Vec::new(),
+            bfd: bfd.as_ref().map(|handle| handle.status.borrow().clone()),
         }));
         let (commands, receiver) = mpsc::unbounded_channel();
         let fsm = Fsm::new(FsmConfig {
@@ -131,6 +138,7 @@ impl SessionHandle {
             ctx: CodecContext::default(),
             policy: None,
             adj_rib_out: BTreeMap::new(),
+            bfd,
         };
         let task = tokio::spawn(session.run(receiver));
         SessionHandle {
@@ -167,6 +175,7 @@ fn snapshot(config: &PeerConfig, status: &Status) -> PeerSnapshot {
         prefixes_sent: status.prefixes_sent,
         updates_sent: status.updates_sent,
         capabilities: status.capabilities.clone(),
+        bfd: status.bfd.clone(),
     }
 }
 
@@ -185,6 +194,7 @@ enum Wake {
     Connected(io::Result<TcpStream>),
     Received(Option<Result<Result<Message, DecodeError>, io::Error>>),
     RoutesChanged,
+    Bfd(Option<BfdStatus>),
 }
 
 struct Session {
@@ -203,6 +213,18 @@ struct Session {
     policy: Option<SessionPolicy>,
     /// What this peer was sent and not withdrawn.
     adj_rib_out: BTreeMap<IpNet, RouteAttributes>,
+    /// The peer's BFD session, when enabled (dropping it sends AdminDown).
+    bfd: Option<BfdHandle>,
+}
+
+async fn bfd_changed(bfd: &mut Option<BfdHandle>) -> Option<BfdStatus> {
+    match bfd {
+        Some(handle) => match handle.status.changed().await {
+            Ok(()) => Some(handle.status.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_frame(
@@ -232,6 +254,7 @@ impl Session {
                 result = connected(&mut self.connecting) => Wake::Connected(result),
                 frame = next_frame(&mut self.connection) => Wake::Received(frame),
                 Ok(()) = self.routes.changed(), if established => Wake::RoutesChanged,
+                status = bfd_changed(&mut self.bfd) => Wake::Bfd(status),
             };
             match wake {
                 Wake::Command(None) => {
@@ -292,6 +315,8 @@ impl Session {
                     ))
                     .await
                 }
+                Wake::Bfd(None) => {}
+                Wake::Bfd(Some(status)) => self.bfd_changed(status).await,
                 Wake::RoutesChanged => {
                     if let Err(error) = self.sync_routes().await {
                         self.handle(Input::TcpConnectionFails(format!("write: {error}")))
@@ -299,6 +324,29 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// RFC 5882 §4.3 / §10.2: BFD leaving Up means the path is gone, so the BGP session goes
+    /// down now instead of at hold-timer expiry. Connections in progress are dropped too.
+    /// The session restarts by itself after the ConnectRetry time, as after any failure.
+    async fn bfd_changed(&mut self, status: BfdStatus) {
+        // The watch keeps only the latest value: a count of Up transitions that moved on means
+        // it went down and up again in between.
+        let down = lock(&self.status).bfd.as_ref().is_some_and(|old| {
+            old.state == BfdState::Up
+                && (status.state != BfdState::Up || status.up_count != old.up_count)
+        });
+        let reason = format!(
+            "BFD session {}: {}",
+            status.state.name(),
+            status.diagnostic.describe()
+        );
+        lock(&self.status).bfd = Some(status);
+        self.report();
+        if down && self.connection.is_some() {
+            tracing::info!(peer = %self.config.address, "{reason}: closing the BGP session");
+            self.handle(Input::TcpConnectionFails(reason)).await;
         }
     }
 
