@@ -1,0 +1,279 @@
+//! BFD against BIRD 2's `bfd` protocol in network namespaces, tied to BGP (`bfd on`): the
+//! session comes Up at both ends over IPv4 and IPv6; when the node dies without a word (its
+//! TCP segments dropped, then the announcer gone) BIRD withdraws the routes within the BFD
+//! detection time, long before the 9 s hold timer; a link that drops packets (nftables) takes
+//! BFD and BGP down and both come back when it heals; a wrong SHA1 key never comes Up.
+
+mod bgp_support;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use announcer::bfd::packet::{AuthKey, AuthType};
+use announcer::bfd::session::Parameters;
+use announcer::bfd::{BfdConfig, State as BfdState};
+use announcer::bgp::config::PeerConfig;
+use announcer::bgp::fsm::State;
+use announcer::bgp::speaker::Speaker;
+use bgp_support::*;
+
+struct Bird {
+    _daemon: Daemon,
+    socket: PathBuf,
+}
+
+impl Bird {
+    /// BIRD with BFD at 300 ms × 3 and one passive BGP session per family, both `bfd on`;
+    /// `auth` is extra lines for the BFD interface block.
+    fn start(topology: &Topology, auth: &str) -> Bird {
+        let session = |name: &str, local: &str, neighbor: &str| {
+            format!(
+                r#"protocol bgp {name} {{
+  local {local} port {ROUTER_PORT} as {ROUTER_AS};
+  neighbor {neighbor} as {SPEAKER_AS};
+  passive on;
+  hold time 9; keepalive time 3;
+  error wait time 1, 2;
+  bfd on;
+  ipv4 {{ import all; export none; }};
+  ipv6 {{ import all; export none; }};
+}}
+"#
+            )
+        };
+        let config = format!(
+            r#"router id {ROUTER_V4};
+log stderr all;
+protocol device {{ scan time 1; }}
+protocol bfd {{
+  interface "*" {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; {auth} }};
+}}
+{}{}"#,
+            session("lb4", ROUTER_V4, SPEAKER_V4),
+            session("lb6", ROUTER_V6, SPEAKER_V6)
+        );
+        let path = topology.path("bird.conf");
+        write(&path, &config);
+        let socket = topology.path("bird.ctl");
+        let daemon = topology.spawn_router(
+            &[
+                "bird",
+                "-f",
+                "-c",
+                &path.to_string_lossy(),
+                "-s",
+                &socket.to_string_lossy(),
+                "-P",
+                &topology.path("bird.pid").to_string_lossy(),
+            ],
+            "bird.log",
+            &[],
+        );
+        Bird {
+            _daemon: daemon,
+            socket,
+        }
+    }
+
+    fn birdc(&self, command: &str) -> String {
+        let socket = self.socket.to_string_lossy().into_owned();
+        let mut args = vec!["birdc", "-s", &socket];
+        args.extend(command.split(' '));
+        try_run(&args)
+    }
+
+    /// BIRD's BFD state for `address` ("Up", "Down", "Init"), if it has a session.
+    fn bfd_state(&self, address: &str) -> Option<String> {
+        self.birdc("show bfd sessions")
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(address))
+            .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+    }
+
+    /// Whether BIRD holds `prefix` from one of our sessions.
+    fn has_route(&self, prefix: &str) -> bool {
+        let table = if prefix.contains(':') {
+            "master6"
+        } else {
+            "master4"
+        };
+        self.birdc(&format!("show route table {table} for {prefix}"))
+            .lines()
+            .any(|l| l.contains("[lb"))
+    }
+}
+
+fn bfd(auth: Option<AuthKey>) -> BfdConfig {
+    BfdConfig {
+        params: Parameters {
+            desired_min_tx: Duration::from_millis(300),
+            required_min_rx: Duration::from_millis(300),
+            detect_mult: 3,
+        },
+        multihop: false,
+        auth,
+        key_file: None,
+    }
+}
+
+fn peers(auth: Option<AuthKey>) -> [PeerConfig; 2] {
+    let mut v4 = router_peer();
+    v4.bfd = Some(bfd(auth.clone()));
+    let mut v6 = router_peer();
+    v6.address = ROUTER_V6.parse().expect("ip");
+    v6.bfd = Some(bfd(auth));
+    [v4, v6]
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip")
+}
+
+async fn bfd_up_and_established(speaker: &Speaker, bird: &Bird) {
+    for (ours, theirs) in [(ROUTER_V4, SPEAKER_V4), (ROUTER_V6, SPEAKER_V6)] {
+        eventually(
+            &format!("BFD Up with {ours} at both ends"),
+            Duration::from_secs(20),
+            || {
+                let peer = speaker.peer(ip(ours))?;
+                (peer.bfd?.state == BfdState::Up && bird.bfd_state(theirs).as_deref() == Some("Up"))
+                    .then_some(())
+            },
+        )
+        .await;
+        established(speaker, ip(ours)).await;
+    }
+}
+
+/// nftables in `ns`: a table `flbbfd` that drops every packet in and out.
+fn drop_output(ns: &str) {
+    let nft = |args: &str| {
+        let mut command = vec!["ip", "netns", "exec", ns, "nft"];
+        command.extend(args.split(' '));
+        run(&command);
+    };
+    nft("add table inet flbbfd");
+    nft("add chain inet flbbfd out { type filter hook output priority 0 ; policy drop ; }");
+    nft("add chain inet flbbfd in { type filter hook input priority 0 ; policy drop ; }");
+}
+
+fn heal(ns: &str) {
+    run(&[
+        "ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "flbbfd",
+    ]);
+}
+
+#[test]
+fn bird_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node_dies() {
+    if !prerequisites(&["bird", "birdc", "nft"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let bird = Bird::start(&topology, "");
+    let killed_at = topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        for peer in peers(None) {
+            speaker.add_peer(peer).await.expect("peer added");
+        }
+        bfd_up_and_established(&speaker, &bird).await;
+        let status = speaker.peer(ip(ROUTER_V4)).expect("peer").bfd.expect("bfd");
+        assert_eq!(status.detection_time, Duration::from_millis(900));
+        announce_vips(&speaker);
+        eventually("routes in BIRD", Duration::from_secs(10), || {
+            (bird.has_route(VIP_V4) && bird.has_route(VIP_V6)).then_some(())
+        })
+        .await;
+        // The node dies: nothing more leaves it (no FIN, no Cease, no BFD AdminDown), and the
+        // announcer is gone with it.
+        drop_output(&topology.speaker_ns);
+        Instant::now()
+    });
+    eventually_blocking("routes withdrawn by BIRD", Duration::from_secs(20), || {
+        (!bird.has_route(VIP_V4) && !bird.has_route(VIP_V6)).then_some(())
+    });
+    let took = killed_at.elapsed();
+    // The hold timer (9 s, keepalives every 3 s) could not have fired before 6 s.
+    assert!(
+        took < Duration::from_secs(6),
+        "BIRD took {took:?}: that is the hold timer, not BFD"
+    );
+    assert_ne!(bird.bfd_state(SPEAKER_V4).as_deref(), Some("Up"));
+}
+
+#[test]
+fn bird_bfd_goes_down_when_the_link_drops_packets_and_comes_back_when_it_heals() {
+    if !prerequisites(&["bird", "birdc", "nft"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let bird = Bird::start(&topology, "");
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        for peer in peers(None) {
+            speaker.add_peer(peer).await.expect("peer added");
+        }
+        bfd_up_and_established(&speaker, &bird).await;
+        drop_output(&topology.speaker_ns);
+        let down = eventually("BFD down on our side", Duration::from_secs(10), || {
+            let peer = speaker.peer(ip(ROUTER_V4))?;
+            (peer.bfd.as_ref()?.state == BfdState::Down).then_some(peer)
+        })
+        .await;
+        // BFD Down closed the BGP session (well before its 9 s hold timer).
+        eventually("BGP down with BFD", Duration::from_secs(3), || {
+            let peer = speaker.peer(ip(ROUTER_V4))?;
+            (peer.state != State::Established && peer.last_error.contains("BFD")).then_some(())
+        })
+        .await;
+        assert_eq!(
+            down.bfd.expect("bfd").diagnostic.describe(),
+            "control detection time expired"
+        );
+        eventually("BFD down at BIRD", Duration::from_secs(10), || {
+            (bird.bfd_state(SPEAKER_V4).as_deref() != Some("Up")).then_some(())
+        })
+        .await;
+        heal(&topology.speaker_ns);
+        bfd_up_and_established(&speaker, &bird).await;
+        let up = speaker.peer(ip(ROUTER_V4)).expect("peer").bfd.expect("bfd");
+        assert_eq!(up.up_count, 2);
+    });
+}
+
+#[test]
+fn bird_bfd_with_a_wrong_sha1_key_never_comes_up_and_the_right_one_does() {
+    if !prerequisites(&["bird", "birdc"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let bird = Bird::start(
+        &topology,
+        r#"authentication keyed sha1; password "bfd-secret" { id 5; };"#,
+    );
+    let key = |secret: &[u8]| AuthKey {
+        kind: AuthType::KeyedSha1,
+        key_id: 5,
+        secret: secret.to_vec(),
+    };
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let [wrong, _] = peers(Some(key(b"not-the-secret")));
+        speaker.add_peer(wrong).await.expect("peer added");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            let peer = speaker.peer(ip(ROUTER_V4)).expect("peer");
+            assert_ne!(peer.bfd.expect("bfd").state, BfdState::Up);
+            assert_ne!(bird.bfd_state(SPEAKER_V4).as_deref(), Some("Up"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let [right, _] = peers(Some(key(b"bfd-secret")));
+        speaker.add_peer(right).await.expect("peer replaced");
+        eventually("BFD Up with the right key", Duration::from_secs(20), || {
+            let peer = speaker.peer(ip(ROUTER_V4))?;
+            (peer.bfd?.state == BfdState::Up && bird.bfd_state(SPEAKER_V4).as_deref() == Some("Up"))
+                .then_some(())
+        })
+        .await;
+    });
+}
