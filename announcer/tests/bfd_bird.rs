@@ -4,118 +4,19 @@
 //! detection time, long before the 9 s hold timer; a link that drops packets (nftables) takes
 //! BFD and BGP down and both come back when it heals; a wrong SHA1 key never comes Up.
 
+mod bfd_support;
 mod bgp_support;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use announcer::bfd::State as BfdState;
 use announcer::bfd::packet::{AuthKey, AuthType};
-use announcer::bfd::session::Parameters;
-use announcer::bfd::{BfdConfig, State as BfdState};
 use announcer::bgp::config::PeerConfig;
 use announcer::bgp::fsm::State;
 use announcer::bgp::speaker::Speaker;
+use bfd_support::*;
 use bgp_support::*;
-
-struct Bird {
-    _daemon: Daemon,
-    socket: PathBuf,
-}
-
-impl Bird {
-    /// BIRD with BFD at 300 ms × 3 and one passive BGP session per family, both `bfd on`;
-    /// `auth` is extra lines for the BFD interface block.
-    fn start(topology: &Topology, auth: &str) -> Bird {
-        let session = |name: &str, local: &str, neighbor: &str| {
-            format!(
-                r#"protocol bgp {name} {{
-  local {local} port {ROUTER_PORT} as {ROUTER_AS};
-  neighbor {neighbor} as {SPEAKER_AS};
-  passive on;
-  hold time 9; keepalive time 3;
-  error wait time 1, 2;
-  bfd on;
-  ipv4 {{ import all; export none; }};
-  ipv6 {{ import all; export none; }};
-}}
-"#
-            )
-        };
-        let config = format!(
-            r#"router id {ROUTER_V4};
-log stderr all;
-protocol device {{ scan time 1; }}
-protocol bfd {{
-  interface "*" {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; {auth} }};
-}}
-{}{}"#,
-            session("lb4", ROUTER_V4, SPEAKER_V4),
-            session("lb6", ROUTER_V6, SPEAKER_V6)
-        );
-        let path = topology.path("bird.conf");
-        write(&path, &config);
-        let socket = topology.path("bird.ctl");
-        let daemon = topology.spawn_router(
-            &[
-                "bird",
-                "-f",
-                "-c",
-                &path.to_string_lossy(),
-                "-s",
-                &socket.to_string_lossy(),
-                "-P",
-                &topology.path("bird.pid").to_string_lossy(),
-            ],
-            "bird.log",
-            &[],
-        );
-        Bird {
-            _daemon: daemon,
-            socket,
-        }
-    }
-
-    fn birdc(&self, command: &str) -> String {
-        let socket = self.socket.to_string_lossy().into_owned();
-        let mut args = vec!["birdc", "-s", &socket];
-        args.extend(command.split(' '));
-        try_run(&args)
-    }
-
-    /// BIRD's BFD state for `address` ("Up", "Down", "Init"), if it has a session.
-    fn bfd_state(&self, address: &str) -> Option<String> {
-        self.birdc("show bfd sessions")
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(address))
-            .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-    }
-
-    /// Whether BIRD holds `prefix` from one of our sessions.
-    fn has_route(&self, prefix: &str) -> bool {
-        let table = if prefix.contains(':') {
-            "master6"
-        } else {
-            "master4"
-        };
-        self.birdc(&format!("show route table {table} for {prefix}"))
-            .lines()
-            .any(|l| l.contains("[lb"))
-    }
-}
-
-fn bfd(auth: Option<AuthKey>) -> BfdConfig {
-    BfdConfig {
-        params: Parameters {
-            desired_min_tx: Duration::from_millis(300),
-            required_min_rx: Duration::from_millis(300),
-            detect_mult: 3,
-        },
-        multihop: false,
-        auth,
-        key_file: None,
-    }
-}
 
 fn peers(auth: Option<AuthKey>) -> [PeerConfig; 2] {
     let mut v4 = router_peer();
@@ -146,31 +47,20 @@ async fn bfd_up_and_established(speaker: &Speaker, bird: &Bird) {
     }
 }
 
-/// nftables in `ns`: a table `flbbfd` that drops every packet in and out.
-fn drop_output(ns: &str) {
-    let nft = |args: &str| {
-        let mut command = vec!["ip", "netns", "exec", ns, "nft"];
-        command.extend(args.split(' '));
-        run(&command);
-    };
-    nft("add table inet flbbfd");
-    nft("add chain inet flbbfd out { type filter hook output priority 0 ; policy drop ; }");
-    nft("add chain inet flbbfd in { type filter hook input priority 0 ; policy drop ; }");
-}
-
-fn heal(ns: &str) {
-    run(&[
-        "ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "flbbfd",
-    ]);
-}
-
 #[test]
 fn bird_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node_dies() {
     if !prerequisites(&["bird", "birdc", "nft"]) {
         return;
     }
     let topology = Topology::new();
-    let bird = Bird::start(&topology, "");
+    let bird = Bird::start(
+        &topology,
+        BirdSetup {
+            bfd: true,
+            bfd_auth: "",
+            hold_seconds: 9,
+        },
+    );
     let killed_at = topology.in_speaker_ns(|| async {
         let speaker = speaker();
         for peer in peers(None) {
@@ -186,7 +76,7 @@ fn bird_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node_die
         .await;
         // The node dies: nothing more leaves it (no FIN, no Cease, no BFD AdminDown), and the
         // announcer is gone with it.
-        drop_output(&topology.speaker_ns);
+        cut(&topology.speaker_ns);
         Instant::now()
     });
     eventually_blocking("routes withdrawn by BIRD", Duration::from_secs(20), || {
@@ -207,14 +97,21 @@ fn bird_bfd_goes_down_when_the_link_drops_packets_and_comes_back_when_it_heals()
         return;
     }
     let topology = Topology::new();
-    let bird = Bird::start(&topology, "");
+    let bird = Bird::start(
+        &topology,
+        BirdSetup {
+            bfd: true,
+            bfd_auth: "",
+            hold_seconds: 9,
+        },
+    );
     topology.in_speaker_ns(|| async {
         let speaker = speaker();
         for peer in peers(None) {
             speaker.add_peer(peer).await.expect("peer added");
         }
         bfd_up_and_established(&speaker, &bird).await;
-        drop_output(&topology.speaker_ns);
+        cut(&topology.speaker_ns);
         let down = eventually("BFD down on our side", Duration::from_secs(10), || {
             let peer = speaker.peer(ip(ROUTER_V4))?;
             (peer.bfd.as_ref()?.state == BfdState::Down).then_some(peer)
@@ -249,7 +146,11 @@ fn bird_bfd_with_a_wrong_sha1_key_never_comes_up_and_the_right_one_does() {
     let topology = Topology::new();
     let bird = Bird::start(
         &topology,
-        r#"authentication keyed sha1; password "bfd-secret" { id 5; };"#,
+        BirdSetup {
+            bfd: true,
+            bfd_auth: r#"authentication keyed sha1; password "bfd-secret" { id 5; };"#,
+            hold_seconds: 9,
+        },
     );
     let key = |secret: &[u8]| AuthKey {
         kind: AuthType::KeyedSha1,

@@ -63,15 +63,20 @@ fn host_route(address: IpAddr) -> IpNet {
 }
 
 impl BgpService {
-    /// A speaker whose metrics live in `registry` and whose session changes (state or last
-    /// error) are sent as `PeerChanged` events.
+    /// A speaker whose metrics live in `registry` and whose session changes (state, last
+    /// error or BFD state) are sent as `PeerChanged` events.
     pub fn new(events: Option<EventSender>, registry: &mut Registry) -> Self {
         let metrics = BgpMetrics::new(registry);
-        let last_seen: Mutex<HashMap<IpAddr, (State, String)>> = Mutex::new(HashMap::new());
+        type Seen = (State, String, Option<&'static str>);
+        let last_seen: Mutex<HashMap<IpAddr, Seen>> = Mutex::new(HashMap::new());
         let sender = events;
         let reporter = Arc::new(move |snapshot: &PeerSnapshot| {
             let Some(sender) = &sender else { return };
-            let key = (snapshot.state, snapshot.last_error.clone());
+            let key = (
+                snapshot.state,
+                snapshot.last_error.clone(),
+                snapshot.bfd.as_ref().map(|bfd| bfd.state.name()),
+            );
             let mut seen = last_seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
