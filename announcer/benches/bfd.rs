@@ -28,6 +28,7 @@ struct Case {
     name: &'static str,
     bfd: bool,
     hold_seconds: u16,
+    multihop: false,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -43,6 +44,7 @@ fn measure(case: &Case) -> Vec<f64> {
             bfd: case.bfd,
             bfd_auth: "",
             hold_seconds: case.hold_seconds,
+            multihop: false,
         },
     );
     topology.in_speaker_ns(|| async {
@@ -99,16 +101,19 @@ fn main() {
             name: "bfd_300ms_x3",
             bfd: true,
             hold_seconds: 9,
+            multihop: false,
         },
         Case {
             name: "hold_9s",
             bfd: false,
             hold_seconds: 9,
+            multihop: false,
         },
         Case {
             name: "hold_3s",
             bfd: false,
             hold_seconds: 3,
+            multihop: false,
         },
     ];
     let mut p50s = Vec::new();

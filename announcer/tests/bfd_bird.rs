@@ -59,6 +59,7 @@ fn bird_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node_die
             bfd: true,
             bfd_auth: "",
             hold_seconds: 9,
+            multihop: false,
         },
     );
     let killed_at = topology.in_speaker_ns(|| async {
@@ -103,6 +104,7 @@ fn bird_bfd_goes_down_when_the_link_drops_packets_and_comes_back_when_it_heals()
             bfd: true,
             bfd_auth: "",
             hold_seconds: 9,
+            multihop: false,
         },
     );
     topology.in_speaker_ns(|| async {
@@ -150,6 +152,7 @@ fn bird_bfd_with_a_wrong_sha1_key_never_comes_up_and_the_right_one_does() {
             bfd: true,
             bfd_auth: r#"authentication keyed sha1; password "bfd-secret" { id 5; };"#,
             hold_seconds: 9,
+            multihop: false,
         },
     );
     let key = |secret: &[u8]| AuthKey {
@@ -174,6 +177,54 @@ fn bird_bfd_with_a_wrong_sha1_key_never_comes_up_and_the_right_one_does() {
             let peer = speaker.peer(ip(ROUTER_V4))?;
             (peer.bfd?.state == BfdState::Up && bird.bfd_state(SPEAKER_V4).as_deref() == Some("Up"))
                 .then_some(())
+        })
+        .await;
+    });
+}
+
+#[test]
+fn bird_multihop_bfd_comes_up_on_port_4784_and_closes_bgp_when_the_link_drops_packets() {
+    if !prerequisites(&["bird", "birdc", "nft"]) {
+        return;
+    }
+    let topology = Topology::new();
+    let bird = Bird::start(
+        &topology,
+        BirdSetup {
+            bfd: true,
+            bfd_auth: "",
+            hold_seconds: 9,
+            multihop: true,
+        },
+    );
+    topology.in_speaker_ns(|| async {
+        let speaker = speaker();
+        let [mut peer, _] = peers(None);
+        peer.ebgp_multihop_ttl = 2;
+        if let Some(bfd) = peer.bfd.as_mut() {
+            bfd.multihop = true;
+        }
+        speaker.add_peer(peer).await.expect("peer added");
+        eventually(
+            "multihop BFD Up at both ends",
+            Duration::from_secs(20),
+            || {
+                let peer = speaker.peer(ip(ROUTER_V4))?;
+                (peer.bfd?.state == BfdState::Up
+                    && bird.bfd_state(SPEAKER_V4).as_deref() == Some("Up"))
+                .then_some(())
+            },
+        )
+        .await;
+        established(&speaker, ip(ROUTER_V4)).await;
+        assert!(
+            bird.birdc("show bfd sessions").contains("---"),
+            "BIRD lists a multihop session without an interface"
+        );
+        cut(&topology.speaker_ns);
+        eventually("BGP closed by multihop BFD", Duration::from_secs(5), || {
+            let peer = speaker.peer(ip(ROUTER_V4))?;
+            (peer.state != State::Established && peer.last_error.contains("BFD")).then_some(())
         })
         .await;
     });

@@ -40,6 +40,7 @@ fn bfd_from_config_file_and_ctl_flags_comes_up_and_shows_in_peers_list() {
             bfd: true,
             bfd_auth: r#"authentication keyed sha1; password "ctl-bfd-key" { id 9; };"#,
             hold_seconds: 9,
+            multihop: false,
         },
     );
     let key = topology.path("bfd.key");

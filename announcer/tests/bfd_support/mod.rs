@@ -26,6 +26,8 @@ pub struct BirdSetup<'a> {
     pub bfd_auth: &'a str,
     /// BGP hold time offered; keepalive is a third of it.
     pub hold_seconds: u16,
+    /// Multihop BGP (`multihop 2`), so BIRD runs multihop BFD (RFC 5883) for it.
+    pub multihop: bool,
 }
 
 impl Bird {
@@ -33,6 +35,7 @@ impl Bird {
         let keepalive = (setup.hold_seconds / 3).max(1);
         let hold = setup.hold_seconds;
         let bfd_on = if setup.bfd { "bfd on;" } else { "" };
+        let multihop = if setup.multihop { "multihop 2;" } else { "" };
         let session = |name: &str, local: &str, neighbor: &str| {
             format!(
                 r#"protocol bgp {name} {{
@@ -42,6 +45,7 @@ impl Bird {
   hold time {hold}; keepalive time {keepalive};
   error wait time 1, 2;
   {bfd_on}
+  {multihop}
   ipv4 {{ import all; export none; }};
   ipv6 {{ import all; export none; }};
 }}
@@ -50,8 +54,8 @@ impl Bird {
         };
         let bfd = if setup.bfd {
             format!(
-                "protocol bfd {{\n  interface \"*\" {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; {} }};\n}}\n",
-                setup.bfd_auth
+                "protocol bfd {{\n  interface \"*\" {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; {auth} }};\n  multihop {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; {auth} }};\n}}\n",
+                auth = setup.bfd_auth
             )
         } else {
             String::new()
