@@ -28,7 +28,6 @@ struct Case {
     name: &'static str,
     bfd: bool,
     hold_seconds: u16,
-    multihop: false,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -101,19 +100,16 @@ fn main() {
             name: "bfd_300ms_x3",
             bfd: true,
             hold_seconds: 9,
-            multihop: false,
         },
         Case {
             name: "hold_9s",
             bfd: false,
             hold_seconds: 9,
-            multihop: false,
         },
         Case {
             name: "hold_3s",
             bfd: false,
             hold_seconds: 3,
-            multihop: false,
         },
     ];
     let mut p50s = Vec::new();
