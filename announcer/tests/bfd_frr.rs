@@ -3,15 +3,16 @@
 //! routes within the BFD detection time, long before the 9 s hold timer; a link that drops
 //! packets (nftables) takes BFD down and it comes back Up when the link heals.
 
+mod bfd_support;
 mod bgp_support;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use announcer::bfd::session::Parameters;
-use announcer::bfd::{BfdConfig, State as BfdState};
+use announcer::bfd::State as BfdState;
 use announcer::bgp::config::PeerConfig;
+use bfd_support::*;
 use bgp_support::*;
 use serde_json::Value;
 
@@ -131,16 +132,7 @@ router bgp {ROUTER_AS}
 fn peer() -> PeerConfig {
     let mut peer = router_peer();
     peer.ebgp_multihop_ttl = 2;
-    peer.bfd = Some(BfdConfig {
-        params: Parameters {
-            desired_min_tx: Duration::from_millis(300),
-            required_min_rx: Duration::from_millis(300),
-            detect_mult: 3,
-        },
-        multihop: false,
-        auth: None,
-        key_file: None,
-    });
+    peer.bfd = Some(bfd(None));
     peer
 }
 
@@ -155,25 +147,6 @@ async fn up_at_both_ends(speaker: &announcer::bgp::speaker::Speaker, frr: &Frr) 
     })
     .await;
     established(speaker, router()).await;
-}
-
-fn nft(ns: &str, args: &str) {
-    let mut command = vec!["ip", "netns", "exec", ns, "nft"];
-    command.extend(args.split(' '));
-    run(&command);
-}
-
-/// The node's link drops every packet, both ways.
-fn cut(ns: &str) {
-    nft(ns, "add table inet flbbfd");
-    nft(
-        ns,
-        "add chain inet flbbfd out { type filter hook output priority 0 ; policy drop ; }",
-    );
-    nft(
-        ns,
-        "add chain inet flbbfd in { type filter hook input priority 0 ; policy drop ; }",
-    );
 }
 
 #[test]
@@ -225,7 +198,7 @@ fn frr_bfdd_goes_down_when_the_link_drops_packets_and_comes_back_when_it_heals()
             (ours != BfdState::Up && frr.bfd_state().as_deref() == Some("down")).then_some(())
         })
         .await;
-        nft(&topology.speaker_ns, "delete table inet flbbfd");
+        heal(&topology.speaker_ns);
         up_at_both_ends(&speaker, &frr).await;
     });
 }
