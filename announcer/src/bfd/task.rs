@@ -131,7 +131,6 @@ impl Manager {
             session,
             remote: SocketAddr::new(remote, port),
             local,
-            single_hop: !config.multihop,
             socket: None,
             deadlines: HashMap::new(),
             status: status_tx,
@@ -303,7 +302,6 @@ struct SessionTask {
     session: Session,
     remote: SocketAddr,
     local: Option<IpAddr>,
-    single_hop: bool,
     /// Created on first use (and again after an error), so a missing route only delays.
     socket: Option<UdpSocket>,
     deadlines: HashMap<Timer, Instant>,
@@ -397,7 +395,7 @@ impl SessionTask {
 
     async fn send(&mut self, bytes: &[u8]) {
         if self.socket.is_none() {
-            match open_sender(self.local, self.remote, self.single_hop, &mut self.seed) {
+            match open_sender(self.local, self.remote, &mut self.seed) {
                 Ok(socket) => self.socket = Some(socket),
                 Err(error) => {
                     tracing::warn!(peer = %self.remote.ip(), "BFD socket: {error}");
@@ -428,12 +426,7 @@ async fn expire(next: Option<(Timer, Instant)>) -> Timer {
 
 /// The session's sending socket: bound to a source port in 49152–65535 (RFC 5881 §4),
 /// TTL / hop limit 255 (RFC 5881 §5; RFC 5883 leaves it to us, 255 too), connected.
-fn open_sender(
-    local: Option<IpAddr>,
-    remote: SocketAddr,
-    _single_hop: bool,
-    seed: &mut u64,
-) -> io::Result<UdpSocket> {
+fn open_sender(local: Option<IpAddr>, remote: SocketAddr, seed: &mut u64) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let local = match local {
         Some(local) => local,
