@@ -3,12 +3,18 @@
 //! and nftables cuts of the speaker's link. Builds on `bgp_support` (the two namespaces).
 #![allow(dead_code)]
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use announcer::bfd::BfdConfig;
 use announcer::bfd::packet::AuthKey;
 use announcer::bfd::session::Parameters;
+use announcer::bgp::fsm::State;
+use announcer::bgp::metrics::BgpMetrics;
+use announcer::bgp::session::PeerSnapshot;
+use announcer::bgp::speaker::Speaker;
 
 use super::bgp_support::*;
 
@@ -111,6 +117,35 @@ impl Bird {
             .lines()
             .any(|l| l.contains("[lb"))
     }
+}
+
+/// A speaker that keeps every status report, so a test can see a state that did not last
+/// (the BGP session closed by BFD, before its reconnect attempts replace the last error).
+pub fn recording_speaker() -> (Speaker, Arc<Mutex<Vec<PeerSnapshot>>>) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&reports);
+    let speaker = Speaker::new(
+        BgpMetrics::default(),
+        Arc::new(move |snapshot: &PeerSnapshot| {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(snapshot.clone());
+        }),
+    );
+    (speaker, reports)
+}
+
+/// Whether `address`'s BGP session was reported closed because BFD went down.
+pub fn closed_by_bfd(reports: &Mutex<Vec<PeerSnapshot>>, address: IpAddr) -> bool {
+    reports
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .any(|s| {
+            s.config.address == address
+                && s.state != State::Established
+                && s.last_error.starts_with("BFD session down")
+        })
 }
 
 /// BFD at 300 ms × 3, single hop.
