@@ -75,7 +75,7 @@ fn measure(case: &Case) -> Vec<f64> {
             cut(&topology.speaker_ns);
             let start = Instant::now();
             loop {
-                if !bird.has_route(VIP_V4) {
+                if bird.lacks_route(VIP_V4) {
                     break;
                 }
                 assert!(

@@ -84,7 +84,7 @@ fn bird_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node_die
         Instant::now()
     });
     eventually_blocking("routes withdrawn by BIRD", Duration::from_secs(20), || {
-        (!bird.has_route(VIP_V4) && !bird.has_route(VIP_V6)).then_some(())
+        (bird.lacks_route(VIP_V4) && bird.lacks_route(VIP_V6)).then_some(())
     });
     let took = killed_at.elapsed();
     // The hold timer (9 s, keepalives every 3 s) could not have fired before 6 s.

@@ -106,16 +106,29 @@ impl Bird {
             .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
     }
 
-    /// Whether BIRD holds `prefix` from one of our sessions.
-    pub fn has_route(&self, prefix: &str) -> bool {
+    /// Whether BIRD holds `prefix` from one of our sessions; `None` when `birdc` did not
+    /// answer (so a failed query is never taken for a withdrawn route).
+    pub fn route(&self, prefix: &str) -> Option<bool> {
         let table = if prefix.contains(':') {
             "master6"
         } else {
             "master4"
         };
-        self.birdc(&format!("show route table {table} for {prefix}"))
-            .lines()
-            .any(|l| l.contains("[lb"))
+        let text = self.birdc(&format!("show route table {table} for {prefix}"));
+        if !text.contains(" ready.") {
+            return None;
+        }
+        Some(text.lines().any(|l| l.contains("[lb")))
+    }
+
+    /// BIRD answered and holds `prefix` from us.
+    pub fn has_route(&self, prefix: &str) -> bool {
+        self.route(prefix) == Some(true)
+    }
+
+    /// BIRD answered and does not hold `prefix` from us.
+    pub fn lacks_route(&self, prefix: &str) -> bool {
+        self.route(prefix) == Some(false)
     }
 }
 
