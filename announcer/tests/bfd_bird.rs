@@ -87,9 +87,11 @@ fn bird_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node_die
         (bird.lacks_route(VIP_V4) && bird.lacks_route(VIP_V6)).then_some(())
     });
     let took = killed_at.elapsed();
-    // The hold timer (9 s, keepalives every 3 s) could not have fired before 6 s.
+    // The hold timer could not have fired before 3.75 s: 9 s less BIRD's up-to-25 % jitter
+    // (RFC 4271 §10, which BIRD applies to the hold timer too), less the up to 3 s since our
+    // last keepalive. The benchmark saw it fire after 4.1 s at the earliest.
     assert!(
-        took < Duration::from_secs(6),
+        took < Duration::from_secs(3),
         "BIRD took {took:?}: that is the hold timer, not BFD"
     );
     assert_ne!(bird.bfd_state(SPEAKER_V4).as_deref(), Some("Up"));
@@ -122,8 +124,8 @@ fn bird_bfd_goes_down_when_the_link_drops_packets_and_comes_back_when_it_heals()
             (peer.bfd.as_ref()?.state == BfdState::Down).then_some(peer)
         })
         .await;
-        // BFD Down closed the BGP session (well before its 9 s hold timer).
-        eventually("BGP closed by BFD", Duration::from_secs(3), || {
+        // BFD Down closed the BGP session: the reason names BFD, not the 9 s hold timer.
+        eventually("BGP closed by BFD", Duration::from_secs(10), || {
             closed_by_bfd(&reports, ip(ROUTER_V4)).then_some(())
         })
         .await;
@@ -224,9 +226,11 @@ fn bird_multihop_bfd_comes_up_on_port_4784_and_closes_bgp_when_the_link_drops_pa
             "BIRD lists a multihop session without an interface"
         );
         cut(&topology.speaker_ns);
-        eventually("BGP closed by multihop BFD", Duration::from_secs(5), || {
-            closed_by_bfd(&reports, ip(ROUTER_V4)).then_some(())
-        })
+        eventually(
+            "BGP closed by multihop BFD",
+            Duration::from_secs(10),
+            || closed_by_bfd(&reports, ip(ROUTER_V4)).then_some(()),
+        )
         .await;
     });
 }

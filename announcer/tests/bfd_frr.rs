@@ -176,8 +176,10 @@ fn frr_bfdd_sees_bfd_up_and_withdraws_routes_within_detection_time_when_the_node
         (frr.route(VIP_V4) == Some(false)).then_some(())
     });
     let took = killed_at.elapsed();
+    // The 9 s hold timer could not have fired before 6 s (our last keepalive at most 3 s
+    // before the cut); 3 s leaves room for a busy machine and still rules it out.
     assert!(
-        took < Duration::from_secs(6),
+        took < Duration::from_secs(3),
         "FRR took {took:?}: that is the hold timer, not BFD; logs:\n{}",
         frr.logs()
     );
