@@ -1,6 +1,8 @@
 //! scripts/build-images.sh builds the three images with podman on an mmdebstrap base, and
 //! each runs: `--version` and `--help` under podman (runc) and, after
-//! `ctr -n k8s.io images import`, under containerd, the runtime the kubelet uses.
+//! `ctr -n k8s.io images import`, under containerd, the runtime the kubelet uses. The
+//! announcer also runs as its DaemonSet runs it (read-only, two capabilities) and answers
+//! `ferrolb-announcer ctl state` through exec.
 //!
 //! Everything stays inside a temporary folder: podman's storage and settings
 //! (`CONTAINERS_STORAGE_CONF`, `CONTAINERS_CONF`), a containerd of its own
@@ -199,6 +201,23 @@ fn images_build_and_run_under_podman_and_containerd() {
         "`ferrolb-announcer ctl` found through PATH in the image:\n{ctl_help}"
     );
 
+    // As the manifests run them: the provider non-root with no capabilities, the announcer
+    // with only NET_ADMIN and NET_RAW, both on a read-only root filesystem without privilege
+    // escalation; `ferrolb-announcer ctl` through `exec` as the DaemonSet's comment says.
+    let provider_locked_down = sh(
+        &repo,
+        &podman_env,
+        &format!(
+            "podman run --rm --read-only --cap-drop=all --security-opt no-new-privileges {} --version",
+            image("ferrolb-provider")
+        ),
+    );
+    assert_eq!(
+        provider_locked_down.trim(),
+        format!("ferrolb-provider {}", version())
+    );
+    announcer_runs_as_in_the_daemonset(&repo, &podman_env);
+
     // containerd: import the archives as the README says, then run them. `ctr run` replaces
     // the entrypoint with its arguments (the kubelet appends `args:` to it, as podman does),
     // so the binary is named, and found through the image's PATH.
@@ -253,5 +272,83 @@ fn images_build_and_run_under_podman_and_containerd() {
         "images build_s={build_s:.1} total_s={:.1} archives: {}",
         started.elapsed().as_secs_f64(),
         sizes.join(" ")
+    );
+}
+
+/// Removes the named podman container when dropped (also when the test panics).
+struct PodmanContainer<'a> {
+    name: String,
+    env: &'a [(&'a str, &'a str)],
+}
+
+impl Drop for PodmanContainer<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", &self.name])
+            .envs(self.env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Starts the announcer image with the DaemonSet's security context (read-only root, only
+/// NET_ADMIN and NET_RAW, no privilege escalation, an empty /run/ferrolb), asks it for its
+/// state with `ferrolb-announcer ctl state` through exec, and stops it with SIGTERM: it
+/// withdraws and exits 0.
+fn announcer_runs_as_in_the_daemonset(repo: &Path, env: &[(&str, &str)]) {
+    let container = PodmanContainer {
+        name: format!("images-test-{}-announcer", std::process::id()),
+        env,
+    };
+    let name = &container.name;
+    sh(
+        repo,
+        env,
+        &format!(
+            "podman run -d --name {name} --read-only --cap-drop=all \
+             --cap-add=NET_ADMIN,NET_RAW --security-opt no-new-privileges \
+             --tmpfs /run/ferrolb {} --listen unix:/run/ferrolb/announcer.sock",
+            image("ferrolb-announcer")
+        ),
+    );
+    let exec = format!("podman exec {name} ferrolb-announcer ctl state");
+    let start = Instant::now();
+    let state = loop {
+        let out = Command::new("sh")
+            .args(["-c", &exec])
+            .envs(env.iter().copied())
+            .output()
+            .expect("podman exec");
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "`{exec}` did not answer within 30 s: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            sh(repo, env, &format!("podman logs {name} 2>&1"))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        state.contains("\"announcements\":[]"),
+        "`{exec}` should print the (empty) state:\n{state}"
+    );
+    sh(repo, env, &format!("podman stop -t 20 {name}"));
+    let exit = sh(
+        repo,
+        env,
+        &format!("podman inspect --format '{{{{.State.ExitCode}}}}' {name}"),
+    );
+    let logs = sh(repo, env, &format!("podman logs {name} 2>&1"));
+    assert_eq!(
+        exit.trim(),
+        "0",
+        "announcer exit code after SIGTERM; logs:\n{logs}"
+    );
+    assert!(
+        logs.contains("SIGTERM: withdrawing everything"),
+        "announcer logs after SIGTERM:\n{logs}"
     );
 }
