@@ -81,6 +81,7 @@ fi
 # --- base: mmdebstrap --------------------------------------------------------------------
 # The suite defaults to the build machine's Debian release, so the image's glibc is the one
 # the binaries were linked against (a newer build host than the base would fail at run time).
+# shellcheck source=/dev/null
 suite="${FERROLB_IMAGE_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}"
 packages="libc6,libgcc-s1"
 # mmdebstrap reads the host's Debian sources when there is a deb822 file for them (the same
@@ -163,5 +164,6 @@ for b in $binaries; do
   esac
   rm -f "$out/$b.oci.tar"
   "$tool" push --quiet "$name" "oci-archive:$out/$b.oci.tar:$name" >/dev/null
+  rm -rf "$context"
   echo "$name $out/$b.oci.tar"
 done
