@@ -23,7 +23,7 @@ const DELETE_RUNTIME: &[&str] = &[
 ];
 /// The README's install without kustomize.
 const APPLY_FILES: &[&str] = &[
-    "kubectl apply -f manifests/provider/   # RBAC, the pool ConfigMap, Deployment",
+    "kubectl apply -f manifests/provider/   # the CRD, RBAC, the pool ConfigMap, Deployment",
     "kubectl apply -f manifests/announcer/serviceaccount.yaml -f manifests/announcer/service.yaml -f manifests/announcer/daemonset.yaml",
 ];
 /// Stand-ins for the Secrets and the Lease the provider creates at run time.
@@ -33,9 +33,14 @@ const RUNTIME_OBJECTS: &str = r#"{"apiVersion": "v1", "kind": "List", "items": [
   {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ferrolb-heartbeat", "namespace": "kube-system"}},
   {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "ferrolb-provider", "namespace": "kube-system"}}
 ]}"#;
-/// Optional manifests the kustomization leaves out on purpose (cert-manager is not always
-/// installed; docs/certificates.md).
-const NOT_IN_KUSTOMIZATION: &[&str] = &["announcer/certificate.yaml"];
+/// Optional manifests the kustomization leaves out on purpose: cert-manager is not always
+/// installed (docs/certificates.md); the compat CRDs are for migrations and would replace
+/// OpenELB's or Cilium's own.
+const NOT_IN_KUSTOMIZATION: &[&str] = &[
+    "announcer/certificate.yaml",
+    "compat/eip-crd.yaml",
+    "compat/cilium-lbippool-crd.yaml",
+];
 /// The images scripts/build-images.sh names by default, without the tag.
 const BUILT_IMAGES: &[&str] = &[
     "ghcr.io/ferrolb/ferrolb-provider",
