@@ -42,9 +42,11 @@ use super::model::{
 use crate::ipam::ServiceKey;
 
 mod holders;
+mod sets;
 mod status;
 
 pub use holders::Move;
+use sets::{Report, SetEdits};
 pub use status::ServiceStatus;
 
 /// Where one address is announced.
@@ -420,7 +422,7 @@ impl Planner {
     pub fn services_at(&self, address: IpAddr) -> Vec<ServiceKey> {
         self.by_address
             .get(&address)
-            .map(|keys| keys.iter().cloned().collect())
+            .map(|keys| keys.to_vec())
             .unwrap_or_default()
     }
 
@@ -578,68 +580,6 @@ impl Planner {
                 why.join("; ")
             ),
         )
-    }
-}
-
-/// What one announcer reports: the phase of each of its announcements, sorted by (address,
-/// mode). A sorted slice takes about half the memory of a `HashMap` of the same entries, and
-/// the planner keeps one per node.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Report(Box<[((IpAddr, Mode), Phase)]>);
-
-impl Report {
-    fn new(report: HashMap<(IpAddr, Mode), Phase>) -> Self {
-        let mut entries: Vec<((IpAddr, Mode), Phase)> = report.into_iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Report(entries.into_boxed_slice())
-    }
-
-    /// The phase reported for (address, mode).
-    fn get(&self, key: &(IpAddr, Mode)) -> Option<&Phase> {
-        let at = self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        Some(&self.0[at].1)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&(IpAddr, Mode), &Phase)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-/// The changes one flush makes to a node's set.
-#[derive(Debug, Default)]
-struct SetEdits {
-    /// Entries that leave the node (unless put again).
-    removed: BTreeSet<(IpAddr, Mode)>,
-    /// Entries that the node holds after the flush, replacing any with the same key.
-    put: BTreeMap<(IpAddr, Mode), NodeAnnouncement>,
-}
-
-impl SetEdits {
-    fn remove(&mut self, key: (IpAddr, Mode)) {
-        self.put.remove(&key);
-        self.removed.insert(key);
-    }
-
-    fn put(&mut self, entry: NodeAnnouncement) {
-        self.put.insert((entry.address, entry.mode), entry);
-    }
-
-    /// `old` (sorted by address and mode) with the edits applied, still sorted.
-    fn apply(self, old: &[NodeAnnouncement]) -> Vec<NodeAnnouncement> {
-        let mut out = Vec::with_capacity(old.len() + self.put.len());
-        let mut put = self.put.into_iter().peekable();
-        for entry in old {
-            let key = (entry.address, entry.mode);
-            while let Some((_, new)) = put.next_if(|(k, _)| *k < key) {
-                out.push(new);
-            }
-            if put.peek().is_some_and(|(k, _)| *k == key) || self.removed.contains(&key) {
-                continue;
-            }
-            out.push(entry.clone());
-        }
-        out.extend(put.map(|(_, new)| new));
-        out
     }
 }
 
