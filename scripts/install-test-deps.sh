@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages FerroLB's tests use, when missing. Idempotent.
 # tests/e2e needs iproute2, iputils-ping, bird2 and kubectl from this list; the announcer's
-# failover tests need nftables and tcpdump, its failover bench keepalived and nftables.
+# failover tests need nftables and tcpdump, its failover bench keepalived and nftables, its
+# deployed-capabilities test unshare and setpriv (util-linux).
 set -euo pipefail
-PKGS="iproute2 iputils-ping arping ndisc6 tcpdump gobgpd bird2 frr exabgp keepalived nftables"
+PKGS="util-linux iproute2 iputils-ping arping ndisc6 tcpdump gobgpd bird2 frr exabgp keepalived nftables"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
