@@ -16,6 +16,7 @@
 
 pub mod args;
 pub mod backend;
+pub mod bfd;
 pub mod bgp;
 pub mod ctl;
 pub mod engine;

@@ -115,6 +115,30 @@ pub struct PeerSpec {
     /// Restart time advertised with graceful restart, seconds (default 120, at most 4095).
     #[arg(long)]
     pub graceful_restart_seconds: Option<u32>,
+    /// Run BFD (RFC 5880) with the peer: when BFD goes Down, so does the BGP session.
+    #[arg(long)]
+    pub bfd: bool,
+    /// BFD Desired Min TX Interval, milliseconds (default 300).
+    #[arg(long)]
+    pub bfd_min_tx_ms: Option<u32>,
+    /// BFD Required Min RX Interval, milliseconds (default 300).
+    #[arg(long)]
+    pub bfd_min_rx_ms: Option<u32>,
+    /// BFD detect multiplier (default 3).
+    #[arg(long)]
+    pub bfd_multiplier: Option<u32>,
+    /// Multihop BFD (RFC 5883, UDP 4784) instead of single hop (UDP 3784, TTL 255).
+    #[arg(long)]
+    pub bfd_multihop: bool,
+    /// BFD authentication: none, simple, keyed-sha1 or meticulous-keyed-sha1 (default none).
+    #[arg(long)]
+    pub bfd_auth_type: Option<String>,
+    /// BFD authentication key ID (default 0).
+    #[arg(long)]
+    pub bfd_key_id: Option<u32>,
+    /// File holding the BFD authentication key.
+    #[arg(long)]
+    pub bfd_key_file: Option<String>,
 }
 
 impl PeerSpec {
@@ -143,6 +167,16 @@ impl PeerSpec {
             }),
             graceful_restart: self.graceful_restart,
             graceful_restart_seconds: self.graceful_restart_seconds,
+            bfd: Some(pb::Bfd {
+                enabled: self.bfd,
+                min_tx_ms: self.bfd_min_tx_ms,
+                min_rx_ms: self.bfd_min_rx_ms,
+                detect_multiplier: self.bfd_multiplier,
+                multihop: self.bfd_multihop,
+                auth_type: self.bfd_auth_type.clone().unwrap_or_default(),
+                key_id: self.bfd_key_id.unwrap_or(0),
+                key_file: self.bfd_key_file.clone().unwrap_or_default(),
+            }),
         }
     }
 }

@@ -47,6 +47,14 @@ pub fn peer_status(snapshot: &PeerSnapshot) -> pb::PeerStatus {
         prefixes_sent: snapshot.prefixes_sent,
         updates_sent: snapshot.updates_sent,
         capabilities: snapshot.capabilities.clone(),
+        bfd: snapshot.bfd.as_ref().map(|bfd| pb::BfdStatus {
+            state: bfd.state.name().into(),
+            diagnostic: bfd.diagnostic.describe().into(),
+            local_discriminator: bfd.local_discriminator,
+            remote_discriminator: bfd.remote_discriminator,
+            detection_time_ms: u64::try_from(bfd.detection_time.as_millis()).unwrap_or(u64::MAX),
+            up_count: bfd.up_count,
+        }),
     }
 }
 
@@ -56,19 +64,24 @@ fn host_route(address: IpAddr) -> IpNet {
 }
 
 impl BgpService {
-    /// A speaker whose metrics live in `registry` and whose session changes (state or last
-    /// error) are sent as `PeerChanged` events.
+    /// A speaker whose metrics live in `registry` and whose session changes (state, last
+    /// error or BFD state) are sent as `PeerChanged` events.
     pub fn new(
         events: Option<EventSender>,
         registry: &mut Registry,
         restart: &RestartOptions,
     ) -> Self {
         let metrics = BgpMetrics::new(registry);
-        let last_seen: Mutex<HashMap<IpAddr, (State, String)>> = Mutex::new(HashMap::new());
+        type Seen = (State, String, Option<&'static str>);
+        let last_seen: Mutex<HashMap<IpAddr, Seen>> = Mutex::new(HashMap::new());
         let sender = events;
         let reporter = Arc::new(move |snapshot: &PeerSnapshot| {
             let Some(sender) = &sender else { return };
-            let key = (snapshot.state, snapshot.last_error.clone());
+            let key = (
+                snapshot.state,
+                snapshot.last_error.clone(),
+                snapshot.bfd.as_ref().map(|bfd| bfd.state.name()),
+            );
             let mut seen = last_seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);

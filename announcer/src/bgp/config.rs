@@ -39,6 +39,8 @@ pub struct PeerConfig {
     pub attributes: RouteAttributes,
     /// Restart time advertised with graceful restart (RFC 4724), if enabled.
     pub graceful_restart: Option<u16>,
+    /// BFD for this peer (RFC 5880): its Down brings the BGP session down.
+    pub bfd: Option<crate::bfd::BfdConfig>,
 }
 
 impl PeerConfig {
@@ -62,6 +64,7 @@ impl PeerConfig {
             ipv6_next_hop: None,
             attributes: RouteAttributes::default(),
             graceful_restart: None,
+            bfd: None,
         }
     }
 
@@ -213,6 +216,9 @@ impl PeerConfig {
             }
             config.graceful_restart = Some(u16::try_from(seconds).unwrap_or(4095));
         }
+        if let Some(bfd) = &peer.bfd {
+            config.bfd = crate::bfd::BfdConfig::from_proto(bfd, "peer.bfd").map_err(ConfigError)?;
+        }
         Ok(config)
     }
 
@@ -243,6 +249,7 @@ impl PeerConfig {
             attributes: Some(self.attributes.to_proto()),
             graceful_restart: self.graceful_restart.is_some(),
             graceful_restart_seconds: self.graceful_restart.map(u32::from),
+            bfd: self.bfd.as_ref().map(crate::bfd::BfdConfig::to_proto),
         }
     }
 }

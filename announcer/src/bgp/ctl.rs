@@ -100,6 +100,14 @@ pub fn peer_json(status: &pb::PeerStatus) -> Value {
         "prefixes_sent": status.prefixes_sent,
         "updates_sent": status.updates_sent,
         "capabilities": status.capabilities,
+        "bfd": status.bfd.as_ref().map(|bfd| json!({
+            "state": bfd.state,
+            "diagnostic": bfd.diagnostic,
+            "local_discriminator": bfd.local_discriminator,
+            "remote_discriminator": bfd.remote_discriminator,
+            "detection_time_ms": bfd.detection_time_ms,
+            "up_count": bfd.up_count,
+        })),
     })
 }
 

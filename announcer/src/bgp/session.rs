@@ -28,6 +28,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 
+use crate::bfd::{BfdHandle, BfdStatus, State as BfdState};
+
 use super::codec::{CodecContext, DecodeError, Family, Message, Notification, Update};
 use super::config::{PeerConfig, RouteAttributes};
 use super::fsm::{Fsm, FsmConfig, Input, Negotiated, Output, STOPPED, State, Timer};
@@ -55,6 +57,8 @@ pub struct PeerSnapshot {
     pub prefixes_sent: u64,
     pub updates_sent: u64,
     pub capabilities: Vec<String>,
+    /// The BFD session's status, when BFD is enabled for the peer.
+    pub bfd: Option<BfdStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,7 @@ struct Status {
     prefixes_sent: u64,
     updates_sent: u64,
     capabilities: Vec<String>,
+    bfd: Option<BfdStatus>,
 }
 
 /// Messages from the speaker to a session task.
@@ -96,6 +101,7 @@ impl SessionHandle {
         metrics: BgpMetrics,
         reporter: Reporter,
         restart: Arc<RestartState>,
+        bfd: Option<BfdHandle>,
     ) -> Self {
         let status = Arc::new(Mutex::new(Status {
             state: State::Idle,
@@ -104,6 +110,7 @@ impl SessionHandle {
             prefixes_sent: 0,
             updates_sent: 0,
             capabilities: Vec::new(),
+            bfd: bfd.as_ref().map(|handle| handle.status.borrow().clone()),
         }));
         let (commands, receiver) = mpsc::unbounded_channel();
         let fsm = Fsm::new(FsmConfig {
@@ -138,6 +145,7 @@ impl SessionHandle {
             complete: restart.subscribe(),
             restart,
             end_of_rib_held: Vec::new(),
+            bfd,
         };
         let task = tokio::spawn(session.run(receiver));
         SessionHandle {
@@ -174,6 +182,7 @@ fn snapshot(config: &PeerConfig, status: &Status) -> PeerSnapshot {
         prefixes_sent: status.prefixes_sent,
         updates_sent: status.updates_sent,
         capabilities: status.capabilities.clone(),
+        bfd: status.bfd.clone(),
     }
 }
 
@@ -193,6 +202,7 @@ enum Wake {
     Received(Option<Result<Result<Message, DecodeError>, io::Error>>),
     RoutesChanged,
     DesiredComplete,
+    Bfd(Option<BfdStatus>),
 }
 
 struct Session {
@@ -216,6 +226,18 @@ struct Session {
     complete: watch::Receiver<bool>,
     /// Families whose End-of-RIB waits for the complete desired set.
     end_of_rib_held: Vec<Family>,
+    /// The peer's BFD session, when enabled (dropping it sends AdminDown).
+    bfd: Option<BfdHandle>,
+}
+
+async fn bfd_changed(bfd: &mut Option<BfdHandle>) -> Option<BfdStatus> {
+    match bfd {
+        Some(handle) => match handle.status.changed().await {
+            Ok(()) => Some(handle.status.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_frame(
@@ -247,6 +269,7 @@ impl Session {
                 frame = next_frame(&mut self.connection) => Wake::Received(frame),
                 Ok(()) = self.routes.changed(), if established => Wake::RoutesChanged,
                 Ok(()) = self.complete.changed(), if held => Wake::DesiredComplete,
+                status = bfd_changed(&mut self.bfd) => Wake::Bfd(status),
             };
             match wake {
                 Wake::Command(None) => {
@@ -313,6 +336,8 @@ impl Session {
                             .await;
                     }
                 }
+                Wake::Bfd(None) => {}
+                Wake::Bfd(Some(status)) => self.bfd_changed(status).await,
                 Wake::RoutesChanged => {
                     if let Err(error) = self.sync_routes().await {
                         self.handle(Input::TcpConnectionFails(format!("write: {error}")))
@@ -320,6 +345,29 @@ impl Session {
                     }
                 }
             }
+        }
+    }
+
+    /// RFC 5882 §4.3 / §10.2: BFD leaving Up means the path is gone, so the BGP session goes
+    /// down now instead of at hold-timer expiry. Connections in progress are dropped too.
+    /// The session restarts by itself after the ConnectRetry time, as after any failure.
+    async fn bfd_changed(&mut self, status: BfdStatus) {
+        // The watch keeps only the latest value: a count of Up transitions that moved on means
+        // it went down and up again in between.
+        let down = lock(&self.status).bfd.as_ref().is_some_and(|old| {
+            old.state == BfdState::Up
+                && (status.state != BfdState::Up || status.up_count != old.up_count)
+        });
+        let reason = format!(
+            "BFD session {}: {}",
+            status.state.name(),
+            status.diagnostic.describe()
+        );
+        lock(&self.status).bfd = Some(status);
+        self.report();
+        if down && self.connection.is_some() {
+            tracing::info!(peer = %self.config.address, "{reason}: closing the BGP session");
+            self.handle(Input::TcpConnectionFails(reason)).await;
         }
     }
 

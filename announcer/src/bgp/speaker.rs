@@ -36,6 +36,8 @@ pub enum SpeakerError {
         local: SocketAddr,
         source: io::Error,
     },
+    #[error("peer {peer}: cannot start BFD: {source}")]
+    Bfd { peer: IpAddr, source: io::Error },
 }
 
 /// The announce-only BGP speaker. Cheap to clone; all clones drive the same speaker.
@@ -51,6 +53,8 @@ struct Inner {
     metrics: BgpMetrics,
     reporter: Reporter,
     restart: Arc<RestartState>,
+    /// BFD sessions of the peers that enable it, and their shared listeners.
+    bfd: crate::bfd::Manager,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -93,6 +97,7 @@ impl Speaker {
                 metrics,
                 reporter,
                 restart: state,
+                bfd: crate::bfd::Manager::default(),
             }),
         }
     }
@@ -153,12 +158,25 @@ impl Speaker {
         if config.passive {
             self.ensure_listener(&config)?;
         }
+        let bfd = match &config.bfd {
+            Some(bfd) => Some(
+                self.inner
+                    .bfd
+                    .start(config.address, config.source_address, bfd)
+                    .map_err(|source| SpeakerError::Bfd {
+                        peer: config.address,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let handle = SessionHandle::spawn(
             config.clone(),
             self.inner.routes.subscribe(),
             self.inner.metrics.clone(),
             Arc::clone(&self.inner.reporter),
             Arc::clone(&self.inner.restart),
+            bfd,
         );
         let snapshot = handle.snapshot();
         locked(&self.inner.peers).insert(config.address, handle);

@@ -42,9 +42,11 @@ use super::model::{
 use crate::ipam::ServiceKey;
 
 mod holders;
+mod sets;
 mod status;
 
 pub use holders::Move;
+use sets::{Report, SetEdits};
 pub use status::ServiceStatus;
 
 /// Where one address is announced.
@@ -84,18 +86,22 @@ pub struct Planner {
     /// The heartbeat key is known: layer2/vip entries go to every candidate.
     failover: bool,
     targets: HashMap<ServiceKey, Target>,
-    by_address: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
+    /// The Services of each address, sorted (nearly always one: a `Vec` costs a fraction of
+    /// a `BTreeSet`'s node at 10,000 addresses).
+    by_address: BTreeMap<IpAddr, Vec<ServiceKey>>,
     nodes: BTreeMap<NodeName, NodeInfo>,
     announcers: BTreeMap<NodeName, AnnouncerEndpoint>,
     unreachable: BTreeMap<NodeName, String>,
     endpoints: HashMap<ServiceKey, BTreeSet<NodeName>>,
-    reports: BTreeMap<NodeName, HashMap<(IpAddr, Mode), Phase>>,
+    reports: BTreeMap<NodeName, Report>,
     placements: BTreeMap<IpAddr, Placement>,
     /// The last node reported Active for each single-owner address.
     holders: BTreeMap<IpAddr, NodeName>,
     /// Addresses whose holder may have changed (reports or placement).
     dirty_holders: BTreeSet<IpAddr>,
-    sets: BTreeMap<NodeName, BTreeMap<(IpAddr, Mode), NodeAnnouncement>>,
+    /// Each node's desired set, sorted by (address, mode). The same `Arc` is handed to the
+    /// node's driver, so a set is held once, not once here and once per driver.
+    sets: BTreeMap<NodeName, Arc<Vec<NodeAnnouncement>>>,
     dirty_addresses: BTreeSet<IpAddr>,
     topology_dirty: bool,
     dirty_services: BTreeSet<ServiceKey>,
@@ -146,7 +152,9 @@ impl Planner {
             for address in &old.addresses {
                 self.dirty_addresses.insert(*address);
                 if let Some(keys) = self.by_address.get_mut(address) {
-                    keys.remove(key);
+                    if let Ok(at) = keys.binary_search(key) {
+                        keys.remove(at);
+                    }
                     if keys.is_empty() {
                         self.by_address.remove(address);
                     }
@@ -156,10 +164,10 @@ impl Planner {
         if let Some(new) = target {
             for address in &new.addresses {
                 self.dirty_addresses.insert(*address);
-                self.by_address
-                    .entry(*address)
-                    .or_default()
-                    .insert(key.clone());
+                let keys = self.by_address.entry(*address).or_default();
+                if let Err(at) = keys.binary_search(key) {
+                    keys.insert(at, key.clone());
+                }
             }
             self.targets.insert(key.clone(), new);
         }
@@ -174,7 +182,7 @@ impl Planner {
             && let Some(set) = self.sets.get_mut(name)
         {
             // The node's own interface choice changed: rewrite its entries in place.
-            for entry in set.values_mut() {
+            for entry in Arc::make_mut(set).iter_mut() {
                 let automatic = self
                     .placements
                     .get(&entry.address)
@@ -254,24 +262,24 @@ impl Planner {
 
     /// What a node's announcer reports for its announcements (the whole list).
     pub fn set_report(&mut self, node: &str, report: HashMap<(IpAddr, Mode), Phase>) {
-        let before = self.reports.get(node);
-        if before == Some(&report) {
+        let report = Report::new(report);
+        let empty = Report::default();
+        let before = self.reports.get(node).unwrap_or(&empty);
+        if self.reports.contains_key(node) && *before == report {
             return;
         }
         // Every report repeats the node's whole list, so only the entries whose phase changed
         // (or that appeared or went) can change a Service's status; touching every listed
         // address would recompute the status of every Service on the node per report.
-        let empty = HashMap::new();
-        let before = before.unwrap_or(&empty);
         let touched: BTreeSet<IpAddr> = report
             .iter()
-            .filter(|(k, v)| before.get(k) != Some(*v))
+            .filter(|(k, v)| before.get(k) != Some(v))
             .map(|((a, _), _)| *a)
             .chain(
                 before
-                    .keys()
-                    .filter(|k| !report.contains_key(k))
-                    .map(|(a, _)| *a),
+                    .iter()
+                    .filter(|(k, _)| report.get(k).is_none())
+                    .map(|((a, _), _)| *a),
             )
             .collect();
         self.dirty_holders.extend(touched.iter().copied());
@@ -338,6 +346,7 @@ impl Planner {
             .map(|n| (n.clone(), self.eligibility(n)))
             .collect();
         let mut changed_nodes: BTreeSet<NodeName> = std::mem::take(&mut self.unsent);
+        let mut edits: BTreeMap<NodeName, SetEdits> = BTreeMap::new();
         for address in addresses {
             let before = self.placements.remove(&address);
             let after = self.place(address, &eligible);
@@ -352,9 +361,10 @@ impl Planner {
             }
             if let Some(old) = &before {
                 for node in &old.nodes {
-                    if let Some(set) = self.sets.get_mut(node) {
-                        set.remove(&(address, old.mode));
-                    }
+                    edits
+                        .entry(node.clone())
+                        .or_default()
+                        .remove((address, old.mode));
                     changed_nodes.insert(node.clone());
                 }
             }
@@ -366,17 +376,17 @@ impl Planner {
                             .map_or(InterfaceChoice::Automatic, InterfaceChoice::CanReach),
                         (interface, _) => interface.clone(),
                     };
-                    self.sets.entry(node.clone()).or_default().insert(
-                        (address, new.mode),
-                        NodeAnnouncement {
+                    edits
+                        .entry(node.clone())
+                        .or_default()
+                        .put(NodeAnnouncement {
                             address,
                             mode: new.mode,
                             interface,
                             services: new.services.clone(),
                             candidates: new.candidates.clone(),
                             bgp: new.bgp.clone(),
-                        },
-                    );
+                        });
                     changed_nodes.insert(node.clone());
                 }
             }
@@ -390,17 +400,18 @@ impl Planner {
                 flush.moves.push(mv);
             }
         }
-        for node in changed_nodes {
-            let set: Vec<NodeAnnouncement> = self
-                .sets
-                .get(&node)
-                .map(|s| s.values().cloned().collect())
-                .unwrap_or_default();
-            if set.is_empty() {
-                self.sets.remove(&node);
+        for (node, edits) in edits {
+            let old = self.sets.remove(&node).unwrap_or_default();
+            let new = edits.apply(&old);
+            drop(old);
+            if !new.is_empty() {
+                self.sets.insert(node, Arc::new(new));
             }
+        }
+        for node in changed_nodes {
+            let set = self.set_of(&node);
             if self.announcers.contains_key(&node) {
-                flush.sets.push((node, Arc::new(set)));
+                flush.sets.push((node, set));
             }
         }
         for key in std::mem::take(&mut self.dirty_services) {
@@ -414,18 +425,13 @@ impl Planner {
     pub fn services_at(&self, address: IpAddr) -> Vec<ServiceKey> {
         self.by_address
             .get(&address)
-            .map(|keys| keys.iter().cloned().collect())
+            .map(|keys| keys.to_vec())
             .unwrap_or_default()
     }
 
     /// The desired set of a node as last flushed.
     pub fn set_of(&self, node: &str) -> Arc<Vec<NodeAnnouncement>> {
-        Arc::new(
-            self.sets
-                .get(node)
-                .map(|s| s.values().cloned().collect())
-                .unwrap_or_default(),
-        )
+        self.sets.get(node).cloned().unwrap_or_default()
     }
 
     /// The failover peers of a node: every node named in the candidate lists of its set
@@ -435,7 +441,7 @@ impl Planner {
         let Some(set) = self.sets.get(node).filter(|_| self.failover) else {
             return Vec::new();
         };
-        let named: BTreeSet<&NodeName> = set.values().flat_map(|a| a.candidates.iter()).collect();
+        let named: BTreeSet<&NodeName> = set.iter().flat_map(|a| a.candidates.iter()).collect();
         named
             .into_iter()
             .filter_map(|name| {
