@@ -253,8 +253,9 @@ pub struct NodeAnnouncement {
     pub services: Arc<str>,
     /// Ordered failover candidates, owner first (layer2, vip); empty for BGP.
     pub candidates: Arc<[NodeName]>,
-    /// BGP path attributes (mode bgp; empty otherwise).
-    pub bgp: BgpAttributes,
+    /// BGP path attributes (mode bgp; `None`: none), shared by the address's entries on
+    /// every node.
+    pub bgp: Option<Arc<BgpAttributes>>,
 }
 
 /// The phase an announcer reports for one of its announcements.

@@ -259,7 +259,7 @@ fn bgp_attributes_of_the_pool_reach_every_advertising_node_and_the_sync() {
             .iter()
             .find(|a| a.address == ip("203.0.113.1"))
             .expect("advertised by every node");
-        assert_eq!(bgp.bgp, attributes);
+        assert_eq!(bgp.bgp.as_deref(), Some(&attributes));
         let request = wire::sync_request(&format!("node-{i}"), 1, &set, &[], None);
         let sent = request
             .announcements

@@ -53,12 +53,16 @@ pub fn sync_request(
                     selector: Some(selector),
                 }),
                 labels: [(SERVICE_LABEL.to_string(), a.services.to_string())].into(),
-                bgp: (a.mode == Mode::Bgp && !a.bgp.is_empty()).then(|| pb::BgpAttributes {
-                    communities: a.bgp.communities.iter().map(|c| community(c)).collect(),
-                    large_communities: a.bgp.large_communities.clone(),
-                    local_pref: a.bgp.local_pref,
-                    med: None,
-                }),
+                bgp: a
+                    .bgp
+                    .as_deref()
+                    .filter(|_| a.mode == Mode::Bgp)
+                    .map(|b| pb::BgpAttributes {
+                        communities: b.communities.iter().map(|c| community(c)).collect(),
+                        large_communities: b.large_communities.clone(),
+                        local_pref: b.local_pref,
+                        med: None,
+                    }),
                 candidates: a.candidates.iter().map(|n| n.to_string()).collect(),
             }
         })
@@ -148,7 +152,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::announce::model::BgpAttributes;
 
     #[test]
     fn a_node_set_becomes_a_sync_and_a_state_becomes_a_report() {
@@ -158,7 +161,7 @@ mod tests {
             interface: InterfaceChoice::Name("eth1".into()),
             services: "default/web".into(),
             candidates: Arc::from(vec!["node-2".into(), "node-1".into()]),
-            bgp: BgpAttributes::default(),
+            bgp: None,
         }];
         let peers = [
             FailoverPeer {

@@ -62,7 +62,7 @@ struct Placement {
     /// Ordered candidates, owner first (layer2, vip).
     candidates: Arc<[NodeName]>,
     /// BGP path attributes (from the deciding Service's pool).
-    bgp: BgpAttributes,
+    bgp: Option<Arc<BgpAttributes>>,
     /// Why nobody announces it: (reason, message).
     nobody: Option<(&'static str, String)>,
 }
@@ -520,11 +520,7 @@ impl Planner {
             services: services.join(",").into(),
             nodes,
             candidates,
-            bgp: if mode == Mode::Bgp {
-                first.bgp.clone()
-            } else {
-                BgpAttributes::default()
-            },
+            bgp: (mode == Mode::Bgp && !first.bgp.is_empty()).then(|| Arc::new(first.bgp.clone())),
             nobody,
         })
     }
