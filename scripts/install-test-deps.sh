@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages FerroLB's tests use, when missing. Idempotent.
 # tests/e2e needs iproute2, iputils-ping, bird2 and kubectl from this list; the announcer's
-# failover tests need nftables and tcpdump, its failover bench keepalived and nftables.
+# failover tests need nftables and tcpdump, its failover bench keepalived and nftables, its
+# deployed-capabilities test unshare and setpriv (util-linux).
 # tests/images builds the container images with mmdebstrap and podman (binutils: strip) and
 # runs them with podman on runc and with containerd (ctr).
 set -euo pipefail
-PKGS="iproute2 iputils-ping arping ndisc6 tcpdump gobgpd bird2 frr exabgp keepalived nftables"
+PKGS="util-linux iproute2 iputils-ping arping ndisc6 tcpdump gobgpd bird2 frr exabgp keepalived nftables"
 PKGS="$PKGS mmdebstrap podman runc containerd binutils"
 missing=""
 for p in $PKGS; do

@@ -30,4 +30,6 @@ pub use model::{
 pub use plan::{Flush, Move, Planner, ServiceStatus, rendezvous_score};
 
 #[cfg(test)]
+mod node_selection_tests;
+#[cfg(test)]
 mod tests;

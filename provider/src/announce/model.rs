@@ -4,7 +4,9 @@
 //! No Kubernetes or gRPC types here: `topology.rs` converts the API objects in, `wire.rs`
 //! converts the per-node sets out to the announcer's protobuf messages.
 
-use std::{fmt, net::IpAddr, sync::Arc};
+use std::{collections::BTreeMap, fmt, net::IpAddr, sync::Arc};
+
+use crate::pools::objects::selector::{Requirement, Selector, Subject};
 
 /// A node's name (`metadata.name` of the Node, `nodeName` of an endpoint).
 pub type NodeName = Arc<str>;
@@ -99,10 +101,75 @@ pub struct Target {
     pub local_traffic: bool,
     /// (creationTimestamp, uid): the oldest Service sharing an address decides its mode.
     pub age: (i64, Arc<str>),
+    /// The allocation's pool's `nodeSelector`: only the nodes it selects may announce.
+    pub nodes: Option<NodeSelection>,
+    /// The allocation's pool's BGP attributes (mode bgp).
+    pub bgp: BgpAttributes,
+}
+
+/// The nodes a pool lets announce its addresses (its `spec.nodeSelector`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSelection {
+    /// The pool, as conditions name it (for example `lbpool/rack-1`).
+    pub pool: Arc<str>,
+    /// The selector over the Nodes' labels.
+    pub selector: Arc<Selector>,
+}
+
+impl NodeSelection {
+    /// Whether the selector selects a node with `labels`.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.selector.matches(Subject {
+            labels,
+            namespace: None,
+            name: None,
+        })
+    }
+
+    /// The selector in kubectl's `-l` syntax (`rack=r1,zone in (a,b),!gpu`).
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .selector
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        parts.extend(self.selector.requirements.iter().map(|r| match r {
+            Requirement::In(k, v) => format!("{k} in ({})", v.join(",")),
+            Requirement::NotIn(k, v) => format!("{k} notin ({})", v.join(",")),
+            Requirement::Exists(k) => k.clone(),
+            Requirement::DoesNotExist(k) => format!("!{k}"),
+        }));
+        if parts.is_empty() {
+            "{} (every node)".into()
+        } else {
+            parts.join(",")
+        }
+    }
+}
+
+/// BGP path attributes for an address's route (from its pool). Empty: none added.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BgpAttributes {
+    /// RFC 1997 communities, `65000:100` (well-known names as the pool gave them).
+    pub communities: Vec<String>,
+    /// RFC 8092 large communities, `65000:1:2`.
+    pub large_communities: Vec<String>,
+    /// LOCAL_PREF (iBGP peers only).
+    pub local_pref: Option<u32>,
+}
+
+impl BgpAttributes {
+    /// True when no attribute is set.
+    pub fn is_empty(&self) -> bool {
+        self.communities.is_empty()
+            && self.large_communities.is_empty()
+            && self.local_pref.is_none()
+    }
 }
 
 /// What the cluster says about one Node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct NodeInfo {
     /// The Ready condition is True.
     pub ready: bool,
@@ -112,6 +179,8 @@ pub struct NodeInfo {
     /// whose interface layer2/vip announcements use on this node (unless the Service or its
     /// pool names an interface).
     pub layer2_address: Option<std::net::IpAddr>,
+    /// The Node's labels (pools' `nodeSelector`s select on them).
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 /// One announcer as the announcer Service's EndpointSlices list it.
@@ -184,6 +253,9 @@ pub struct NodeAnnouncement {
     pub services: Arc<str>,
     /// Ordered failover candidates, owner first (layer2, vip); empty for BGP.
     pub candidates: Arc<[NodeName]>,
+    /// BGP path attributes (mode bgp; `None`: none), shared by the address's entries on
+    /// every node.
+    pub bgp: Option<Arc<BgpAttributes>>,
 }
 
 /// The phase an announcer reports for one of its announcements.

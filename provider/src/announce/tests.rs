@@ -5,7 +5,7 @@ use std::{
     net::IpAddr,
 };
 
-use super::*;
+use super::{model::BgpAttributes, *};
 use crate::ipam::ServiceKey;
 
 fn ip(text: &str) -> IpAddr {
@@ -23,6 +23,8 @@ fn target(addresses: &[&str], mode: Mode, age: i64) -> Target {
         interface: InterfaceChoice::Automatic,
         local_traffic: false,
         age: (age, format!("uid-{age}").into()),
+        nodes: None,
+        bgp: BgpAttributes::default(),
     }
 }
 
@@ -37,6 +39,7 @@ fn cluster(n: usize) -> Planner {
                     ready: true,
                     excluded: false,
                     layer2_address: None,
+                    ..Default::default()
                 },
             )
         })
@@ -211,6 +214,7 @@ fn losing_a_node_moves_only_its_addresses_and_says_why() {
             ready: false,
             excluded: false,
             layer2_address: None,
+            ..Default::default()
         }),
     );
     // Moves follow the reports: the new owners answer.
@@ -247,6 +251,7 @@ fn bgp_is_advertised_by_every_eligible_node_but_not_excluded_ones() {
             ready: true,
             excluded: true,
             layer2_address: None,
+            ..Default::default()
         }),
     );
     planner.set_target(&key("web"), Some(target(&["198.51.100.10"], Mode::Bgp, 1)));
@@ -399,6 +404,7 @@ fn openelb_node_annotation_picks_the_interface_on_that_node() {
             ready: true,
             excluded: false,
             layer2_address: Some(ip("198.51.100.7")),
+            ..Default::default()
         }),
     );
     let flush = planner.flush();
@@ -625,6 +631,7 @@ fn a_takeover_after_the_holder_turns_not_ready_says_it_is_not_ready() {
             ready: false,
             excluded: false,
             layer2_address: None,
+            ..Default::default()
         }),
     );
     let flush = planner.flush();
@@ -663,6 +670,7 @@ fn losing_a_candidate_that_does_not_hold_the_address_moves_nothing() {
             ready: true,
             excluded: true,
             layer2_address: None,
+            ..Default::default()
         }),
     );
     let flush = planner.flush();

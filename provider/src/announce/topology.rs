@@ -58,12 +58,19 @@ pub fn node_info(node: &Node) -> Option<(NodeName, NodeInfo)> {
                 None
             }
         });
+    let labels = node
+        .metadata
+        .labels
+        .as_ref()
+        .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
     Some((
         name.into(),
         NodeInfo {
             ready,
             excluded,
             layer2_address,
+            labels: std::sync::Arc::new(labels),
         },
     ))
 }

@@ -53,7 +53,16 @@ pub fn sync_request(
                     selector: Some(selector),
                 }),
                 labels: [(SERVICE_LABEL.to_string(), a.services.to_string())].into(),
-                bgp: None,
+                bgp: a
+                    .bgp
+                    .as_deref()
+                    .filter(|_| a.mode == Mode::Bgp)
+                    .map(|b| pb::BgpAttributes {
+                        communities: b.communities.iter().map(|c| community(c)).collect(),
+                        large_communities: b.large_communities.clone(),
+                        local_pref: b.local_pref,
+                        med: None,
+                    }),
                 candidates: a.candidates.iter().map(|n| n.to_string()).collect(),
             }
         })
@@ -71,6 +80,23 @@ pub fn sync_request(
             .collect(),
         heartbeat_key: key.map(|k| k.0.to_vec()).unwrap_or_default(),
     }
+}
+
+/// A pool's community as the announcer takes it: `ASN:VALUE`. Pools may also name the
+/// well-known communities, which become their values (RFC 1997, RFC 3765, RFC 7999,
+/// RFC 8326, RFC 7611); anything else is passed as it is (pools are validated when read).
+pub fn community(text: &str) -> String {
+    let value: u32 = match text {
+        "no-export" => 0xFFFF_FF01,
+        "no-advertise" => 0xFFFF_FF02,
+        "no-export-subconfed" => 0xFFFF_FF03,
+        "no-peer" => 0xFFFF_FF04,
+        "blackhole" => 0xFFFF_029A,
+        "graceful-shutdown" => 0xFFFF_0000,
+        "accept-own" => 0xFFFF_0001,
+        other => return other.to_string(),
+    };
+    format!("{}:{}", value >> 16, value & 0xFFFF)
 }
 
 /// The phase of every announcement an announcer reports.
@@ -115,6 +141,14 @@ pub fn conflict(node: &str, event: &pb::Event) -> Option<(IpAddr, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn well_known_communities_become_asn_value() {
+        assert_eq!(super::community("no-export"), "65535:65281");
+        assert_eq!(super::community("blackhole"), "65535:666");
+        assert_eq!(super::community("graceful-shutdown"), "65535:0");
+        assert_eq!(super::community("65000:100"), "65000:100");
+    }
+
     use std::sync::Arc;
 
     use super::*;
@@ -127,6 +161,7 @@ mod tests {
             interface: InterfaceChoice::Name("eth1".into()),
             services: "default/web".into(),
             candidates: Arc::from(vec!["node-2".into(), "node-1".into()]),
+            bgp: None,
         }];
         let peers = [
             FailoverPeer {

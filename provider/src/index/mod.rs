@@ -27,7 +27,10 @@ use k8s_openapi::{
 };
 
 use crate::{
-    announce::{InterfaceChoice, Mode, Move, ServiceStatus, Target},
+    announce::{
+        InterfaceChoice, Mode, Move, ServiceStatus, Target,
+        model::{BgpAttributes, NodeSelection},
+    },
     args::StatusMode,
     desired::{Ops, main_patch, status_patch},
     ipam::{Adoption, Allocator, ServiceKey},
@@ -261,12 +264,26 @@ impl Index {
                 InterfaceChoice::Automatic,
             ),
         };
+        let object = pool.and_then(|p| p.object.as_ref()).map(|o| &o.object);
+        let nodes = pool.zip(object).and_then(|(p, o)| {
+            o.node_selector.as_ref().map(|selector| NodeSelection {
+                pool: p.name.as_str().into(),
+                selector: Arc::new(selector.clone()),
+            })
+        });
+        let bgp = object.map_or_else(BgpAttributes::default, |o| BgpAttributes {
+            communities: o.bgp.communities.clone(),
+            large_communities: o.bgp.large_communities.clone(),
+            local_pref: o.bgp.local_preference,
+        });
         Some(Target {
             addresses,
             mode,
             interface,
             local_traffic: view.local_traffic,
             age: (view.created, view.uid.as_deref().unwrap_or_default().into()),
+            nodes,
+            bgp,
         })
     }
 

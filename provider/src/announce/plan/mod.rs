@@ -36,8 +36,8 @@ use std::{
 };
 
 use super::model::{
-    AnnouncerEndpoint, FailoverPeer, Ineligible, InterfaceChoice, Mode, NodeAnnouncement, NodeInfo,
-    NodeName, Phase, Target,
+    AnnouncerEndpoint, BgpAttributes, FailoverPeer, Ineligible, InterfaceChoice, Mode,
+    NodeAnnouncement, NodeInfo, NodeName, NodeSelection, Phase, Target,
 };
 use crate::ipam::ServiceKey;
 
@@ -61,6 +61,8 @@ struct Placement {
     nodes: Vec<NodeName>,
     /// Ordered candidates, owner first (layer2, vip).
     candidates: Arc<[NodeName]>,
+    /// BGP path attributes (from the deciding Service's pool).
+    bgp: Option<Arc<BgpAttributes>>,
     /// Why nobody announces it: (reason, message).
     nobody: Option<(&'static str, String)>,
 }
@@ -175,7 +177,7 @@ impl Planner {
     /// A Node was added or changed (`None`: deleted).
     pub fn set_node(&mut self, name: &str, info: Option<NodeInfo>) {
         let layer2_before = self.nodes.get(name).and_then(|i| i.layer2_address);
-        let layer2_after = info.and_then(|i| i.layer2_address);
+        let layer2_after = info.as_ref().and_then(|i| i.layer2_address);
         if layer2_before != layer2_after
             && let Some(set) = self.sets.get_mut(name)
         {
@@ -193,7 +195,7 @@ impl Planner {
             self.unsent.insert(name.into());
         }
         let changed = match info {
-            Some(info) => self.nodes.insert(name.into(), info) != Some(info),
+            Some(info) => self.nodes.insert(name.into(), info.clone()) != Some(info),
             None => self.nodes.remove(name).is_some(),
         };
         self.topology_dirty |= changed;
@@ -383,6 +385,7 @@ impl Planner {
                             interface,
                             services: new.services.clone(),
                             candidates: new.candidates.clone(),
+                            bgp: new.bgp.clone(),
                         });
                     changed_nodes.insert(node.clone());
                 }
@@ -485,12 +488,19 @@ impl Planner {
             .filter(|(_, e)| e.is_ok())
             .map(|(n, _)| n)
             .filter(|n| local.as_ref().is_none_or(|l| l.contains(*n)))
+            .filter(|n| self.selected(first.nodes.as_ref(), n))
             .map(|n| (rendezvous_score(address, n), n))
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         let ranked: Vec<NodeName> = ranked.into_iter().map(|(_, n)| n.clone()).collect();
         let nobody = if ranked.is_empty() {
-            Some(self.nobody(address, eligible, local.as_ref(), first_key))
+            Some(self.nobody(
+                address,
+                eligible,
+                local.as_ref(),
+                first.nodes.as_ref(),
+                first_key,
+            ))
         } else {
             None
         };
@@ -510,7 +520,17 @@ impl Planner {
             services: services.join(",").into(),
             nodes,
             candidates,
+            bgp: (mode == Mode::Bgp && !first.bgp.is_empty()).then(|| Arc::new(first.bgp.clone())),
             nobody,
+        })
+    }
+
+    /// Whether the pool's node selector (if any) selects `node`.
+    fn selected(&self, selection: Option<&NodeSelection>, node: &str) -> bool {
+        selection.is_none_or(|s| {
+            self.nodes
+                .get(node)
+                .is_some_and(|info| s.selects(&info.labels))
         })
     }
 
@@ -520,9 +540,45 @@ impl Planner {
         address: IpAddr,
         eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
         local: Option<&BTreeSet<NodeName>>,
+        selection: Option<&NodeSelection>,
         service: &ServiceKey,
     ) -> (&'static str, String) {
         let usable = eligible.values().filter(|e| e.is_ok()).count();
+        if let Some(selection) = selection {
+            let selected: Vec<&NodeName> = eligible
+                .keys()
+                .filter(|n| self.selected(Some(selection), n))
+                .collect();
+            if selected.is_empty() {
+                return (
+                    "NoEligibleNode",
+                    format!(
+                        "{address}: pool {} has nodeSelector `{}`, which selects none of the {} \
+                         nodes with an announcer or Node object",
+                        selection.pool,
+                        selection.describe(),
+                        eligible.len()
+                    ),
+                );
+            }
+            if usable > 0 && local.is_none() {
+                let why: Vec<String> = selected
+                    .iter()
+                    .take(5)
+                    .filter_map(|n| eligible[*n].as_ref().err().map(|e| format!("{n}: {e}")))
+                    .collect();
+                return (
+                    "NoEligibleNode",
+                    format!(
+                        "{address}: none of the nodes pool {}'s nodeSelector `{}` selects may \
+                         announce it ({})",
+                        selection.pool,
+                        selection.describe(),
+                        why.join("; ")
+                    ),
+                );
+            }
+        }
         if usable > 0 && local.is_some() {
             let with_endpoints: Vec<&str> =
                 local.into_iter().flatten().map(|n| n.as_ref()).collect();

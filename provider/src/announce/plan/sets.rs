@@ -85,6 +85,7 @@ mod tests {
             interface: InterfaceChoice::Automatic,
             services: services.into(),
             candidates: Arc::from(Vec::new()),
+            bgp: None,
         }
     }
 

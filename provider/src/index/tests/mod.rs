@@ -173,4 +173,5 @@ mod kvcp;
 mod kvcp_tables;
 mod lifecycle;
 mod pool_objects;
+mod pool_targets;
 mod requests;
