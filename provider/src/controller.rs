@@ -355,7 +355,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             _ = stats_tick.tick() => {
                 if index.is_serving() {
                     index.publish_stats();
-                    let now = jiff_now();
+                    let now = k8s_openapi::jiff::Timestamp::now();
                     for report in index.pool_reports() {
                         if let Some(status) = pool_statuses.due(&report, now) {
                             let _ = status_tx.send(crate::pool_watch::StatusWrite {
@@ -478,10 +478,6 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         }
         send_writes(&job_tx, writes);
     }
-}
-
-fn jiff_now() -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::now()
 }
 
 fn send_writes(jobs: &mpsc::UnboundedSender<Job>, writes: Vec<ServiceWrite>) {
