@@ -200,12 +200,17 @@ impl Index {
             .iter()
             .filter_map(|pool| {
                 let origin = pool.object.as_ref()?;
-                let held: Vec<(std::net::IpAddr, Vec<ServiceKey>)> = self
-                    .allocator
-                    .held_in(pool)
-                    .into_iter()
-                    .map(|(address, holders)| (address, holders.to_vec()))
-                    .collect();
+                let in_pool = self.allocator.held_in(pool);
+                let used = in_pool.len() as u128;
+                // Only an Eip's status lists who holds each address.
+                let held = if origin.object.kind == PoolKind::Eip {
+                    in_pool
+                        .into_iter()
+                        .map(|(address, holders)| (address, holders.to_vec()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let total = [IpFamily::V4, IpFamily::V6]
                     .into_iter()
                     .filter(|&f| pool.ranges_of(f).next().is_some())
@@ -220,7 +225,7 @@ impl Index {
                     object: Arc::clone(&origin.object),
                     conflict: origin.conflict.clone(),
                     total,
-                    used: held.len() as u128,
+                    used,
                     held,
                     first_last,
                 })

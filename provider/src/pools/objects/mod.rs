@@ -25,7 +25,6 @@ use ipnet::IpNet;
 
 use super::model::{AddrRange, Pool, SearchOrder};
 use crate::announce::Mode;
-use crate::ipam::IpFamily;
 use crate::ipam::ranges::to_number;
 pub use selector::{Selector, Subject};
 
@@ -232,13 +231,5 @@ impl ObjectPool {
             conflict,
         });
         pool
-    }
-
-    /// Whether the pool has addresses of `family` in any block.
-    pub fn has_family(&self, family: IpFamily) -> bool {
-        self.blocks
-            .iter()
-            .filter_map(Block::whole)
-            .any(|r| r.family() == family)
     }
 }

@@ -117,32 +117,6 @@ impl Selector {
                 Requirement::DoesNotExist(key) => subject.get(key).is_none(),
             })
     }
-
-    /// Whether the selector can only select Services of namespace `namespace` or can select
-    /// any: used to tell which Services a pool edit may affect. Conservative: `true` unless a
-    /// namespace requirement excludes `namespace`.
-    pub fn may_select_namespace(&self, namespace: &str) -> bool {
-        let labels = BTreeMap::new();
-        let probe = Subject {
-            labels: &labels,
-            namespace: Some(namespace),
-            name: None,
-        };
-        let pinned = self
-            .labels
-            .get(SERVICE_NAMESPACE_KEY)
-            .is_none_or(|v| probe.get(SERVICE_NAMESPACE_KEY) == Some(v));
-        let required = self.requirements.iter().all(|r| match r {
-            Requirement::In(key, values) if key == SERVICE_NAMESPACE_KEY => {
-                values.iter().any(|v| v == namespace)
-            }
-            Requirement::NotIn(key, values) if key == SERVICE_NAMESPACE_KEY => {
-                values.iter().all(|v| v != namespace)
-            }
-            _ => true,
-        });
-        pinned && required
-    }
 }
 
 fn parse_requirement(value: &Value, at: &str) -> Result<Requirement, String> {
@@ -255,17 +229,5 @@ mod tests {
                 message
             );
         }
-    }
-
-    #[test]
-    fn namespace_pins_limit_the_affected_namespaces() {
-        let pinned = Selector::parse(
-            &json!({"matchLabels": {"io.kubernetes.service.namespace": "a"}}),
-            "s",
-        )
-        .expect("valid");
-        assert!(pinned.may_select_namespace("a") && !pinned.may_select_namespace("b"));
-        let open = Selector::parse(&json!({"matchLabels": {"color": "red"}}), "s").expect("valid");
-        assert!(open.may_select_namespace("b"));
     }
 }

@@ -40,7 +40,7 @@ pub struct PoolReport {
     pub total: Vec<(IpFamily, u128)>,
     /// Of those, how many are held.
     pub used: u128,
-    /// Held addresses with their Services, ascending (for an Eip's `used`).
+    /// Held addresses with their Services, ascending (filled for Eips only: their `used`).
     pub held: Vec<(std::net::IpAddr, Vec<ServiceKey>)>,
     /// First and last address of its blocks.
     pub first_last: Option<(std::net::IpAddr, std::net::IpAddr)>,
