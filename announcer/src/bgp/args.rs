@@ -115,6 +115,9 @@ pub struct PeerSpec {
     /// Restart time advertised with graceful restart, seconds (default 120, at most 4095).
     #[arg(long)]
     pub graceful_restart_seconds: Option<u32>,
+    /// Address family offered: ipv4-unicast or ipv6-unicast (repeatable; default both).
+    #[arg(long = "family")]
+    pub families: Vec<String>,
     /// Run BFD (RFC 5880) with the peer: when BFD goes Down, so does the BGP session.
     #[arg(long)]
     pub bfd: bool,
@@ -167,6 +170,9 @@ impl PeerSpec {
             }),
             graceful_restart: self.graceful_restart,
             graceful_restart_seconds: self.graceful_restart_seconds,
+            families: self.families.clone(),
+            password: Vec::new(),
+            password_set: false,
             bfd: Some(pb::Bfd {
                 enabled: self.bfd,
                 min_tx_ms: self.bfd_min_tx_ms,
