@@ -229,6 +229,22 @@ impl Planner {
         &self.announcers
     }
 
+    /// Every node with an announcer and its labels (BGP peers' `nodeSelector`s select on
+    /// them); a node whose Node object is unknown has none.
+    pub fn announcer_labels(&self) -> BTreeMap<NodeName, Arc<BTreeMap<String, String>>> {
+        self.announcers
+            .keys()
+            .map(|node| {
+                let labels = self
+                    .nodes
+                    .get(node)
+                    .map(|info| Arc::clone(&info.labels))
+                    .unwrap_or_default();
+                (node.clone(), labels)
+            })
+            .collect()
+    }
+
     /// Whether the provider can reach a node's announcer (`None`: reachable).
     pub fn set_unreachable(&mut self, node: &str, problem: Option<String>) {
         let changed = match problem {
