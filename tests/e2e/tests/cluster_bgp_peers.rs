@@ -195,6 +195,22 @@ fn a_bgppeer_object_reaches_only_its_nodes_with_the_secrets_password_and_follows
     cluster
         .kubectl
         .ok(&["apply", "-f", &crd.to_string_lossy()], None);
+    // What the schema refuses is a 422 naming the field; what only the provider can judge is
+    // an InvalidSpec condition naming the field, and the other objects go on.
+    let mut bad = peer_object(json!({}), 9);
+    bad["metadata"]["name"] = json!("bad-asn");
+    bad["spec"]["peerASN"] = json!(0);
+    let refused = cluster
+        .kubectl
+        .run(&["apply", "-f", "-"], Some(&bad.to_string()));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("spec.peerASN"),
+        "{stderr}"
+    );
+    let mut bad = peer_object(json!({}), 2);
+    bad["metadata"]["name"] = json!("bad-hold");
+    cluster.kubectl.apply(&bad);
     cluster
         .kubectl
         .apply(&peer_object(json!({"matchLabels": {"rack": "r1"}}), 9));
@@ -262,7 +278,7 @@ fn a_bgppeer_object_reaches_only_its_nodes_with_the_secrets_password_and_follows
     );
     let row: Vec<&str> = columns
         .lines()
-        .nth(1)
+        .find(|l| l.starts_with("rack-1-tor "))
         .unwrap_or("")
         .split_whitespace()
         .collect();
@@ -274,6 +290,17 @@ fn a_bgppeer_object_reaches_only_its_nodes_with_the_secrets_password_and_follows
     cluster
         .steps
         .log(&format!("status and kubectl get lbpeers:\n{columns}"));
+    let bad = cluster
+        .kubectl
+        .get("bgppeer", None, "bad-hold")
+        .expect("bad-hold");
+    let condition = &bad["status"]["conditions"][0];
+    assert_eq!(condition["reason"], "InvalidSpec", "{bad}");
+    assert_eq!(
+        condition["message"],
+        "spec.holdTimeSeconds: 2 must be 0 or 3..=65535 (RFC 4271 §4.2)"
+    );
+    cluster.kubectl.ok(&["delete", "bgppeer", "bad-hold"], None);
     let opens = tor.opens();
     assert_eq!(opens, 2, "{}", tor.daemon.log_tail(40));
 
