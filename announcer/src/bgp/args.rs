@@ -28,7 +28,8 @@ pub struct BgpArgs {
     /// needs --bgp-local-asn. Other settings take their defaults (port 179, hold 90 s).
     #[arg(long, env = "FERROLB_BGP_PEERS", value_delimiter = ',')]
     pub bgp_peer: Vec<String>,
-    /// Our AS number for the --bgp-peer peers.
+    /// Our AS number for the --bgp-peer peers, and for managed peers (BGPPeer objects, SyncPeers)
+    /// that give none.
     #[arg(long, env = "FERROLB_BGP_LOCAL_ASN")]
     pub bgp_local_asn: Option<u32>,
     /// Our BGP identifier for the --bgp-peer peers (default: the session's IPv4 address).

@@ -81,7 +81,8 @@ struct Inner {
     restart: Arc<RestartState>,
     /// BFD sessions of the peers that enable it, and their shared listeners.
     bfd: crate::bfd::Manager,
-    /// SyncPeers calls run one at a time (a call awaits sessions stopping).
+    /// Changes of peers (SyncPeers, AddPeer, DeletePeer of a local peer) run one at a time
+    /// (a call awaits sessions stopping); holds the last accepted SyncPeers request.
     managed: tokio::sync::Mutex<ManagedPeers>,
 }
 
@@ -184,6 +185,9 @@ impl Speaker {
     /// restarts); a peer identical to the one configured is left as it is. A managed peer's
     /// address is refused.
     pub async fn add_peer(&self, config: PeerConfig) -> Result<PeerSnapshot, SpeakerError> {
+        // One change of peers at a time: a SyncPeers in progress cannot slip a managed peer
+        // in between this check and the start.
+        let _one_at_a_time = self.inner.managed.lock().await;
         {
             let peers = locked(&self.inner.peers);
             if let Some(existing) = peers.get(&config.address) {
@@ -200,6 +204,7 @@ impl Speaker {
 
     /// Removes a local peer (Cease, Peer De-configured); a managed one is refused.
     pub async fn delete_local_peer(&self, address: IpAddr) -> Result<bool, SpeakerError> {
+        let _one_at_a_time = self.inner.managed.lock().await;
         if self.peer(address).is_some_and(|p| p.managed) {
             return Err(SpeakerError::Managed(address));
         }

@@ -176,20 +176,24 @@ impl Job {
 
     /// A change of the Nodes (listed as their [`NodeInfo`]).
     pub fn node_change(&mut self, change: Change<Node, (NodeName, NodeInfo)>) {
-        self.peers_dirty = true;
         match change {
             Change::Listed(nodes) => {
                 self.planner.reset_nodes(nodes.into_iter().collect());
                 self.nodes_listed = true;
+                self.peers_dirty = true;
             }
             Change::Applied(node) => {
                 if let Some((name, info)) = node_info(&node) {
+                    // Kubelets rewrite their Node's status every few seconds; only a change
+                    // of labels can change which BGP peers a node has.
+                    self.peers_dirty |= self.planner.node_labels(&name) != Some(&info.labels);
                     self.planner.set_node(&name, Some(info));
                 }
             }
             Change::Deleted(node) => {
                 if let Some((name, _)) = node_info(&node) {
                     self.planner.set_node(&name, None);
+                    self.peers_dirty = true;
                 }
             }
         }

@@ -229,6 +229,11 @@ impl Planner {
         &self.announcers
     }
 
+    /// A known Node's labels.
+    pub fn node_labels(&self, node: &str) -> Option<&Arc<BTreeMap<String, String>>> {
+        self.nodes.get(node).map(|info| &info.labels)
+    }
+
     /// Every node with an announcer and its labels (BGP peers' `nodeSelector`s select on
     /// them); a node whose Node object is unknown has none.
     pub fn announcer_labels(&self) -> BTreeMap<NodeName, Arc<BTreeMap<String, String>>> {
