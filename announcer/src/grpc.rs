@@ -167,6 +167,15 @@ impl Announcer for AnnouncerService {
             .sync_peers(request.generation, desired)
             .await
             .map_err(|e| to_status(EngineError::PeerRefused(e)))?;
+        tracing::info!(
+            generation = outcome.generation,
+            added = outcome.added,
+            replaced = outcome.replaced,
+            removed = outcome.removed,
+            unchanged = outcome.unchanged,
+            refused = outcome.refused.len(),
+            "SyncPeers applied"
+        );
         for refusal in &outcome.refused {
             tracing::warn!(
                 peer = refusal.address,

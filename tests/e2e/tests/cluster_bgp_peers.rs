@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::bird::{NODE_ASN, ROUTER_ASN};
 use support::cluster::{Cluster, NODES};
 use support::daemon::Daemon;
-use support::scenario::cluster_with_provider;
+use support::scenario::{cluster_with_provider, provider};
 use support::wait_for;
 
 /// The second router: another address of the router host, port 1179, MD5.
@@ -175,7 +175,8 @@ fn wait_status(cluster: &Cluster, nodes: u64, established: u64, ready: &str) -> 
 
 #[test]
 fn a_bgppeer_object_reaches_only_its_nodes_with_the_secrets_password_and_follows_edits() {
-    let Some(cluster) = cluster_with_provider("the cluster-mode e2e test (BGPPeer objects)") else {
+    let Some(mut cluster) = cluster_with_provider("the cluster-mode e2e test (BGPPeer objects)")
+    else {
         return;
     };
     let mut tor = Tor::start(&cluster);
@@ -321,6 +322,48 @@ fn a_bgppeer_object_reaches_only_its_nodes_with_the_secrets_password_and_follows
     cluster
         .steps
         .log("selector widened: node-3 Established, node-1/2 sent no new OPEN");
+
+    // A provider restart (a new term with higher generations) sends the same sets again: every
+    // announcer finds its peer unchanged and BIRD sees no new OPEN.
+    cluster.stop_provider("p1", false);
+    cluster.start_provider(&provider("p1-again", false, 18080));
+    cluster.wait_announcers_connected();
+    wait_for(
+        "every announcer to take the new provider's identical peer set",
+        Duration::from_secs(30),
+        || {
+            let pending: Vec<&str> = NODES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    let log = cluster.announcers[*i]
+                        .as_ref()
+                        .map(|a| a.daemon.log_text())
+                        .unwrap_or_default();
+                    !log.lines().any(|l| {
+                        l.contains("SyncPeers applied")
+                            && l.contains("added=0 replaced=0 removed=0 unchanged=1")
+                    })
+                })
+                .map(|(_, n)| *n)
+                .collect();
+            pending
+                .is_empty()
+                .then_some(())
+                .ok_or(format!("{pending:?}"))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        tor.opens(),
+        3,
+        "the restart reopened sessions: {}",
+        tor.daemon.log_tail(40)
+    );
+    assert_eq!(tor.established(), node_ips(&cluster, &NODES));
+    cluster
+        .steps
+        .log("provider restarted: the same peer sets, sessions untouched (no OPEN)");
 
     // Change the hold time: every session is replaced (three more OPENs), and comes back.
     cluster.kubectl.apply(&peer_object(
