@@ -1,0 +1,157 @@
+//! `ferrolb-demo`: FerroLB on one machine. Builds a small cluster in network namespaces
+//! with the real binaries (test-apiserver, ferrolb-provider, three nodes each running
+//! ferrolb-announcer, a client, a BIRD router), plays the seeds' walkthroughs printing what
+//! they print, and stays up for kubectl until Ctrl-C or `ferrolb-demo --down`.
+//!
+//! Run as root (network namespaces). Everything it makes is recorded in `--state-dir` first,
+//! so Ctrl-C, SIGTERM or `--down` from another shell remove exactly that: the processes in
+//! the demo's namespaces, the namespaces, the directory.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use nix::sys::signal::{SigSet, Signal};
+
+use e2e::demo::forward::{relay_to_namespace, rewrite_kubeconfig};
+use e2e::demo::state::StateDir;
+use e2e::demo::{Demo, Options};
+
+/// FerroLB on one machine: the seeds' walkthroughs on real binaries in network namespaces.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Remove a running or crashed demo (its processes, namespaces and state directory) and
+    /// exit.
+    #[arg(long)]
+    down: bool,
+    /// Where the demo records what it made, and keeps the kubeconfig and logs.
+    #[arg(
+        long,
+        env = "FERROLB_DEMO_STATE_DIR",
+        default_value = "/run/ferrolb-demo"
+    )]
+    state_dir: PathBuf,
+    /// Prefix of the demo's network namespace names (`<prefix>node1`, ...).
+    #[arg(long, env = "FERROLB_DEMO_PREFIX", default_value = "ferrolb-demo-")]
+    prefix: String,
+    /// Bring the cluster up and stay up without playing the walkthroughs.
+    #[arg(long)]
+    no_walkthrough: bool,
+    /// Tear down after the walkthroughs instead of staying up.
+    #[arg(long)]
+    exit: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let state = StateDir::new(&args.state_dir);
+    if args.down {
+        for line in state.tear_down() {
+            println!("{line}");
+        }
+        return;
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!(
+            "ferrolb-demo: run as root (it creates network namespaces): sudo {}",
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        std::process::exit(2);
+    }
+    if let Err(e) = state.claim() {
+        eprintln!("ferrolb-demo: {e}");
+        std::process::exit(2);
+    }
+    watch_signals(state.clone());
+
+    let outcome = std::panic::catch_unwind(|| up(&args, &state));
+    match outcome {
+        Ok(()) => {
+            for line in state.tear_down() {
+                println!("{line}");
+            }
+        }
+        Err(_) => {
+            eprintln!(
+                "ferrolb-demo: a step failed (above); the process logs were printed. Cleaning up."
+            );
+            for line in state.tear_down() {
+                eprintln!("{line}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in every thread and tears down from a thread that waits
+/// for them. (Child processes start with an empty signal mask: std resets it.)
+fn watch_signals(state: StateDir) {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    if let Err(e) = signals.thread_block() {
+        eprintln!("ferrolb-demo: cannot block signals ({e}); Ctrl-C will not clean up, use --down");
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            eprintln!("\nferrolb-demo: {signal}; tearing down");
+            for line in state.tear_down() {
+                eprintln!("{line}");
+            }
+            std::process::exit(130);
+        }
+    });
+}
+
+fn up(args: &Args, state: &StateDir) {
+    println!(
+        "ferrolb-demo: building the cluster (state in {})",
+        state.path.display()
+    );
+    let mut demo = Demo::start(&Options {
+        namespace_prefix: Some(args.prefix.clone()),
+        namespace_record: Some(state.namespace_record()),
+        dir_in: Some(state.path.clone()),
+        echo: true,
+    });
+    let kubeconfig = state.path.join("kubeconfig");
+    let cp_ns = demo.cluster.host("cp").ns.clone();
+    let relayed = relay_to_namespace(&cp_ns, demo.cluster.kubectl.server_port())
+        .and_then(|port| rewrite_kubeconfig(&demo.cluster.kubectl.kubeconfig, &kubeconfig, port));
+    match relayed {
+        Ok(()) => println!(
+            "\nkubeconfig: {path}\n  kubectl --kubeconfig {path} get svc -A\n",
+            path = kubeconfig.display()
+        ),
+        Err(e) => println!(
+            "\nkubectl from the host is not available ({e}); inside the cluster:\n  \
+             ip netns exec {cp_ns} kubectl --kubeconfig {} get svc -A\n",
+            demo.cluster.kubectl.kubeconfig.display()
+        ),
+    }
+    if !args.no_walkthrough {
+        demo.run_all();
+        demo.report.section("Done");
+        demo.report
+            .say("Every walkthrough ran and showed what its seed shows.");
+    }
+    if args.exit {
+        return;
+    }
+    let client = demo.cluster.host("client").ns.clone();
+    println!(
+        "\nThe demo stays up. Try:\n  kubectl --kubeconfig {k} get svc -A -o wide\n  \
+         ip netns exec {client} curl http://<EXTERNAL-IP>/\n  \
+         ip netns exec {client} ip neigh\n\
+         Stop it with Ctrl-C, or `ferrolb-demo --down` from another shell.",
+        k = kubeconfig.display()
+    );
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,220 @@
+//! The demo: the seeds' walkthroughs played on the harness's cluster with the real binaries,
+//! printing what the walkthroughs print. `ferrolb-demo` runs it for a person;
+//! `tests/demo.rs` runs the same code and compares the normalised output with
+//! `tests/demo.expected`.
+//!
+//! ```text
+//!   Demo::start ── Cluster (test-apiserver, provider, 3 nodes × announcer, client, BIRD)
+//!      │            + CRDs (Eip, CiliumLoadBalancerIPPool, LoadBalancerPool)
+//!      ├─ openelb::layer2 / openelb::vip   (seeds 001, 002)  ─┐
+//!      ├─ bgp::routes                      (BGP at BIRD)      │  each step: what a user types,
+//!      ├─ failover::node_dies              (point 3)          ├─ what it printed → Report
+//!      ├─ cilium::walkthrough              (seed 003)         │  (+ checks that panic with
+//!      └─ kube_vip::readme                 (seed 004)        ─┘   what was seen instead)
+//! ```
+//! Pods and kube-proxy are stand-ins ([`pods`]); everything else is the product.
+
+pub mod bgp;
+pub mod cilium;
+pub mod failover;
+pub mod forward;
+pub mod kube_vip;
+pub mod openelb;
+pub mod pods;
+pub mod report;
+pub mod state;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cluster::{Cluster, POOL_BGP, Setup};
+use crate::scenario::provider;
+use crate::wait_for;
+
+use pods::KubeProxy;
+use report::Report;
+
+/// The global pool of the demo's ConfigMap: the walkthroughs' Eips use 192.0.2.91-100, so
+/// the ConfigMap starts above them (a pool object overlapping a ConfigMap pool conflicts).
+pub const DEMO_POOL_GLOBAL: &str = "192.0.2.101-192.0.2.120,2001:db8::100-2001:db8::120";
+
+/// The CRDs of the pool objects the walkthroughs use, as they ship.
+const CRDS: [(&str, &str); 3] = [
+    (
+        "manifests/compat/eip-crd.yaml",
+        include_str!("../../../../manifests/compat/eip-crd.yaml"),
+    ),
+    (
+        "manifests/compat/cilium-lbippool-crd.yaml",
+        include_str!("../../../../manifests/compat/cilium-lbippool-crd.yaml"),
+    ),
+    (
+        "manifests/provider/crd-loadbalancerpools.yaml",
+        include_str!("../../../../manifests/provider/crd-loadbalancerpools.yaml"),
+    ),
+];
+
+/// Where and how the demo's cluster is built.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Namespace names `<prefix>node1`, ...; None: unique per process (tests).
+    pub namespace_prefix: Option<String>,
+    /// File that records each namespace before it is created (for `--down`).
+    pub namespace_record: Option<PathBuf>,
+    /// Where the run's directory goes; None: the temporary directory.
+    pub dir_in: Option<PathBuf>,
+    /// Print each line of the report as it comes.
+    pub echo: bool,
+}
+
+/// The running demo.
+pub struct Demo {
+    pub report: Report,
+    pub kube_proxy: KubeProxy,
+    pub cluster: Cluster,
+}
+
+impl Demo {
+    /// Builds the cluster (provider in cluster mode reading every pool kind) and installs
+    /// the CRDs of the pool objects.
+    pub fn start(options: &Options) -> Demo {
+        let mut provider = provider("demo", false, 18090);
+        provider
+            .extra_args
+            .push("--pool-objects=lbpool,eip,cilium".into());
+        let cluster = Cluster::start_with(&Setup {
+            providers: vec![provider],
+            namespace_prefix: options.namespace_prefix.clone(),
+            namespace_record: options.namespace_record.clone(),
+            dir_in: options.dir_in.clone(),
+            pools: default_pools(),
+            ..Setup::default()
+        });
+        let mut demo = Demo {
+            report: Report::new(&cluster, options.echo),
+            kube_proxy: KubeProxy::default(),
+            cluster,
+        };
+        // The walkthroughs' pools outside the LAN (Cilium's, kube-vip's) are announced in
+        // layer2 mode on the interface whose subnet holds them: each node gets an address
+        // in those subnets too, as a node on a multi-subnet LAN would.
+        for (i, node) in crate::cluster::NODES.iter().enumerate() {
+            let host = demo.cluster.host(node).clone();
+            for subnet in ["203.0.113", "198.51.100"] {
+                let address = format!("{subnet}.{}/24", 251 + i);
+                host.exec_ok(&["ip", "addr", "add", &address, "dev", "eth0"]);
+            }
+        }
+        demo.report.section("The cluster");
+        demo.report.say(
+            "test-apiserver, ferrolb-provider (cluster mode), node-1..3 each with \
+             ferrolb-announcer, a client and a BIRD router, on one LAN 192.0.2.0/24.",
+        );
+        for (file, yaml) in CRDS {
+            demo.cluster.kubectl.ok(&["apply", "-f", "-"], Some(yaml));
+            demo.report.say(&format!("installed {file}"));
+        }
+        demo.kubectl(&["get", "nodes", "-o", "wide"]);
+        demo
+    }
+
+    /// Every scenario in order.
+    pub fn run_all(&mut self) {
+        openelb::layer2(self);
+        openelb::vip(self);
+        bgp::routes(self);
+        failover::node_dies(self);
+        cilium::walkthrough(self);
+        kube_vip::readme(self);
+    }
+
+    /// Runs kubectl as a user types it and reports the command and its output; panics when
+    /// it fails.
+    pub fn kubectl(&mut self, args: &[&str]) -> String {
+        let out = self.cluster.kubectl.ok(args, None);
+        self.report
+            .command("cp", &format!("kubectl {}", quote(args)), &out);
+        out
+    }
+
+    /// `kubectl apply -f <file>` of `yaml`, reported with the YAML.
+    pub fn apply(&mut self, file: &str, yaml: &str) -> String {
+        let out = self.cluster.kubectl.ok(&["apply", "-f", "-"], Some(yaml));
+        self.report.say(&format!("{file}:"));
+        for line in yaml.trim().lines() {
+            self.report.say(&format!("    {line}"));
+        }
+        self.report
+            .command("cp", &format!("kubectl apply -f {file}"), &out);
+        out
+    }
+
+    /// Runs `args` on the client machine and reports it; the output.
+    pub fn client(&mut self, args: &[&str]) -> String {
+        let client = self.cluster.host("client").clone();
+        let out = client.exec(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.report.command("client", &quote(args), &text);
+        text
+    }
+
+    /// Waits until `kubectl get svc -n namespace name` shows an EXTERNAL-IP, then reports
+    /// that command; the address(es).
+    pub fn external_ip(&mut self, namespace: &str, name: &str) -> String {
+        let kubectl = &self.cluster.kubectl;
+        let ip = wait_for(
+            &format!("Service {namespace}/{name} to show an EXTERNAL-IP"),
+            Duration::from_secs(30),
+            || {
+                let text = kubectl.ok(&["get", "svc", "-n", namespace, name], None);
+                external_ip_column(&text)
+                    .filter(|ip| ip != "<pending>")
+                    .ok_or(text)
+            },
+        );
+        self.kubectl(&["get", "svc", "-n", namespace, name]);
+        ip
+    }
+
+    /// Deletes Services and waits until they are gone (the provider removes its finalizer).
+    pub fn delete_services(&mut self, namespace: &str, names: &[&str]) {
+        let mut args = vec!["delete", "svc", "-n", namespace];
+        args.extend_from_slice(names);
+        args.push("--timeout=60s");
+        self.kubectl(&args);
+    }
+}
+
+/// The ConfigMap keys the demo starts with.
+pub fn default_pools() -> Vec<(String, String)> {
+    vec![
+        ("range-global".into(), DEMO_POOL_GLOBAL.into()),
+        ("range-bgp".into(), POOL_BGP.into()),
+    ]
+}
+
+/// The EXTERNAL-IP cell of a one-Service `kubectl get svc` table.
+fn external_ip_column(table: &str) -> Option<String> {
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let column = header.iter().position(|h| *h == "EXTERNAL-IP")?;
+    Some(lines.next()?.split_whitespace().nth(column)?.to_string())
+}
+
+/// Arguments as a shell would show them (quoted when they hold spaces or quotes).
+pub fn quote(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '"', '{', '*', '$', '(']) {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
