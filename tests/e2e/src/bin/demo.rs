@@ -123,9 +123,10 @@ fn up(args: &Args, state: &StateDir) {
     let cp_ns = demo.cluster.host("cp").ns.clone();
     let relayed = relay_to_namespace(&cp_ns, demo.cluster.kubectl.server_port())
         .and_then(|port| rewrite_kubeconfig(&demo.cluster.kubectl.kubeconfig, &kubeconfig, port));
+    let from_host = relayed.is_ok();
     match relayed {
         Ok(()) => println!(
-            "\nkubeconfig: {path}\n  kubectl --kubeconfig {path} get svc -A\n",
+            "\nkubeconfig: {path}\n  kubectl --kubeconfig {path} get svc -A -o wide\n",
             path = kubeconfig.display()
         ),
         Err(e) => println!(
@@ -139,6 +140,20 @@ fn up(args: &Args, state: &StateDir) {
         demo.report.section("Done");
         demo.report
             .say("Every walkthrough ran and showed what its seed shows.");
+    }
+    if from_host {
+        // The README's command, from the host through the relay.
+        let path = kubeconfig.to_string_lossy().into_owned();
+        let args = ["--kubeconfig", &path, "get", "svc", "-A", "-o", "wide"];
+        println!("\nhost$ kubectl {}", args.join(" "));
+        match std::process::Command::new("kubectl").args(args).output() {
+            Ok(out) => print!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => println!("cannot run kubectl: {e}"),
+        }
     }
     if args.exit {
         return;

@@ -54,6 +54,61 @@ const CRDS: [(&str, &str); 3] = [
     ),
 ];
 
+/// The address the OpenELB walkthroughs' Services get (the first of their Eip), as the
+/// README's verify step writes it.
+pub const WALKTHROUGH_IP: &str = "192.0.2.91";
+
+/// Commands README.md shows that the demo runs as written (the test checks README.md still
+/// shows each). `{ip}` is [`WALKTHROUGH_IP`].
+pub const README_COMMANDS: &[&str] = &[
+    STRICT_ARP,
+    ROLLOUT_KUBE_PROXY,
+    "kubectl get svc porter-layer2-svc",
+    "curl http://{ip}/",
+    "arping -c 3 -I eth0 {ip}",
+    "ip neigh show {ip}",
+    "kubectl get svc -A -o wide",
+];
+
+/// kube-proxy in IPVS mode: strictARP, as the OpenELB walkthrough asks (non-interactive).
+pub const STRICT_ARP: &str = "kubectl get configmap kube-proxy -n kube-system -o yaml | sed -e 's/strictARP: false/strictARP: true/' | kubectl apply -f - -n kube-system";
+/// Restarting kube-proxy so it reads its configuration again.
+pub const ROLLOUT_KUBE_PROXY: &str = "kubectl rollout restart daemonset kube-proxy -n kube-system";
+
+/// What a kubeadm cluster has: kube-proxy's ConfigMap (IPVS mode, strictARP off) and its
+/// DaemonSet, so the walkthrough's strictARP step has something to change.
+const KUBE_PROXY: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kube-proxy
+  namespace: kube-system
+data:
+  config.conf: |
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1
+    kind: KubeProxyConfiguration
+    mode: ipvs
+    ipvs:
+      strictARP: false
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-proxy
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      k8s-app: kube-proxy
+  template:
+    metadata:
+      labels:
+        k8s-app: kube-proxy
+    spec:
+      containers:
+      - name: kube-proxy
+        image: registry.k8s.io/kube-proxy:v1.33.0
+"#;
+
 /// Where and how the demo's cluster is built.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -114,12 +169,16 @@ impl Demo {
             demo.cluster.kubectl.ok(&["apply", "-f", "-"], Some(yaml));
             demo.report.say(&format!("installed {file}"));
         }
+        demo.cluster
+            .kubectl
+            .ok(&["apply", "-f", "-"], Some(KUBE_PROXY));
         demo.kubectl(&["get", "nodes", "-o", "wide"]);
         demo
     }
 
     /// Every scenario in order.
     pub fn run_all(&mut self) {
+        openelb::strict_arp(self);
         openelb::layer2(self);
         openelb::vip(self);
         bgp::routes(self);
@@ -135,6 +194,22 @@ impl Demo {
         self.report
             .command("cp", &format!("kubectl {}", quote(args)), &out);
         out
+    }
+
+    /// Runs a shell command line in the control-plane namespace with `KUBECONFIG` set (so
+    /// kubectl pipelines run as a user types them) and reports it; panics when it fails.
+    pub fn shell(&mut self, command: &str) -> String {
+        let cp = self.cluster.host("cp").clone();
+        let kubeconfig = format!("KUBECONFIG={}", self.cluster.kubectl.kubeconfig.display());
+        let out = cp.exec(&["env", &kubeconfig, "sh", "-c", command]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "`{command}` failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.report.command("cp", command, &text);
+        text
     }
 
     /// `kubectl apply -f <file>` of `yaml`, reported with the YAML.
@@ -176,7 +251,11 @@ impl Demo {
                     .ok_or(text)
             },
         );
-        self.kubectl(&["get", "svc", "-n", namespace, name]);
+        if namespace == "default" {
+            self.kubectl(&["get", "svc", name]);
+        } else {
+            self.kubectl(&["get", "svc", "-n", namespace, name]);
+        }
         ip
     }
 

@@ -11,8 +11,31 @@ use crate::checks::{wait_single_owner, wait_single_owner_among};
 use crate::client::tcp_hello_at;
 use crate::wait_for;
 
-use super::Demo;
 use super::pods::{Deployment, ProxiedService};
+use super::{Demo, ROLLOUT_KUBE_PROXY, STRICT_ARP};
+
+/// Seed 001, step 1: kube-proxy in IPVS mode must stop answering ARP for every address it
+/// holds (`strictARP`), so only FerroLB answers for load-balancer addresses.
+pub fn strict_arp(demo: &mut Demo) {
+    demo.report
+        .section("Before layer 2 with kube-proxy in IPVS mode: strictARP (seed 001, step 1)");
+    demo.shell(STRICT_ARP);
+    demo.shell(ROLLOUT_KUBE_PROXY);
+    let config = demo.kubectl(&[
+        "get",
+        "configmap",
+        "kube-proxy",
+        "-n",
+        "kube-system",
+        "-o",
+        r#"jsonpath={.data.config\.conf}"#,
+    ]);
+    assert!(config.contains("strictARP: true"), "{config}");
+    demo.report.say(
+        "The demo's nodes behave like that already: they answer ARP only for their own \
+         address (arp_ignore=1, arp_announce=2), as kube-proxy's strictARP makes them.",
+    );
+}
 
 const LAYER2_EIP: &str = r#"apiVersion: network.kubesphere.io/v1alpha2
 kind: Eip
@@ -181,6 +204,7 @@ fn play(demo: &mut Demo, w: &Walkthrough<'_>) {
         );
     }
     show_neighbour(demo, &ip, &owner);
+    show_arping(demo, &ip, &owner);
     let both: BTreeSet<String> = deployment.pods.iter().map(|p| p.name.clone()).collect();
     curl_until(
         demo,
@@ -218,6 +242,10 @@ fn play(demo: &mut Demo, w: &Walkthrough<'_>) {
         &format!("only the Pod on {local_owner} answers (externalTrafficPolicy: Local)"),
     );
 
+    if w.mode == "layer2" {
+        demo.kubectl(&["get", "svc", "-A", "-o", "wide"]);
+    }
+
     // Clean up for the next walkthrough (the two Eips share their range).
     demo.delete_services("default", &[w.service]);
     demo.kube_proxy.remove(&demo.cluster, &ip);
@@ -246,7 +274,9 @@ fn show_neighbour(demo: &mut Demo, ip: &str, owner: &str) {
             other => Err(format!("{other:?}")),
         },
     );
-    demo.client(&["ip", "neigh", "show", ip]);
+    let out = client.exec_ok(&["ip", "neigh", "show", ip]);
+    demo.report
+        .command("client", &format!("ip neigh show {ip}"), &out);
     let owner_ip = demo.cluster.host(owner).ipv4.clone();
     demo.report.say(&format!(
         "The MAC of {ip} is the MAC of {owner} ({owner_ip}): FerroLB mapped the Service \
@@ -254,7 +284,29 @@ fn show_neighbour(demo: &mut Demo, ip: &str, owner: &str) {
     ));
 }
 
-/// Runs `curl -s http://<ip>/` from the client until the set of Pods answering over the
+/// `arping -c 3 -I eth0 <ip>` from the client: every reply comes from `owner`'s MAC. The raw
+/// output (with timings) is shown; the check is what is compared.
+fn show_arping(demo: &mut Demo, ip: &str, owner: &str) {
+    let client = demo.cluster.host("client").clone();
+    let command = format!("arping -c 3 -I eth0 {ip}");
+    let out = client.exec(&["arping", "-c", "3", "-I", "eth0", ip]);
+    demo.report.shown_only(&format!(
+        "client$ {command}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    ));
+    let macs = crate::client::arp_responders(&client, ip);
+    let mac = demo.cluster.host(owner).mac();
+    assert_eq!(
+        macs,
+        vec![mac.clone()],
+        "ARP for {ip} answered by {macs:?}, not {owner} alone"
+    );
+    demo.report.say(&format!(
+        "arping: every reply for {ip} comes from {mac} ({owner}) alone."
+    ));
+}
+
+/// Runs `curl http://<ip>/` from the client until the set of Pods answering over the
 /// last four requests is `want`, then reports four requests.
 fn curl_until(demo: &mut Demo, ip: &str, want: &BTreeSet<String>, what: &str) {
     let client = demo.cluster.host("client").clone();
@@ -277,13 +329,13 @@ fn curl_until(demo: &mut Demo, ip: &str, want: &BTreeSet<String>, what: &str) {
     let url = format!("http://{ip}/");
     let mut answers = BTreeSet::new();
     for _ in 0..4 {
-        let out = client.exec(&["curl", "-s", "--max-time", "5", &url]);
+        let out = client.exec(&["curl", &url]);
         answers.insert(String::from_utf8_lossy(&out.stdout).trim().to_string());
     }
     let shown: Vec<&str> = answers.iter().map(String::as_str).collect();
     demo.report.command(
         "client",
-        &format!("for i in 1 2 3 4; do curl -s {url}; done | sort -u"),
+        &format!("for i in 1 2 3 4; do curl {url}; done | sort -u"),
         &shown.join("\n"),
     );
     let answered: BTreeSet<String> = answers

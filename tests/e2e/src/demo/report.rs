@@ -15,7 +15,7 @@ use crate::cluster::{Cluster, NODES};
 pub struct Report {
     /// The lines as printed.
     shown: Vec<String>,
-    /// The same lines normalised.
+    /// The compared lines, normalised.
     normalised: Vec<String>,
     /// Whether lines are printed to stdout as they come.
     echo: bool,
@@ -70,6 +70,17 @@ impl Report {
         self.push(shown, normalised);
     }
 
+    /// Lines shown but left out of the comparison (raw output with timings, such as
+    /// arping's); the caller reports what it checked in them with a compared line.
+    pub fn shown_only(&mut self, text: &str) {
+        for line in text.trim_end().lines() {
+            if self.echo {
+                println!("{line}");
+            }
+            self.shown.push(line.to_string());
+        }
+    }
+
     fn line(&mut self, text: &str) {
         let normalised = self.normalise(text);
         self.push(text.to_string(), normalised);
@@ -90,11 +101,6 @@ impl Report {
             let _ = writeln!(text, "{line}");
         }
         text
-    }
-
-    /// Every line as shown.
-    pub fn shown_text(&self) -> String {
-        self.shown.join("\n")
     }
 
     fn normalise(&self, line: &str) -> String {
@@ -167,5 +173,59 @@ pub fn difference(expected: &str, actual: &str) -> Option<String> {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            shown: Vec::new(),
+            normalised: Vec::new(),
+            echo: false,
+            macs: vec![("c2:8d:3d:62:db:46".into(), "<mac node-2>".into())],
+        }
+    }
+
+    #[test]
+    fn node_macs_ages_and_states_are_normalised_and_the_rest_is_kept() {
+        let mut r = report();
+        r.command(
+            "client",
+            "ip neigh show 192.0.2.91",
+            "192.0.2.91 dev eth0 lladdr C2:8D:3D:62:DB:46 REACHABLE\n\
+             192.0.2.92 dev eth0 lladdr 02:00:00:00:00:01 STALE",
+        );
+        r.command(
+            "cp",
+            "kubectl get svc web",
+            "web   LoadBalancer   192.0.2.91   2m3s",
+        );
+        r.measured("interrupted for {ms} ms", &[("ms", "812".into())]);
+        r.shown_only("raw output 1.23 ms");
+        assert_eq!(
+            r.normalised_text(),
+            "client$ ip neigh show 192.0.2.91\n\
+             \x20 192.0.2.91 dev eth0 lladdr <mac node-2> <state>\n\
+             \x20 192.0.2.92 dev eth0 lladdr <mac> <state>\n\
+             cp$ kubectl get svc web\n\
+             \x20 web   LoadBalancer   192.0.2.91   <age>\n\
+             interrupted for <ms> ms\n"
+        );
+    }
+
+    #[test]
+    fn a_changed_line_is_named() {
+        assert_eq!(difference("a\nb\n", "a\nb\n"), None);
+        assert_eq!(
+            difference("a\nb\n", "a\nc\n").as_deref(),
+            Some("line 2: expected \"b\", got \"c\"")
+        );
+        assert_eq!(
+            difference("a\n", "a\nextra\n").as_deref(),
+            Some("line 2: expected \"<end>\", got \"extra\"")
+        );
     }
 }
