@@ -33,6 +33,12 @@ spec:
 
 /// Time between two probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a probe waits for the connection while the node dies: short, so the measured
+/// interruption is not rounded up to a long timeout (a SYN to a dead MAC gets no answer).
+const CONNECT_DURING_FAILOVER: Duration = Duration::from_millis(300);
+/// How long a probe waits once the node is back: generous, so a loaded machine's stall is
+/// not taken for a flap.
+const CONNECT_AFTER_RETURN: Duration = Duration::from_secs(2);
 
 /// One probe: when it started and who answered (None: no answer).
 type Probe = (Instant, Option<String>);
@@ -45,7 +51,7 @@ struct Prober {
 }
 
 impl Prober {
-    fn start(client: &Host, ip: &str) -> Prober {
+    fn start(client: &Host, ip: &str, connect_timeout: Duration) -> Prober {
         let ip: IpAddr = ip
             .parse()
             .unwrap_or_else(|e| panic!("{ip:?} is not an address: {e}"));
@@ -60,7 +66,7 @@ impl Prober {
             let target = SocketAddr::new(ip, 80);
             while !stop_flag.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                let answer = probe(target);
+                let answer = probe(target, connect_timeout);
                 if let Ok(mut list) = record.lock() {
                     list.push((started, answer));
                 }
@@ -92,9 +98,9 @@ impl Prober {
 }
 
 /// Who answered one new connection (`node-2` from `You've hit node-2`), or None.
-fn probe(target: SocketAddr) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&target, Duration::from_millis(300)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+fn probe(target: SocketAddr, connect_timeout: Duration) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&target, connect_timeout).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     let body = text
@@ -116,7 +122,7 @@ pub fn node_dies(demo: &mut Demo) {
          behind it. The client opens a new TCP connection to {ip}:80 every 50 ms."
     ));
     let client = demo.cluster.host("client").clone();
-    let prober = Prober::start(&client, &ip);
+    let prober = Prober::start(&client, &ip, CONNECT_DURING_FAILOVER);
     wait_for("the probes to reach the victim", CHANGE, || {
         let seen = prober.seen();
         let answered = seen
@@ -197,7 +203,7 @@ pub fn node_dies(demo: &mut Demo) {
     demo.report.say(&format!(
         "{victim}$ ip link set eth0 up; ferrolb-announcer started again (the provider re-syncs it)"
     ));
-    let prober = Prober::start(&client, &ip);
+    let prober = Prober::start(&client, &ip, CONNECT_AFTER_RETURN);
     std::thread::sleep(Duration::from_secs(5));
     let probes = prober.finish();
     let answered_by_heir = probes
