@@ -14,16 +14,13 @@
 
 use e2e::demo::report::difference;
 use e2e::demo::state::StateDir;
-use e2e::demo::{Demo, Options, README_COMMANDS, WALKTHROUGH_IP};
-use e2e::scenario::TOOLS;
+use e2e::demo::{Demo, Options, README_COMMANDS, TOOLS, WALKTHROUGH_IP};
 
 const EXPECTED: &str = "tests/demo.expected";
 
 #[test]
 fn the_demo_shows_what_the_seeds_show() {
-    let mut tools = TOOLS.to_vec();
-    tools.extend(["curl", "nft"]);
-    if !e2e::netns::prerequisites("the demo test", &tools) {
+    if !e2e::netns::prerequisites("the demo test", TOOLS) {
         return;
     }
     let readme_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");

@@ -61,6 +61,14 @@ fn main() {
         );
         std::process::exit(2);
     }
+    let missing = e2e::demo::missing_tools();
+    if !missing.is_empty() {
+        eprintln!(
+            "ferrolb-demo: not found: {}; install them with scripts/install-test-deps.sh demo",
+            missing.join(", ")
+        );
+        std::process::exit(2);
+    }
     if let Err(e) = state.claim() {
         eprintln!("ferrolb-demo: {e}");
         std::process::exit(2);

@@ -54,6 +54,26 @@ const CRDS: [(&str, &str); 3] = [
     ),
 ];
 
+/// What the demo runs besides `ip` and the workspace binaries (scripts/install-test-deps.sh
+/// demo installs them).
+pub const TOOLS: &[&str] = &["bird", "birdc", "kubectl", "ping", "arping", "curl", "nft"];
+
+/// The tools of [`TOOLS`] not found on `PATH`.
+pub fn missing_tools() -> Vec<&'static str> {
+    TOOLS
+        .iter()
+        .chain(&["ip"])
+        .copied()
+        .filter(|tool| {
+            !std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect()
+}
+
 /// The address the OpenELB walkthroughs' Services get (the first of their Eip), as the
 /// README's verify step writes it.
 pub const WALKTHROUGH_IP: &str = "192.0.2.91";
