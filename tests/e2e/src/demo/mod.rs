@@ -95,6 +95,20 @@ pub const STRICT_ARP: &str = "kubectl get configmap kube-proxy -n kube-system -o
 /// Restarting kube-proxy so it reads its configuration again.
 pub const ROLLOUT_KUBE_PROXY: &str = "kubectl rollout restart daemonset kube-proxy -n kube-system";
 
+/// The Service left running at the end.
+const PLAYGROUND: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: LoadBalancer
+  selector:
+    app: web
+  ports:
+    - name: http
+      port: 80
+"#;
+
 /// What a kubeadm cluster has: kube-proxy's ConfigMap (IPVS mode, strictARP off) and its
 /// DaemonSet, so the walkthrough's strictARP step has something to change.
 const KUBE_PROXY: &str = r#"apiVersion: v1
@@ -205,6 +219,36 @@ impl Demo {
         failover::node_dies(self);
         cilium::walkthrough(self);
         kube_vip::readme(self);
+        self.playground();
+    }
+
+    /// Leaves a Service up for the user: layer2 from the demo's global pool, answered by
+    /// every node's own `You've hit <node>` server.
+    fn playground(&mut self) {
+        self.report.section("Left running for you");
+        self.apply("web.yaml", PLAYGROUND);
+        let ip = self.external_ip("default", "web");
+        let client = self.cluster.host("client").clone();
+        let url = format!("http://{ip}/");
+        wait_for(
+            &format!("the client's curl {url} to be answered"),
+            Duration::from_secs(30),
+            || {
+                let out = client.exec(&["curl", "-s", "--max-time", "5", &url]);
+                out.status
+                    .success()
+                    .then_some(())
+                    .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+            },
+        );
+        self.client(&["curl", &url]);
+        self.kubectl(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            r#"custom-columns=NAME:.metadata.name,EXTERNAL-IP:.status.loadBalancer.ingress[*].ip,ANNOUNCED:.status.conditions[?(@.type=="ferrolb.io/Announced")].message"#,
+        ]);
     }
 
     /// Runs kubectl as a user types it and reports the command and its output; panics when
@@ -244,15 +288,15 @@ impl Demo {
         out
     }
 
-    /// Runs `args` on the client machine and reports it; the output.
+    /// Runs `args` on the client machine and reports it; its stdout (with stderr when it
+    /// failed; curl's progress meter on stderr is not shown).
     pub fn client(&mut self, args: &[&str]) -> String {
         let client = self.cluster.host("client").clone();
         let out = client.exec(args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
         self.report.command("client", &quote(args), &text);
         text
     }

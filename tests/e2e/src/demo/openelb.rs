@@ -185,6 +185,20 @@ fn play(demo: &mut Demo, w: &Walkthrough<'_>) {
     demo.apply(w.service_file, w.service_yaml);
 
     let ip = demo.external_ip("default", w.service);
+    // The Eip's status, as seed 000 shows it (the address and the Service holding it).
+    let kubectl = &demo.cluster.kubectl;
+    wait_for(
+        &format!("Eip {} to count the Service", w.eip_name),
+        crate::checks::CHANGE,
+        || {
+            let status = kubectl.ok(
+                &["get", "eip", w.eip_name, "-o", "jsonpath={.status}"],
+                None,
+            );
+            status.contains("\"usage\":1").then_some(()).ok_or(status)
+        },
+    );
+    demo.kubectl(&["get", "eip", w.eip_name, "-o", "jsonpath={.status}"]);
     let owner = wait_single_owner(&demo.cluster, &ip, w.mode, None);
     let service = demo.cluster.service("default", w.service);
     let proxied = ProxiedService::from_service(&service, &deployment)
