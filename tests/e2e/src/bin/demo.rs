@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use nix::sys::signal::{SigSet, Signal};
+use tokio::signal::unix::{SignalKind, signal};
 
 use e2e::demo::forward::{relay_to_namespace, rewrite_kubeconfig};
 use e2e::demo::state::StateDir;
@@ -94,25 +94,44 @@ fn main() {
     }
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in every thread and tears down from a thread that waits
-/// for them. (Child processes start with an empty signal mask: std resets it.)
+/// Tears down on SIGINT, SIGTERM or SIGHUP, from a thread of its own. The signals are
+/// caught (not blocked: a blocked mask would be inherited by every process the demo starts,
+/// which then would not stop on SIGTERM); caught signals revert to their default in children.
 fn watch_signals(state: StateDir) {
-    let mut signals = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(signal);
-    }
-    if let Err(e) = signals.thread_block() {
-        eprintln!("ferrolb-demo: cannot block signals ({e}); Ctrl-C will not clean up, use --down");
-        return;
-    }
-    std::thread::spawn(move || {
-        if let Ok(signal) = signals.wait() {
-            eprintln!("\nferrolb-demo: {signal}; tearing down");
-            for line in state.tear_down() {
-                eprintln!("{line}");
-            }
-            std::process::exit(130);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferrolb-demo: no signal handling ({e}); Ctrl-C will not clean up, use --down");
+            return;
         }
+    };
+    let handlers = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
+        ))
+    });
+    let (mut interrupt, mut terminate, mut hangup) = match handlers {
+        Ok(handlers) => handlers,
+        Err(e) => {
+            eprintln!("ferrolb-demo: no signal handling ({e}); Ctrl-C will not clean up, use --down");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        let name = runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+                _ = hangup.recv() => "SIGHUP",
+            }
+        });
+        eprintln!("\nferrolb-demo: {name}; tearing down");
+        for line in state.tear_down() {
+            eprintln!("{line}");
+        }
+        std::process::exit(130);
     });
 }
 

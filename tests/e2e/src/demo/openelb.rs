@@ -1,6 +1,6 @@
 //! OpenELB's walkthroughs (seeds 001 layer 2 and 002 vip), objects verbatim apart from the
 //! addresses (192.168.0.x → 192.0.2.x): an Eip, a Deployment of two Pods on node-1 and
-//! node-2, a Service with OpenELB's annotations. Then what the walkthrough checks:
+//! node-3, a Service with OpenELB's annotations. Then what the walkthrough checks:
 //! `kubectl get svc` shows the address, the client's `ip neigh` maps it to the announcing
 //! node's MAC, `curl` reaches both Pods with `externalTrafficPolicy: Cluster` and only the
 //! announcing node's Pod with `Local`.
@@ -174,7 +174,9 @@ fn play(demo: &mut Demo, w: &Walkthrough<'_>) {
     demo.report.section(w.title);
     demo.apply(w.eip_file, w.eip);
     demo.apply(&format!("{}.yaml", w.app), &deployment_yaml(w.app));
-    let pod_nodes = ["node-1", "node-2"];
+    // The Pods run on node-1 and node-3: with `Local` the address must leave a node
+    // without a Pod (node-2 is where rendezvous hashing puts 192.0.2.91 among all three).
+    let pod_nodes = ["node-1", "node-3"];
     let deployment = Deployment::start(&demo.cluster, "default", w.app, &pod_nodes);
     deployment.publish_endpoints(&demo.cluster, w.service);
     demo.report.say(
