@@ -98,10 +98,15 @@ fn main() {
 /// caught (not blocked: a blocked mask would be inherited by every process the demo starts,
 /// which then would not stop on SIGTERM); caught signals revert to their default in children.
 fn watch_signals(state: StateDir) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("ferrolb-demo: no signal handling ({e}); Ctrl-C will not clean up, use --down");
+            eprintln!(
+                "ferrolb-demo: no signal handling ({e}); Ctrl-C will not clean up, use --down"
+            );
             return;
         }
     };
@@ -115,7 +120,9 @@ fn watch_signals(state: StateDir) {
     let (mut interrupt, mut terminate, mut hangup) = match handlers {
         Ok(handlers) => handlers,
         Err(e) => {
-            eprintln!("ferrolb-demo: no signal handling ({e}); Ctrl-C will not clean up, use --down");
+            eprintln!(
+                "ferrolb-demo: no signal handling ({e}); Ctrl-C will not clean up, use --down"
+            );
             return;
         }
     };
