@@ -90,11 +90,11 @@ impl Deployment {
         ));
     }
 
-    /// Where each Pod runs, as `kubectl get pods -o wide` would say it (NAME NODE IP).
+    /// Where each Pod runs: a small table (NAME NODE IP), indented.
     pub fn placement(&self) -> String {
-        let mut text = format!("{:<28} {:<8} {}\n", "NAME", "NODE", "IP");
+        let mut text = format!("  {:<28} {:<8} {}\n", "NAME", "NODE", "IP");
         for pod in &self.pods {
-            text.push_str(&format!("{:<28} {:<8} {}\n", pod.name, pod.node, pod.ip));
+            text.push_str(&format!("  {:<28} {:<8} {}\n", pod.name, pod.node, pod.ip));
         }
         text
     }
