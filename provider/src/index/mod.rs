@@ -158,6 +158,8 @@ pub struct Index {
     adopted_as_is: HashMap<ServiceKey, EventNote>,
     /// The pools of the ConfigMap and of pool objects (see [`pool_sources`]).
     sources: pool_sources::PoolSources,
+    /// The views' pool queries, one per distinct value (see [`queries`]).
+    queries: queries::Queries,
 }
 
 /// Failed ConfigMap reads in a row after which the pools count as unreadable.
@@ -200,6 +202,7 @@ impl Index {
             config_notes: migration::ConfigNotes::default(),
             adopted_as_is: HashMap::new(),
             sources: pool_sources::PoolSources::default(),
+            queries: queries::Queries::default(),
         }
     }
 
@@ -229,6 +232,7 @@ impl Index {
         if let Some((known, _)) = self.views.get_key_value(&view.key) {
             view.key = known.clone();
         }
+        self.queries.share(&mut view.pool_query);
         let key = view.key.clone();
         self.views.insert(key.clone(), view);
         if !self.serving {
@@ -278,7 +282,10 @@ impl Index {
     ) -> Vec<ServiceWrite> {
         let fresh: BTreeMap<ServiceKey, ServiceView> = views
             .into_iter()
-            .map(|view| (view.key.clone(), view))
+            .map(|mut view| {
+                self.queries.share(&mut view.pool_query);
+                (view.key.clone(), view)
+            })
             .collect();
         let gone: Vec<ServiceKey> = self
             .views
@@ -665,5 +672,6 @@ mod allocate;
 mod announce;
 pub mod migration;
 pub mod pool_sources;
+pub mod queries;
 #[cfg(test)]
 mod tests;
