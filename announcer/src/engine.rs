@@ -274,8 +274,8 @@ impl Engine {
     }
 
     /// Re-evaluates the phase of every BGP announcement from the backend (sessions come and
-    /// go); emits `announcement_changed` only for those that changed. Called by the link poll;
-    /// the BGP speaker may call [`Engine::refresh_bgp`] on session changes for a faster update.
+    /// go); emits `announcement_changed` only for those that changed. Called by the link poll,
+    /// and through [`Engine::refresh_bgp`] on every `PeerChanged` event (`server.rs`).
     fn refresh_bgp_phases(&self, inner: &mut Inner) {
         let bgp: Vec<Desired> = inner
             .desired

@@ -77,6 +77,7 @@ pub async fn run_with(
     let metrics = Metrics::new(&mut registry);
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let backend = make_backend(events.clone(), &mut registry);
+    let peer_events = events.subscribe();
     let garp = GarpConfig {
         count: args.garp_count,
         interval: args.garp_interval,
@@ -191,6 +192,8 @@ pub async fn run_with(
         }
     });
 
+    let peers_watch = tokio::spawn(follow_sessions(peer_events, Arc::clone(&engine)));
+
     let mut term = signal(SignalKind::terminate()).map_err(|source| ServerError::Io {
         what: "SIGTERM handler",
         source,
@@ -211,9 +214,31 @@ pub async fn run_with(
     };
     poll.abort();
     link_watch.abort();
+    peers_watch.abort();
     engine.shutdown().await;
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}
     tracing::info!("stopped");
     outcome
+}
+
+/// A BGP session coming up or going down changes what a BGP announcement's phase should say:
+/// re-evaluate at once rather than at the next link poll (`GetState` must say what is true). A
+/// lagging receiver missed changes, so it re-evaluates too.
+async fn follow_sessions(
+    mut events: tokio::sync::broadcast::Receiver<proto::announcer::v1::Event>,
+    engine: Arc<Engine>,
+) {
+    use proto::announcer::v1::event::Kind;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(event) if matches!(event.kind, Some(Kind::PeerChanged(_))) => {
+                engine.refresh_bgp().await;
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => engine.refresh_bgp().await,
+            Err(RecvError::Closed) => return,
+        }
+    }
 }

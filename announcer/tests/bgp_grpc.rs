@@ -40,6 +40,9 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
             &format!("unix:{socket}"),
             "--metrics-listen",
             "127.0.0.1:9721",
+            // No link poll within the test: the phase must follow the session by itself.
+            "--link-poll-interval",
+            "600s",
         ])
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -64,6 +67,8 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
         .spawn()
         .expect("ctl watch");
     std::thread::sleep(Duration::from_millis(300));
+    // Announced before any session exists: PENDING until the session comes up.
+    ctl(&socket, &["announce", "198.51.100.10", "--mode", "bgp"]);
     let added = ctl(
         &socket,
         &[
@@ -84,7 +89,6 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
         ],
     );
     assert!(added.contains("\"address\":\"192.0.2.2\""), "{added}");
-    ctl(&socket, &["announce", "198.51.100.10", "--mode", "bgp"]);
     eventually_blocking("the /32 at gobgpd", Duration::from_secs(15), || {
         router.path_attrs(VIP_V4)
     });
@@ -130,14 +134,18 @@ fn announcer_binary_announces_over_bgp_via_ctl_and_withdraws_on_sigterm() {
         r#"announcement.bgp.communities[0]: "65000" is not ASN:VALUE"#
     );
 
-    let state: serde_json::Value = serde_json::from_str(&ctl(&socket, &["state"])).expect("JSON");
+    // The phase follows the session's PeerChanged event, asynchronously.
+    let state = eventually_blocking("the announcement active", Duration::from_secs(5), || {
+        let state: serde_json::Value =
+            serde_json::from_str(&ctl(&socket, &["state"])).expect("JSON");
+        state
+            .to_string()
+            .contains("\"phase\":\"active\"")
+            .then_some(state)
+    });
     assert_eq!(
         state["announcements"].as_array().map(Vec::len),
         Some(1),
-        "{state}"
-    );
-    assert!(
-        state.to_string().contains("\"phase\":\"active\""),
         "{state}"
     );
     let events = watch.wait_with_output().expect("watch ends after 3 events");

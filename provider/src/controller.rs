@@ -43,7 +43,7 @@ use crate::{
     },
     args::{AnnouncersMode, Args},
     http::{Health, Phase},
-    index::{Index, IndexSettings, ServiceWrite},
+    index::{Index, IndexSettings, ServiceWrite, queries::Queries},
     lease::{self, Claim, LeaseSettings},
     metrics::Metrics,
     nodes,
@@ -204,14 +204,20 @@ enum Input {
 
 /// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
 pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
-    // Only the compact views of a (re)list are buffered, never thousands of whole Services.
+    // Only the compact views of a (re)list are buffered, never thousands of whole Services,
+    // and views with equal pool queries share one.
+    let mut queries = Queries::default();
     let services: BoxStream<'static, Input> = relisted(
         watcher(
             Api::<Service>::all(ctx.client.clone()),
             watcher::Config::default(),
         )
         .default_backoff(),
-        |service| ServiceView::from_service(&service),
+        move |service| {
+            let mut view = ServiceView::from_service(&service)?;
+            queries.share(&mut view.pool_query);
+            Some(view)
+        },
     )
     .map(Input::Services)
     .boxed();

@@ -92,6 +92,30 @@ pub struct Writer {
     pub concurrency: usize,
 }
 
+/// Capacity an idle writer keeps in each of its tables.
+const IDLE_CAPACITY: usize = 64;
+
+/// Shrinks the writer's (empty) tables back to [`IDLE_CAPACITY`].
+fn release_idle_capacity(
+    pending: &mut HashMap<ServiceKey, Job>,
+    queue: &mut VecDeque<ServiceKey>,
+    queued: &mut HashSet<ServiceKey>,
+    in_flight: &mut HashSet<ServiceKey>,
+) {
+    if pending.capacity() > IDLE_CAPACITY {
+        pending.shrink_to(IDLE_CAPACITY);
+    }
+    if queue.capacity() > IDLE_CAPACITY {
+        queue.shrink_to(IDLE_CAPACITY);
+    }
+    if queued.capacity() > IDLE_CAPACITY {
+        queued.shrink_to(IDLE_CAPACITY);
+    }
+    if in_flight.capacity() > IDLE_CAPACITY {
+        in_flight.shrink_to(IDLE_CAPACITY);
+    }
+}
+
 fn merge(older: Job, newer: Job) -> Job {
     Job {
         write: older.write.absorb(newer.write),
@@ -126,6 +150,11 @@ impl Writer {
             }
             if !open && tasks.is_empty() && queue.is_empty() {
                 return;
+            }
+            if tasks.is_empty() && pending.is_empty() {
+                // A burst of thousands of writes grew these tables; an idle writer should
+                // not keep them (the pending table alone held 3 MiB after 10,000 creates).
+                release_idle_capacity(&mut pending, &mut queue, &mut queued, &mut in_flight);
             }
             tokio::select! {
                 job = jobs.recv(), if open => {

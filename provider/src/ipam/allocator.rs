@@ -82,7 +82,9 @@ pub struct Allocator {
     /// Shared so an allocation can read its pool while it updates the space (no clone).
     pub(crate) pools: Arc<PoolSet>,
     pub(crate) space: AddressSpace,
-    pub(crate) held: BTreeMap<ServiceKey, Held>,
+    /// Boxed: a `BTreeMap` node holds 11 values, and 300-byte records inline left about a
+    /// third of every node empty.
+    pub(crate) held: BTreeMap<ServiceKey, Box<Held>>,
     /// Requested addresses are taken as written, like kube-vip-cloud-provider does: no pool,
     /// family or conflict check (`--requested-addresses=unchecked`).
     pub(crate) requests_unchecked: bool,
@@ -438,12 +440,12 @@ impl Allocator {
         };
         self.held.insert(
             req.key.clone(),
-            Held {
+            Box::new(Held {
                 allocation: allocation.clone(),
                 request: req.clone(),
                 shareable,
                 as_requested: false,
-            },
+            }),
         );
         allocation
     }
@@ -489,7 +491,7 @@ impl Allocator {
 
     /// Services holding an address that lies in none of the pools that may serve them.
     pub fn outside_pools(&self) -> Vec<ServiceKey> {
-        self.outside(self.held.iter())
+        self.outside(self.held.iter().map(|(k, h)| (k, &**h)))
     }
 
     /// [`Allocator::outside_pools`] among `keys` only.
@@ -497,9 +499,13 @@ impl Allocator {
         &self,
         keys: &std::collections::BTreeSet<ServiceKey>,
     ) -> std::collections::BTreeSet<ServiceKey> {
-        self.outside(keys.iter().filter_map(|k| self.held.get_key_value(k)))
-            .into_iter()
-            .collect()
+        self.outside(
+            keys.iter()
+                .filter_map(|k| self.held.get_key_value(k))
+                .map(|(k, h)| (k, &**h)),
+        )
+        .into_iter()
+        .collect()
     }
 
     fn outside<'a>(

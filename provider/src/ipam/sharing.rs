@@ -88,6 +88,21 @@ pub(crate) trait ShareInfo {
     fn sharing(&self) -> Option<&SharingKey>;
 }
 
+impl<T: ShareInfo> ShareInfo for Box<T> {
+    fn pool(&self) -> &str {
+        (**self).pool()
+    }
+    fn shareable(&self) -> bool {
+        (**self).shareable()
+    }
+    fn ports(&self) -> &[(Protocol, u16)] {
+        (**self).ports()
+    }
+    fn sharing(&self) -> Option<&SharingKey> {
+        (**self).sharing()
+    }
+}
+
 /// Whether two port lists use one (protocol, port) pair.
 pub(crate) fn ports_overlap(a: &[(Protocol, u16)], b: &[(Protocol, u16)]) -> bool {
     a.iter().any(|pair| b.contains(pair))

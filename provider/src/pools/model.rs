@@ -114,7 +114,7 @@ pub struct PoolOrigin {
 }
 
 /// A Service's pool annotation: which pool it names, and where it named it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NamedPool {
     /// The annotation that named it (for messages).
     pub annotation: &'static str,
@@ -125,7 +125,7 @@ pub struct NamedPool {
 }
 
 /// What pool selection needs to know about a Service besides its namespace and name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PoolQuery {
     /// metadata.labels (service selectors match them).
     pub labels: BTreeMap<String, String>,

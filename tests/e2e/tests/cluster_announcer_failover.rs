@@ -5,7 +5,7 @@
 //! (condition, Moved Event with the announcer's reason) and moves nothing again, and the old
 //! holder that returns stands by instead of taking the address back.
 
-mod support;
+use e2e as support;
 
 use std::time::{Duration, Instant};
 

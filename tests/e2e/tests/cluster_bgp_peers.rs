@@ -6,7 +6,7 @@
 //! replaces every session; deleting the object closes them, while the announcers' own peers
 //! (from their flags) stay up throughout. The password never appears in a log.
 
-mod support;
+use e2e as support;
 
 use std::path::PathBuf;
 use std::time::Duration;

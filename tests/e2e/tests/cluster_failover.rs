@@ -3,7 +3,7 @@
 //! IPv6 (unsolicited NA) and BGP (the node's paths leave BIRD) — and the condition and Events
 //! say why.
 
-mod support;
+use e2e as support;
 
 use serde_json::json;
 use support::checks::{

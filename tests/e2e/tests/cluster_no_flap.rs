@@ -2,7 +2,7 @@
 //! killed with a standby taking over: a client pinging the address every 50 ms loses nothing,
 //! and no announcer withdraws or re-adds anything (`ctl state` unchanged, `since` included).
 
-mod support;
+use e2e as support;
 
 use std::time::Duration;
 

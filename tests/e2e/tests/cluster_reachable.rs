@@ -1,6 +1,6 @@
 //! Cluster mode end to end, part 1: what a user on the LAN sees. The provider's leader drives
 //! every node's announcer over mTLS gRPC; each test builds its own cluster in network
-//! namespaces (support/) and plays the scenarios in sequence, logging each step with
+//! namespaces (the `e2e` library) and plays the scenarios in sequence, logging each step with
 //! the figures it saw:
 //!
 //! - every mode reachable, then withdrawn on delete: (a) layer2 IPv4, (b) IPv6 (NDP),
@@ -10,7 +10,7 @@
 //!
 //! Failover is in `cluster_failover.rs`, restarts and leader hand-over in `cluster_no_flap.rs`.
 
-mod support;
+use e2e as support;
 
 use serde_json::{Value, json};
 use support::certs::AnnouncerTlsMode;

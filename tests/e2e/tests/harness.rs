@@ -4,7 +4,7 @@
 //! neighbour entry, which node answers TCP, the routes at BIRD. If this test fails, the
 //! cluster-mode test's failures say nothing about the provider.
 
-mod support;
+use e2e as support;
 
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ fn announcers_driven_by_ctl_make_allocated_addresses_reachable_from_the_lan() {
         leader_elect: false,
         identity: "alloc-only".into(),
         metrics_port: 18080,
+        extra_args: Vec::new(),
     }]);
 
     let services = [

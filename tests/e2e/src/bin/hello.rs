@@ -1,12 +1,19 @@
-//! `e2e-hello <name> [port]`: what a Pod behind the load balancer is in the end-to-end test.
-//! Listens on `[::]:<port>` (default 80; dual-stack, so IPv4 clients are served too) and
-//! answers every connection with `You've hit <name>\n`, so a client learns which node the
-//! load-balancer address led it to.
+//! `e2e-hello <name> [port]`: what a Pod behind the load balancer is in the end-to-end test
+//! and the demo (kubia's part in the OpenELB walkthroughs). Listens on `[::]:<port>` (default
+//! 80; dual-stack, so IPv4 clients are served too) and answers every connection with an
+//! HTTP/1.0 response whose body is `You've hit <name>\n`, so a client — `curl`, or the
+//! harness's bare TCP probe that sends nothing — learns which Pod the load-balancer address
+//! led it to.
+//!
+//! The response goes out as soon as the connection is accepted (a probe that sends nothing
+//! must not wait); then the request, if any, is read and dropped until the client closes, so
+//! closing never resets a connection whose request was not read yet.
 
 #![forbid(unsafe_code)]
 
-use std::io::Write;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -22,9 +29,25 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let greeting = format!("You've hit {name}\n");
+    let body = format!("You've hit {name}\n");
+    let response = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     // A failed accept or a client that hangs up early is its own business; keep serving.
-    for mut stream in listener.incoming().flatten() {
-        let _ = stream.write_all(greeting.as_bytes());
+    for stream in listener.incoming().flatten() {
+        let response = response.clone();
+        std::thread::spawn(move || answer(stream, response.as_bytes()));
     }
+}
+
+/// Sends the response, half-closes, and drains the request for at most two seconds.
+fn answer(mut stream: TcpStream, response: &[u8]) {
+    if stream.write_all(response).is_err() {
+        return;
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = [0u8; 1024];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
 }

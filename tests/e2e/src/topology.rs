@@ -3,6 +3,8 @@
 //! Names carry the test's process id, so parallel runs never collide; Drop deletes exactly
 //! the namespaces this value created, even when a step failed halfway.
 
+use std::io::Write;
+use std::path::Path;
 use std::process::Output;
 
 use super::netns::{output, run, unique};
@@ -71,14 +73,35 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Creates the bridge and one host per `(name, last octet)`.
+    /// Creates the bridge and one host per `(name, last octet)`, named after the test's
+    /// process id.
     pub fn new(machines: &[(&str, u8)]) -> Topology {
-        let id = unique("");
-        let bridge_ns = format!("flbe{id}br");
+        Topology::named(&format!("flbe{}", unique("")), None, machines)
+    }
+
+    /// [`Topology::new`] with namespaces called `<prefix>br` and `<prefix><name>`, each name
+    /// appended to the file `record` (one a line) before it is created, so a process that
+    /// dies before Drop runs (`ferrolb-demo` on Ctrl-C) leaves a list of what to delete.
+    pub fn named(prefix: &str, record: Option<&Path>, machines: &[(&str, u8)]) -> Topology {
+        let remember = |ns: &str| {
+            if let Some(path) = record {
+                let line = format!("{ns}\n");
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut file| file.write_all(line.as_bytes()));
+                if let Err(e) = written {
+                    panic!("cannot record namespace {ns} in {}: {e}", path.display());
+                }
+            }
+        };
+        let bridge_ns = format!("{prefix}br");
         let mut topology = Topology {
             bridge_ns: bridge_ns.clone(),
             hosts: Vec::new(),
         };
+        remember(&bridge_ns);
         run(&["ip", "netns", "add", &bridge_ns]);
         run(&[
             "ip",
@@ -95,7 +118,8 @@ impl Topology {
         run(&["ip", "-n", &bridge_ns, "link", "set", "br0", "up"]);
         for (i, (name, octet)) in machines.iter().enumerate() {
             let short: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
-            let ns = format!("flbe{id}{short}");
+            let ns = format!("{prefix}{short}");
+            remember(&ns);
             run(&["ip", "netns", "add", &ns]);
             // Recorded before configuring, so Drop deletes it even if a step below fails.
             let host = Host {

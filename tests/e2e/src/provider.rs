@@ -24,6 +24,8 @@ pub struct ProviderOptions {
     pub identity: String,
     /// Port of its metrics server (127.0.0.1 in the control-plane namespace).
     pub metrics_port: u16,
+    /// More flags, e.g. `--pool-objects=lbpool,eip,cilium` for the demo's walkthroughs.
+    pub extra_args: Vec<String>,
 }
 /// A running provider replica.
 pub struct ProviderReplica {
@@ -60,6 +62,7 @@ impl Cluster {
         } else {
             args.push("--leader-elect=false".into());
         }
+        args.extend(options.extra_args.iter().cloned());
         args.extend(provider_announcer_args(
             options.cluster_mode,
             self.tls_mode,

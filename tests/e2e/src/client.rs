@@ -11,9 +11,19 @@ use super::daemon::Daemon;
 use super::topology::Host;
 
 /// Connects to `address:80` from inside `host`'s namespace and returns the greeting, e.g.
-/// `You've hit node-2`.
+/// `You've hit node-2` (the body of `e2e-hello`'s HTTP response; it answers before any
+/// request, so the probe sends none).
 pub fn tcp_hello(host: &Host, address: &str) -> Result<String, String> {
-    tcp_exchange(host, address, 80, b"")
+    tcp_hello_at(host, address, 80)
+}
+
+/// [`tcp_hello`] on another port.
+pub fn tcp_hello_at(host: &Host, address: &str, port: u16) -> Result<String, String> {
+    let response = tcp_exchange(host, address, port, b"")?;
+    Ok(match response.split_once("\r\n\r\n") {
+        Some((_, body)) => body.trim().to_string(),
+        None => response,
+    })
 }
 
 /// `GET <path>` over HTTP/1.0 to `address:port` from inside `host`'s namespace; the whole

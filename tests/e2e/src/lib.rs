@@ -19,11 +19,10 @@
 //! (kubectl and the objects the harness plays), [`bird`] (the router), [`certs`] (TLS for
 //! the announcers), [`announcers`] and [`provider`] (the two binaries under test),
 //! [`client`] (what a user on the LAN sees), [`cluster`] (all of it wired), [`checks`] and
-//! [`scenario`] (what the scenario files are made of).
+//! [`scenario`] (what the scenario files are made of); [`demo`] (the seeds' walkthroughs,
+//! for `ferrolb-demo` and `tests/demo.rs`).
 //! Every wait is [`wait_for`]: a bounded poll whose failure names what was expected and the
 //! last thing seen.
-
-#![allow(dead_code)]
 
 pub mod announcers;
 pub mod bird;
@@ -32,32 +31,36 @@ pub mod checks;
 pub mod client;
 pub mod cluster;
 pub mod daemon;
+pub mod demo;
 pub mod kube;
 pub mod provider;
 pub mod scenario;
 pub mod topology;
 
-#[path = "../../../../announcer/tests/netns/mod.rs"]
+#[path = "../../../announcer/tests/netns/mod.rs"]
 pub mod netns;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary built into the same target directory as this test
-/// (`cargo test --workspace` builds every binary before any test runs). Panics with the
-/// command to run when it is missing.
+/// Path of a workspace binary built into the same target directory as the running
+/// executable: a test (`target/<profile>/deps/e2e-<hash>`, and `cargo test --workspace` builds
+/// every binary before any test runs) or `ferrolb-demo` (`target/<profile>/ferrolb-demo`).
+/// Panics with the command to run when it is missing.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test executable");
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
-    let dir = exe
+    let exe = std::env::current_exe().expect("path of the running executable");
+    let mut dir = exe
         .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
+        .expect("the executable lives in a directory")
+        .to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: the e2e test runs the real binaries. Build them first, e.g. \
-         `cargo build -p provider -p announcer -p test-apiserver` (or run `cargo test --workspace`)",
+        "{} is missing: the e2e harness runs the real binaries. Build them first, e.g. \
+         `cargo build -p provider -p announcer -p test-apiserver -p e2e` (or run `cargo test --workspace`)",
         path.display()
     );
     path
@@ -86,6 +89,12 @@ pub fn wait_for<T>(
 /// (visible with `--nocapture`, and in the output of a failed test).
 pub struct Steps {
     start: Instant,
+}
+
+impl Default for Steps {
+    fn default() -> Steps {
+        Steps::new()
+    }
 }
 
 impl Steps {

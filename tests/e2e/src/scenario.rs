@@ -34,6 +34,7 @@ pub fn provider(identity: &str, leader_elect: bool, metrics_port: u16) -> Provid
         leader_elect,
         identity: identity.into(),
         metrics_port,
+        extra_args: Vec::new(),
     }
 }
 

@@ -130,7 +130,7 @@ impl Kubectl {
     }
 
     /// The API server's port, from the kubeconfig it wrote (`server: http://127.0.0.1:N`).
-    fn server_port(&self) -> u16 {
+    pub fn server_port(&self) -> u16 {
         let text = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
         text.lines()
             .find_map(|line| line.trim().strip_prefix("server:"))

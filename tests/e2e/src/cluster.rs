@@ -38,6 +38,40 @@ pub const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
 /// (`--announcer-tls=managed`, the default install) or our own CA (`--announcer-tls=files`).
 pub const ANNOUNCER_TLS: AnnouncerTlsMode = AnnouncerTlsMode::Managed;
 
+/// What to build: the TLS mode, the provider replicas, and where things are named and kept.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Where the announcers' TLS material comes from.
+    pub tls: AnnouncerTlsMode,
+    /// The provider replicas, started in this order.
+    pub providers: Vec<ProviderOptions>,
+    /// Namespace names `<prefix>br`, `<prefix>node1`, ...; None: unique per test process.
+    pub namespace_prefix: Option<String>,
+    /// A file each namespace name is appended to before it is created ([`Topology::named`]).
+    pub namespace_record: Option<PathBuf>,
+    /// Where the run's directory (logs, kubeconfig, sockets) is made; None: the system's
+    /// temporary directory.
+    pub dir_in: Option<PathBuf>,
+    /// The keys of the pool ConfigMap `kube-system/kubevip`.
+    pub pools: Vec<(String, String)>,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            tls: ANNOUNCER_TLS,
+            providers: Vec::new(),
+            namespace_prefix: None,
+            namespace_record: None,
+            dir_in: None,
+            pools: vec![
+                ("range-global".into(), POOL_GLOBAL.into()),
+                ("range-bgp".into(), POOL_BGP.into()),
+            ],
+        }
+    }
+}
+
 pub struct Cluster {
     // Processes first: fields drop in declaration order, so everything is stopped before
     // the namespaces go.
@@ -71,6 +105,16 @@ impl Cluster {
 
     /// [`Cluster::start`] with the announcers' TLS from `tls` (both modes are tested).
     pub fn start_with_tls(tls: AnnouncerTlsMode, providers: &[ProviderOptions]) -> Cluster {
+        Cluster::start_with(&Setup {
+            tls,
+            providers: providers.to_vec(),
+            ..Setup::default()
+        })
+    }
+
+    /// Builds the cluster `setup` describes.
+    pub fn start_with(setup: &Setup) -> Cluster {
+        let (tls, providers) = (setup.tls, setup.providers.as_slice());
         // Every binary first, so a missing one fails before anything is set up.
         for binary in [
             "test-apiserver",
@@ -81,14 +125,21 @@ impl Cluster {
             workspace_binary(binary);
         }
         let steps = Steps::new();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("ferrolb-e2e-{}-", std::process::id()))
-            .tempdir()
-            .expect("temp dir");
+        let mut builder = tempfile::Builder::new();
+        let prefix = format!("ferrolb-e2e-{}-", std::process::id());
+        builder.prefix(&prefix);
+        let dir = match &setup.dir_in {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .expect("temp dir");
         let mut machines: Vec<(&str, u8)> = vec![("cp", 250)];
         machines.extend(NODES.iter().enumerate().map(|(i, n)| (*n, i as u8 + 1)));
         machines.extend([("client", 200), ("router", 254)]);
-        let topology = Topology::new(&machines);
+        let topology = match &setup.namespace_prefix {
+            Some(prefix) => Topology::named(prefix, setup.namespace_record.as_deref(), &machines),
+            None => Topology::new(&machines),
+        };
         for node in NODES {
             prepare_node(topology.host(node));
         }
@@ -170,10 +221,12 @@ impl Cluster {
         cluster.kubectl.apply(&kube::announcer_service(GRPC_PORT));
         cluster.write_announcer_endpoints();
         cluster.kubectl.apply(&kube::namespace("bgp"));
-        cluster.kubectl.apply(&kube::pool_configmap(&[
-            ("range-global", POOL_GLOBAL),
-            ("range-bgp", POOL_BGP),
-        ]));
+        let pools: Vec<(&str, &str)> = setup
+            .pools
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        cluster.kubectl.apply(&kube::pool_configmap(&pools));
         cluster
             .steps
             .log("Nodes Ready, announcer Service + EndpointSlice, pool ConfigMap written");
