@@ -35,6 +35,12 @@ impl Column {
         }
     }
 
+    /// Shown only with `-o wide` (kubectl prints priority 0 columns by default).
+    fn wide(mut self) -> Self {
+        self.priority = 1;
+        self
+    }
+
     fn value(&self, obj: &Value) -> Value {
         match &self.cell {
             Cell::Computed(f) => f(obj),
@@ -154,6 +160,64 @@ fn desired(obj: &Value) -> i64 {
         .unwrap_or(1)
 }
 
+/// `a=b,c=d` by key, as kubectl's `-o wide` SELECTOR; `<none>` without one.
+fn service_selector(obj: &Value) -> Value {
+    let pairs: Vec<String> = obj
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    or_none(pairs.join(","))
+}
+
+/// The roles of `node-role.kubernetes.io/<role>` labels (and `kubernetes.io/role`), sorted.
+fn node_roles(obj: &Value) -> Value {
+    let mut roles: Vec<String> = obj
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
+                    Some(role) if !role.is_empty() => Some(role.to_owned()),
+                    _ if k == "kubernetes.io/role" => v.as_str().map(str::to_owned),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    roles.sort();
+    roles.dedup();
+    or_none(roles.join(","))
+}
+
+/// The first `status.addresses` entry of `kind`.
+fn node_address(obj: &Value, kind: &str) -> Value {
+    let address = obj
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .find(|a| a.get("type").and_then(Value::as_str) == Some(kind))
+        })
+        .and_then(|a| a.get("address").and_then(Value::as_str))
+        .unwrap_or_default();
+    or_none(address.to_owned())
+}
+
+/// `<unknown>` for an empty `status.nodeInfo` field, as the real server prints it.
+fn or_unknown(text: String) -> Value {
+    json!(if text.is_empty() {
+        "<unknown>".to_owned()
+    } else {
+        text
+    })
+}
+
 fn node_status(obj: &Value) -> Value {
     let ready = obj
         .pointer("/status/conditions")
@@ -188,6 +252,9 @@ fn columns_for(rt: &ResourceType) -> Vec<Column> {
                 service_external_ip,
             ));
             columns.push(Column::computed("Port(s)", "string", service_ports));
+            columns.push(age);
+            columns.push(Column::computed("Selector", "string", service_selector).wide());
+            return columns;
         }
         ("", "configmaps") => {
             columns.push(Column::computed("Data", "integer", |o| {
@@ -207,7 +274,40 @@ fn columns_for(rt: &ResourceType) -> Vec<Column> {
                 json!(text_at(o, "/status/phase"))
             }));
         }
-        ("", "nodes") => columns.push(Column::computed("Status", "string", node_status)),
+        ("", "nodes") => {
+            // As the real server: AGE before VERSION, then the `-o wide` columns.
+            columns.push(Column::computed("Status", "string", node_status));
+            columns.push(Column::computed("Roles", "string", node_roles));
+            columns.push(age);
+            columns.push(Column::computed("Version", "string", |o| {
+                json!(text_at(o, "/status/nodeInfo/kubeletVersion"))
+            }));
+            columns.push(
+                Column::computed("Internal-IP", "string", |o| node_address(o, "InternalIP")).wide(),
+            );
+            columns.push(
+                Column::computed("External-IP", "string", |o| node_address(o, "ExternalIP")).wide(),
+            );
+            columns.push(
+                Column::computed("OS-Image", "string", |o| {
+                    or_unknown(text_at(o, "/status/nodeInfo/osImage"))
+                })
+                .wide(),
+            );
+            columns.push(
+                Column::computed("Kernel-Version", "string", |o| {
+                    or_unknown(text_at(o, "/status/nodeInfo/kernelVersion"))
+                })
+                .wide(),
+            );
+            columns.push(
+                Column::computed("Container-Runtime", "string", |o| {
+                    or_unknown(text_at(o, "/status/nodeInfo/containerRuntimeVersion"))
+                })
+                .wide(),
+            );
+            return columns;
+        }
         ("", "serviceaccounts") => {
             columns.push(Column::computed("Secrets", "integer", |o| {
                 json!(
@@ -426,14 +526,87 @@ mod tests {
                 "Cluster-IP",
                 "External-IP",
                 "Port(s)",
-                "Age"
+                "Age",
+                "Selector"
             ]
+        );
+        assert_eq!(
+            t["columnDefinitions"][6]["priority"], 1,
+            "SELECTOR is -o wide"
         );
         assert_eq!(t["rows"][0]["cells"][3], "<pending>");
         assert_eq!(t["rows"][0]["cells"][4], "80:30001/TCP");
         assert_eq!(t["rows"][1]["cells"][3], "203.0.113.10,2001:db8::10");
         assert_eq!(t["rows"][1]["cells"][4], "<none>");
         assert_eq!(t["rows"][1]["cells"][5], "<unknown>");
+        assert_eq!(t["rows"][1]["cells"][6], "<none>");
+    }
+
+    #[test]
+    fn service_selector_and_node_columns_as_the_real_server() {
+        let registry = Registry::builtin();
+        let services = registry.get("", "v1", "services").expect("services");
+        let web = json!({"metadata": {"name": "web"}, "spec": {"type": "ClusterIP", "selector": {"tier": "front", "app": "web"}}});
+        let t = table(&services, &[&web], json!({}));
+        assert_eq!(t["rows"][0]["cells"][6], "app=web,tier=front");
+
+        let nodes = registry.get("", "v1", "nodes").expect("nodes");
+        let node = json!({"metadata": {"name": "node-1", "labels": {
+                "node-role.kubernetes.io/worker": "", "node-role.kubernetes.io/control-plane": "", "rack": "r1"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "Hostname", "address": "node-1"}, {"type": "InternalIP", "address": "192.0.2.1"}],
+                "nodeInfo": {"kubeletVersion": "v1.31.0", "kernelVersion": "6.1.0"}}});
+        let bare = json!({"metadata": {"name": "node-2"}, "status": {}});
+        let t = table(&nodes, &[&node, &bare], json!({}));
+        let columns: Vec<(&str, i64)> = t["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or(""),
+                    c["priority"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("Name", 0),
+                ("Status", 0),
+                ("Roles", 0),
+                ("Age", 0),
+                ("Version", 0),
+                ("Internal-IP", 1),
+                ("External-IP", 1),
+                ("OS-Image", 1),
+                ("Kernel-Version", 1),
+                ("Container-Runtime", 1)
+            ]
+        );
+        let cells = |row: usize| -> Vec<Value> {
+            t["rows"][row]["cells"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            cells(0)[1..3],
+            [json!("Ready"), json!("control-plane,worker")]
+        );
+        assert_eq!(
+            cells(0)[4..],
+            [
+                json!("v1.31.0"),
+                json!("192.0.2.1"),
+                json!("<none>"),
+                json!("<unknown>"),
+                json!("6.1.0"),
+                json!("<unknown>")
+            ]
+        );
+        assert_eq!(cells(1)[1..3], [json!("Unknown"), json!("<none>")]);
+        assert_eq!(cells(1)[5], json!("<none>"));
     }
 
     #[test]

@@ -54,8 +54,15 @@ impl Report {
     /// A command as a user types it, on `host`, and what it printed.
     pub fn command(&mut self, host: &str, command: &str, output: &str) {
         self.line(&format!("{host}$ {command}"));
+        let age = output.lines().next().and_then(age_column);
         for line in output.trim_end().lines() {
-            self.line(&format!("  {}", line.trim_end()));
+            let line = line.trim_end();
+            let without_age = match age {
+                Some(span) => replace_column(line, span),
+                None => line.to_string(),
+            };
+            let normalised = self.normalise(&format!("  {without_age}"));
+            self.push(format!("  {line}"), normalised);
         }
     }
 
@@ -124,16 +131,43 @@ impl Report {
                 }
             })
             .collect();
-        let mut text = words.join(" ");
-        // kubectl tables end in AGE (`5s`, `2m3s`, `<unknown>`).
-        if let Some(last) = text.split_whitespace().last()
-            && is_age(last)
-            && text.starts_with("  ")
-        {
-            let cut = text.len() - last.len();
-            text = format!("{}<age>", &text[..cut]);
-        }
-        text
+        words.join(" ")
+    }
+}
+
+/// Where a kubectl table's AGE column lies in each of its lines, from the header: its start
+/// and the next column's start (`None`: the last column). kubectl pads every row to the same
+/// column starts, so the span holds each row's age (`5s`, `2m3s`, `<unknown>`).
+fn age_column(header: &str) -> Option<(usize, Option<usize>)> {
+    let start = header.find(" AGE").map(|at| at + 1)?;
+    let after = &header[start + 3..];
+    if !(after.is_empty() || after.starts_with(' ')) {
+        return None; // AGE is part of a longer word
+    }
+    let next = after
+        .find(|c: char| c != ' ')
+        .map(|offset| start + 3 + offset);
+    Some((start, next))
+}
+
+/// `line` with the AGE span replaced by a fixed-width `<age>` (the header's `AGE` kept), so
+/// ages of any width compare equal and the columns after it stay aligned.
+fn replace_column(line: &str, (start, next): (usize, Option<usize>)) -> String {
+    let end = next.unwrap_or(line.len()).min(line.len());
+    if start > end || !line.is_char_boundary(start) || !line.is_char_boundary(end) {
+        return line.to_string();
+    }
+    let cell = line[start..end].trim();
+    let placeholder = if cell == "AGE" {
+        "AGE"
+    } else if is_age(cell) {
+        "<age>"
+    } else {
+        return line.to_string();
+    };
+    match next {
+        Some(_) => format!("{}{placeholder:<8}{}", &line[..start], &line[end..]),
+        None => format!("{}{placeholder}", &line[..start]),
     }
 }
 
@@ -201,7 +235,15 @@ mod tests {
         r.command(
             "cp",
             "kubectl get svc web",
-            "web   LoadBalancer   192.0.2.91   2m3s",
+            "NAME   TYPE           EXTERNAL-IP   AGE\n\
+             web    LoadBalancer   192.0.2.91    2m3s",
+        );
+        r.command(
+            "cp",
+            "kubectl get svc -o wide",
+            "NAME   EXTERNAL-IP   AGE    SELECTOR\n\
+             web    192.0.2.91    2m3s   app=web\n\
+             api    <pending>     5s     app=api",
         );
         r.measured("interrupted for {ms} ms", &[("ms", "812".into())]);
         r.shown_only("raw output 1.23 ms");
@@ -211,7 +253,12 @@ mod tests {
              \x20 192.0.2.91 dev eth0 lladdr <mac node-2> <state>\n\
              \x20 192.0.2.92 dev eth0 lladdr <mac> <state>\n\
              cp$ kubectl get svc web\n\
-             \x20 web   LoadBalancer   192.0.2.91   <age>\n\
+             \x20 NAME   TYPE           EXTERNAL-IP   AGE\n\
+             \x20 web    LoadBalancer   192.0.2.91    <age>\n\
+             cp$ kubectl get svc -o wide\n\
+             \x20 NAME   EXTERNAL-IP   AGE     SELECTOR\n\
+             \x20 web    192.0.2.91    <age>   app=web\n\
+             \x20 api    <pending>     <age>   app=api\n\
              interrupted for <ms> ms\n"
         );
     }
