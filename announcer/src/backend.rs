@@ -14,8 +14,9 @@ use proto::announcer::v1::Event;
 
 use crate::bgp::attributes::RouteAttributes;
 use crate::bgp::config::PeerConfig;
+use crate::bgp::peer_sync::DesiredPeer;
 use crate::bgp::session::PeerSnapshot;
-use crate::bgp::speaker::SpeakerError;
+use crate::bgp::speaker::{PeerSyncOutcome, SpeakerError};
 
 /// Where events go; every WatchEvents stream subscribes to it.
 pub type EventSender = tokio::sync::broadcast::Sender<Event>;
@@ -34,11 +35,23 @@ pub trait BgpBackend: Send + Sync + 'static {
     /// Replaces the set of addresses advertised over BGP.
     async fn set_announcements(&self, routes: Vec<BgpRoute>);
 
-    /// Adds or replaces a peer (keyed by address), validated by the caller.
+    /// Adds or replaces a local peer (keyed by address), validated by the caller.
     async fn add_peer(&self, peer: PeerConfig) -> Result<PeerSnapshot, SpeakerError>;
 
-    /// Removes a peer (Cease NOTIFICATION); false when there was none.
-    async fn delete_peer(&self, address: IpAddr) -> bool;
+    /// Removes a local peer (Cease NOTIFICATION); false when there was none.
+    async fn delete_peer(&self, address: IpAddr) -> Result<bool, SpeakerError>;
+
+    /// Replaces the managed peer set (SyncPeers), entries validated (or refused) by the caller.
+    async fn sync_peers(
+        &self,
+        generation: u64,
+        peers: Vec<DesiredPeer>,
+    ) -> Result<PeerSyncOutcome, SpeakerError>;
+
+    /// Our AS number for managed peers that give none (`--bgp-local-asn`).
+    fn default_local_asn(&self) -> Option<u32> {
+        None
+    }
 
     /// The configured peers and their sessions.
     fn peers(&self) -> Vec<PeerSnapshot>;

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::args::Listen;
 use crate::bgp::backend::peer_status;
-use crate::bgp::config::PeerConfig;
+use crate::bgp::config::{PeerConfig, desired_peers};
 use crate::engine::Engine;
 use crate::error::{EngineError, ErrorKind};
 use crate::events;
@@ -149,8 +149,55 @@ impl Announcer for AnnouncerService {
     ) -> Result<Response<pb::DeletePeerResponse>, Status> {
         let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
         let address = wire::peer_address(&request.into_inner().address).map_err(invalid)?;
-        let deleted = backend.delete_peer(address).await;
+        let deleted = backend
+            .delete_peer(address)
+            .await
+            .map_err(|e| to_status(EngineError::PeerRefused(e)))?;
         Ok(Response::new(pb::DeletePeerResponse { deleted }))
+    }
+
+    async fn sync_peers(
+        &self,
+        request: Request<pb::SyncPeersRequest>,
+    ) -> Result<Response<pb::SyncPeersResponse>, Status> {
+        let backend = self.engine.backend().ok_or_else(bgp_disabled)?;
+        let request = request.into_inner();
+        let desired = desired_peers(&request.peers, backend.default_local_asn());
+        let outcome = backend
+            .sync_peers(request.generation, desired)
+            .await
+            .map_err(|e| to_status(EngineError::PeerRefused(e)))?;
+        tracing::info!(
+            generation = outcome.generation,
+            added = outcome.added,
+            replaced = outcome.replaced,
+            removed = outcome.removed,
+            unchanged = outcome.unchanged,
+            refused = outcome.refused.len(),
+            "SyncPeers applied"
+        );
+        for refusal in &outcome.refused {
+            tracing::warn!(
+                peer = refusal.address,
+                "managed BGP peer refused: {}",
+                refusal.message
+            );
+        }
+        Ok(Response::new(pb::SyncPeersResponse {
+            generation: outcome.generation,
+            added: outcome.added,
+            replaced: outcome.replaced,
+            removed: outcome.removed,
+            unchanged: outcome.unchanged,
+            refused: outcome
+                .refused
+                .into_iter()
+                .map(|r| pb::PeerRefusal {
+                    address: r.address,
+                    message: r.message,
+                })
+                .collect(),
+        }))
     }
 
     async fn list_peers(

@@ -34,12 +34,14 @@ async fn main() -> anyhow::Result<()> {
             let peers = announcer::bgp::args::standalone_peers(&args.server.bgp)?;
             let bgp_enabled = args.server.bgp.enabled();
             let restart = args.server.bgp.restart_options();
+            let default_local_asn = args.server.bgp.bgp_local_asn;
             announcer::server::run_with(args.server, move |events, registry| {
                 if !bgp_enabled {
                     return None;
                 }
                 let service =
-                    announcer::bgp::backend::BgpService::new(Some(events), registry, &restart);
+                    announcer::bgp::backend::BgpService::new(Some(events), registry, &restart)
+                        .with_default_local_asn(default_local_asn);
                 let speaker = service.speaker().clone();
                 tokio::spawn(async move {
                     for peer in peers {

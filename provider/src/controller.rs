@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::{
-    core::v1::{ConfigMap, Node, Service},
+    core::v1::{ConfigMap, Node, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -47,6 +47,7 @@ use crate::{
     lease::{self, Claim, LeaseSettings},
     metrics::Metrics,
     nodes,
+    peers::{BgpPeer, PeerBook, PeerObject, watch as peer_watch, watch::SecretData},
     relist::{Change, relisted},
     service_view::{ClassFilter, ServiceView},
     stream::stream_of,
@@ -197,6 +198,8 @@ enum Input {
     Driver(DriverReport),
     HeartbeatKey(KeyOutcome),
     Pools(crate::pool_watch::PoolChange),
+    BgpPeers(Result<Change<PeerObject, PeerObject>, watcher::Error>),
+    PeerSecrets(Result<Change<Secret, SecretData>, watcher::Error>),
 }
 
 /// One leadership term: fresh watches, fresh index, one writer. Runs until dropped.
@@ -291,6 +294,12 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             slices,
             stream_of(report_rx).map(Input::Driver).boxed(),
             stream_of(key_rx).map(Input::HeartbeatKey).boxed(),
+            peer_watch::watch_peers(ctx.client.clone())
+                .map(Input::BgpPeers)
+                .boxed(),
+            peer_watch::watch_secrets(ctx.client.clone(), &ctx.config_namespace)
+                .map(Input::PeerSecrets)
+                .boxed(),
         ]);
         let epoch = claims.borrow().epoch;
         announce = Some(AnnounceJob::new(
@@ -300,6 +309,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             cluster.tls.clone(),
             report_tx,
             ctx.metrics.clone(),
+            PeerBook::new(&ctx.config_namespace),
         ));
     }
     let mut inputs = futures::stream::select_all(streams);
@@ -312,6 +322,7 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         instance: ctx.identity.clone(),
     };
     let claims_for_status = claims.clone();
+    let claims_for_peers = claims.clone();
     let writer = Writer {
         client: ctx.client.clone(),
         events: event_tx,
@@ -340,6 +351,16 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         ctx.metrics.clone(),
     ));
     let mut pool_statuses = crate::pools::objects::status::StatusBook::default();
+    let (peer_status_tx, peer_status_rx) = mpsc::unbounded_channel();
+    if ctx.cluster.is_some() {
+        writer_task.spawn(peer_watch::write_statuses(
+            ctx.client.clone(),
+            peer_status_rx,
+            claims_for_peers,
+            ctx.metrics.clone(),
+        ));
+    }
+    let mut peer_statuses = crate::peers::status::StatusBook::default();
 
     let mut index = Index::new(ctx.settings.clone(), ctx.metrics.clone());
     index.expect_pool_kinds(&ctx.pool_kinds);
@@ -367,6 +388,17 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                             let _ = status_tx.send(crate::pool_watch::StatusWrite {
                                 kind: report.object.kind,
                                 name: report.object.meta.name.clone(),
+                                status,
+                            });
+                        }
+                    }
+                }
+                if let Some(job) = announce.as_ref().filter(|job| job.ready(&index)) {
+                    let now = k8s_openapi::jiff::Timestamp::now();
+                    for report in job.peer_reports() {
+                        if let Some(status) = peer_statuses.due(&report, now) {
+                            let _ = peer_status_tx.send(peer_watch::StatusWrite {
+                                name: report.name,
                                 status,
                             });
                         }
@@ -462,6 +494,43 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                     Vec::new()
                 }
             },
+            Input::BgpPeers(change) => {
+                match (change, announce.as_mut()) {
+                    (Ok(change), Some(job)) => {
+                        job.peer_change(observe_peers(&mut peer_statuses, change))
+                    }
+                    (Err(error), _) => {
+                        tracing::warn!(%error, "BGPPeer watch failed; the watcher retries with backoff");
+                        ctx.metrics.reconcile_error("watch");
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Input::PeerSecrets(change) => {
+                match (change, announce.as_mut()) {
+                    (Ok(change), Some(job)) => {
+                        let change = match change {
+                            Change::Listed(all) => Some(Change::Listed(all)),
+                            Change::Applied(secret) => {
+                                peer_watch::secret_data(&secret).map(Change::Applied)
+                            }
+                            Change::Deleted(secret) => {
+                                peer_watch::secret_data(&secret).map(Change::Deleted)
+                            }
+                        };
+                        if let Some(change) = change {
+                            job.secret_change(change);
+                        }
+                    }
+                    (Err(error), _) => {
+                        tracing::warn!(%error, "password Secret watch failed; the watcher retries with backoff");
+                        ctx.metrics.reconcile_error("watch");
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
             Input::HeartbeatKey(outcome) => {
                 if let Some(job) = announce.as_mut() {
                     job.key_outcome(outcome);
@@ -483,6 +552,33 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
             ctx.health.set(Phase::Serving);
         }
         send_writes(&job_tx, writes);
+    }
+}
+
+/// Records the statuses the watch shows (the status book writes only changes) and hands the
+/// objects on.
+fn observe_peers(
+    book: &mut crate::peers::status::StatusBook,
+    change: Change<PeerObject, PeerObject>,
+) -> Change<BgpPeer, BgpPeer> {
+    match change {
+        Change::Listed(objects) => Change::Listed(
+            objects
+                .into_iter()
+                .map(|object| {
+                    book.observe(&object.peer.name, object.status);
+                    object.peer
+                })
+                .collect(),
+        ),
+        Change::Applied(object) => {
+            book.observe(&object.peer.name, object.status);
+            Change::Applied(object.peer)
+        }
+        Change::Deleted(object) => {
+            book.forget(&object.peer.name);
+            Change::Deleted(object.peer)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod nodes;
 pub mod outcome;
 pub mod ownership;
 pub mod patch;
+pub mod peers;
 pub mod pool_watch;
 pub mod pools;
 pub mod relist;

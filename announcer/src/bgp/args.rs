@@ -28,7 +28,8 @@ pub struct BgpArgs {
     /// needs --bgp-local-asn. Other settings take their defaults (port 179, hold 90 s).
     #[arg(long, env = "FERROLB_BGP_PEERS", value_delimiter = ',')]
     pub bgp_peer: Vec<String>,
-    /// Our AS number for the --bgp-peer peers.
+    /// Our AS number for the --bgp-peer peers, and for managed peers (BGPPeer objects, SyncPeers)
+    /// that give none.
     #[arg(long, env = "FERROLB_BGP_LOCAL_ASN")]
     pub bgp_local_asn: Option<u32>,
     /// Our BGP identifier for the --bgp-peer peers (default: the session's IPv4 address).
@@ -115,6 +116,9 @@ pub struct PeerSpec {
     /// Restart time advertised with graceful restart, seconds (default 120, at most 4095).
     #[arg(long)]
     pub graceful_restart_seconds: Option<u32>,
+    /// Address family offered: ipv4-unicast or ipv6-unicast (repeatable; default both).
+    #[arg(long = "family")]
+    pub families: Vec<String>,
     /// Run BFD (RFC 5880) with the peer: when BFD goes Down, so does the BGP session.
     #[arg(long)]
     pub bfd: bool,
@@ -167,6 +171,9 @@ impl PeerSpec {
             }),
             graceful_restart: self.graceful_restart,
             graceful_restart_seconds: self.graceful_restart_seconds,
+            families: self.families.clone(),
+            password: Vec::new(),
+            password_set: false,
             bfd: Some(pb::Bfd {
                 enabled: self.bfd,
                 min_tx_ms: self.bfd_min_tx_ms,

@@ -16,14 +16,17 @@ use crate::events;
 use super::config::PeerConfig;
 use super::fsm::State;
 use super::metrics::BgpMetrics;
+use super::peer_sync::DesiredPeer;
 use super::restart::RestartOptions;
 use super::session::{PeerSnapshot, RouteSet};
-use super::speaker::{Speaker, SpeakerError};
+use super::speaker::{PeerSyncOutcome, Speaker, SpeakerError};
 
 /// The BGP speaker as the gRPC server's backend.
 #[derive(Clone)]
 pub struct BgpService {
     speaker: Speaker,
+    /// `--bgp-local-asn`: our AS number for managed peers that give none.
+    default_local_asn: Option<u32>,
 }
 
 fn session_state(state: State) -> pb::SessionState {
@@ -55,6 +58,7 @@ pub fn peer_status(snapshot: &PeerSnapshot) -> pb::PeerStatus {
             detection_time_ms: u64::try_from(bfd.detection_time.as_millis()).unwrap_or(u64::MAX),
             up_count: bfd.up_count,
         }),
+        managed: snapshot.managed,
     }
 }
 
@@ -97,7 +101,14 @@ impl BgpService {
         });
         BgpService {
             speaker: Speaker::with_restart(metrics, reporter, restart),
+            default_local_asn: None,
         }
+    }
+
+    /// Managed peers without a local AS number use `asn` (`--bgp-local-asn`).
+    pub fn with_default_local_asn(mut self, asn: Option<u32>) -> Self {
+        self.default_local_asn = asn;
+        self
     }
 
     /// The speaker itself (for standalone peers from flags and for tests).
@@ -120,8 +131,20 @@ impl BgpBackend for BgpService {
         self.speaker.add_peer(peer).await
     }
 
-    async fn delete_peer(&self, address: IpAddr) -> bool {
-        self.speaker.delete_peer(address).await
+    async fn delete_peer(&self, address: IpAddr) -> Result<bool, SpeakerError> {
+        self.speaker.delete_local_peer(address).await
+    }
+
+    async fn sync_peers(
+        &self,
+        generation: u64,
+        peers: Vec<DesiredPeer>,
+    ) -> Result<PeerSyncOutcome, SpeakerError> {
+        self.speaker.sync_peers(generation, peers).await
+    }
+
+    fn default_local_asn(&self) -> Option<u32> {
+        self.default_local_asn
     }
 
     fn peers(&self) -> Vec<PeerSnapshot> {

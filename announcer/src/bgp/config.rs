@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use proto::announcer::v1 as pb;
 
+use super::codec::Family;
+
 pub use super::attributes::{RouteAttributes, parse_community, parse_large_community};
 
 /// A configuration error, naming the field and value.
@@ -15,8 +17,8 @@ pub use super::attributes::{RouteAttributes, parse_community, parse_large_commun
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// One BGP peer, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One BGP peer, validated. Its `Debug` form never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PeerConfig {
     pub address: IpAddr,
     pub port: u16,
@@ -32,8 +34,11 @@ pub struct PeerConfig {
     /// 0: directly connected (TTL 1 for eBGP, 64 for iBGP); else the IP TTL to use.
     pub ebgp_multihop_ttl: u8,
     pub password_file: Option<PathBuf>,
-    /// The password read from `password_file` when the peer was added.
+    /// The password: read from `password_file` when the peer was added, or given in the
+    /// request (`Peer.password`, SyncPeers with the provider's Secret).
     pub password: Option<Vec<u8>>,
+    /// Address families offered in OPEN (RFC 4760); both unicast families by default.
+    pub families: Vec<Family>,
     pub ipv4_next_hop: Option<Ipv4Addr>,
     pub ipv6_next_hop: Option<Ipv6Addr>,
     pub attributes: RouteAttributes,
@@ -60,6 +65,7 @@ impl PeerConfig {
             ebgp_multihop_ttl: 0,
             password_file: None,
             password: None,
+            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             ipv4_next_hop: None,
             ipv6_next_hop: None,
             attributes: RouteAttributes::default(),
@@ -163,6 +169,40 @@ impl PeerConfig {
                 format!("{} exceeds 255", peer.ebgp_multihop_ttl),
             )
         })?;
+        if !peer.password.is_empty() {
+            if !peer.password_file.is_empty() {
+                return Err(err(
+                    "password",
+                    "is given together with password_file; give one".into(),
+                ));
+            }
+            if peer.password.len() > crate::sys::tcp_md5::MAX_KEY_LEN {
+                return Err(err(
+                    "password",
+                    format!("holds {} bytes, need 1..=80", peer.password.len()),
+                ));
+            }
+            config.password = Some(peer.password.clone());
+        }
+        if !peer.families.is_empty() {
+            let mut families = Vec::new();
+            for (i, name) in peer.families.iter().enumerate() {
+                let family = match name.as_str() {
+                    "ipv4-unicast" => Family::IPV4_UNICAST,
+                    "ipv6-unicast" => Family::IPV6_UNICAST,
+                    other => {
+                        return Err(err(
+                            &format!("families[{i}]"),
+                            format!("{other:?} is not \"ipv4-unicast\" or \"ipv6-unicast\""),
+                        ));
+                    }
+                };
+                if !families.contains(&family) {
+                    families.push(family);
+                }
+            }
+            config.families = families;
+        }
         if !peer.password_file.is_empty() {
             let path = PathBuf::from(&peer.password_file);
             let text = std::fs::read(&path)
@@ -249,7 +289,69 @@ impl PeerConfig {
             attributes: Some(self.attributes.to_proto()),
             graceful_restart: self.graceful_restart.is_some(),
             graceful_restart_seconds: self.graceful_restart.map(u32::from),
+            families: self.families.iter().map(ToString::to_string).collect(),
+            password: Vec::new(),
+            password_set: self.password.is_some(),
             bfd: self.bfd.as_ref().map(crate::bfd::BfdConfig::to_proto),
         }
     }
+}
+
+impl std::fmt::Debug for PeerConfig {
+    /// Every field but the password's bytes (logs and panics must not carry it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("peer_asn", &self.peer_asn)
+            .field("local_asn", &self.local_asn)
+            .field("router_id", &self.router_id)
+            .field("source_address", &self.source_address)
+            .field("hold_time", &self.hold_time)
+            .field("keepalive", &self.keepalive)
+            .field("connect_retry", &self.connect_retry)
+            .field("passive", &self.passive)
+            .field("ebgp_multihop_ttl", &self.ebgp_multihop_ttl)
+            .field("password_file", &self.password_file)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("families", &self.families)
+            .field("ipv4_next_hop", &self.ipv4_next_hop)
+            .field("ipv6_next_hop", &self.ipv6_next_hop)
+            .field("attributes", &self.attributes)
+            .field("graceful_restart", &self.graceful_restart)
+            .field("bfd", &self.bfd)
+            .finish()
+    }
+}
+
+/// The entries of a SyncPeers request, each validated or refused with the reason
+/// (`peers[i].field: …`). `local_asn` 0 takes `default_local_asn` (`--bgp-local-asn`).
+pub fn desired_peers(
+    peers: &[pb::Peer],
+    default_local_asn: Option<u32>,
+) -> Vec<super::peer_sync::DesiredPeer> {
+    peers
+        .iter()
+        .enumerate()
+        .map(|(i, peer)| {
+            let refuse = |message: String| super::peer_sync::PeerRefusal {
+                address: peer.address.clone(),
+                message: message.replacen("peer.", &format!("peers[{i}]."), 1),
+            };
+            let mut peer = peer.clone();
+            if peer.local_asn == 0 {
+                peer.local_asn = default_local_asn.ok_or_else(|| {
+                    refuse(format!(
+                        "peers[{i}].local_asn: not given, and the announcer has no --bgp-local-asn"
+                    ))
+                })?;
+            }
+            if !peer.password_file.is_empty() {
+                return Err(refuse(format!(
+                    "peers[{i}].password_file: managed peers give the password itself (password)"
+                )));
+            }
+            PeerConfig::from_proto(&peer).map_err(|e| refuse(e.0))
+        })
+        .collect()
 }

@@ -22,6 +22,7 @@ pub mod ctl;
 pub mod fsm;
 pub mod metrics;
 pub mod next_hop;
+pub mod peer_sync;
 pub mod restart;
 pub mod session;
 pub mod speaker;

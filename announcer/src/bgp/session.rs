@@ -59,10 +59,13 @@ pub struct PeerSnapshot {
     pub capabilities: Vec<String>,
     /// The BFD session's status, when BFD is enabled for the peer.
     pub bfd: Option<BfdStatus>,
+    /// Configured by SyncPeers (the provider), not locally.
+    pub managed: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Status {
+    managed: bool,
     state: State,
     established_at: Option<StdInstant>,
     last_error: String,
@@ -102,8 +105,10 @@ impl SessionHandle {
         reporter: Reporter,
         restart: Arc<RestartState>,
         bfd: Option<BfdHandle>,
+        managed: bool,
     ) -> Self {
         let status = Arc::new(Mutex::new(Status {
+            managed,
             state: State::Idle,
             established_at: None,
             last_error: String::new(),
@@ -121,7 +126,7 @@ impl SessionHandle {
             keepalive: config.keepalive,
             connect_retry: config.connect_retry,
             passive: config.passive,
-            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            families: config.families.clone(),
             graceful_restart: config.graceful_restart,
             restarting: restart.restarted,
         });
@@ -183,6 +188,7 @@ fn snapshot(config: &PeerConfig, status: &Status) -> PeerSnapshot {
         updates_sent: status.updates_sent,
         capabilities: status.capabilities.clone(),
         bfd: status.bfd.clone(),
+        managed: status.managed,
     }
 }
 

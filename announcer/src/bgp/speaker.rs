@@ -4,8 +4,12 @@
 //! ```text
 //!  set_routes / announce / withdraw ──► watch<RouteSet> ──► every session (diff + UPDATEs)
 //!  add_peer / delete_peer ──► SessionHandle (task) ── status ──► Reporter (events), metrics
+//!  sync_peers (managed set) ──► peer_sync::plan ──► add / replace / remove, identical untouched
 //!  listener (passive peers) ── accepted socket, by remote address ──► that peer's session
 //! ```
+//!
+//! Peers are *local* (flags, `--bgp-config`, AddPeer: the operator's) or *managed* (SyncPeers:
+//! the provider's BGPPeer objects). Each side changes only its own peers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -21,6 +25,7 @@ use super::codec::Notification;
 use super::config::{PeerConfig, RouteAttributes};
 use super::fsm::State;
 use super::metrics::BgpMetrics;
+use super::peer_sync::{self, DesiredPeer, GenerationError, PeerRefusal};
 use super::restart::{RestartOptions, RestartState};
 use super::session::{Command, PeerSnapshot, Reporter, RouteSet, SessionHandle};
 
@@ -38,6 +43,27 @@ pub enum SpeakerError {
     },
     #[error("peer {peer}: cannot start BFD: {source}")]
     Bfd { peer: IpAddr, source: io::Error },
+    #[error("peer {0} is managed by the provider (a BGPPeer object, SyncPeers); change it there")]
+    Managed(IpAddr),
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
+}
+
+/// What a SyncPeers call did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PeerSyncOutcome {
+    pub generation: u64,
+    pub added: u32,
+    pub replaced: u32,
+    pub removed: u32,
+    pub unchanged: u32,
+    pub refused: Vec<PeerRefusal>,
+}
+
+/// The last accepted SyncPeers request.
+#[derive(Default)]
+struct ManagedPeers {
+    last: Option<(u64, Vec<DesiredPeer>)>,
 }
 
 /// The announce-only BGP speaker. Cheap to clone; all clones drive the same speaker.
@@ -55,6 +81,9 @@ struct Inner {
     restart: Arc<RestartState>,
     /// BFD sessions of the peers that enable it, and their shared listeners.
     bfd: crate::bfd::Manager,
+    /// Changes of peers (SyncPeers, AddPeer, DeletePeer of a local peer) run one at a time
+    /// (a call awaits sessions stopping); holds the last accepted SyncPeers request.
+    managed: tokio::sync::Mutex<ManagedPeers>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,6 +127,7 @@ impl Speaker {
                 reporter,
                 restart: state,
                 bfd: crate::bfd::Manager::default(),
+                managed: tokio::sync::Mutex::new(ManagedPeers::default()),
             }),
         }
     }
@@ -151,8 +181,102 @@ impl Speaker {
         Arc::clone(&self.inner.routes.borrow())
     }
 
-    /// Adds a peer, or replaces the one with the same address (its session restarts).
+    /// Adds a local peer, or replaces the local one with the same address (its session
+    /// restarts); a peer identical to the one configured is left as it is. A managed peer's
+    /// address is refused.
     pub async fn add_peer(&self, config: PeerConfig) -> Result<PeerSnapshot, SpeakerError> {
+        // One change of peers at a time: a SyncPeers in progress cannot slip a managed peer
+        // in between this check and the start.
+        let _one_at_a_time = self.inner.managed.lock().await;
+        {
+            let peers = locked(&self.inner.peers);
+            if let Some(existing) = peers.get(&config.address) {
+                if existing.snapshot().managed {
+                    return Err(SpeakerError::Managed(config.address));
+                }
+                if existing.config == config {
+                    return Ok(existing.snapshot());
+                }
+            }
+        }
+        self.start_peer(config, false).await
+    }
+
+    /// Removes a local peer (Cease, Peer De-configured); a managed one is refused.
+    pub async fn delete_local_peer(&self, address: IpAddr) -> Result<bool, SpeakerError> {
+        let _one_at_a_time = self.inner.managed.lock().await;
+        if self.peer(address).is_some_and(|p| p.managed) {
+            return Err(SpeakerError::Managed(address));
+        }
+        Ok(self.delete_peer(address).await)
+    }
+
+    /// Replaces the set of managed peers (SyncPeers; see `peer_sync.rs`): identical peers are
+    /// untouched, changed ones replaced, missing ones removed; local peers are never touched.
+    pub async fn sync_peers(
+        &self,
+        generation: u64,
+        desired: Vec<DesiredPeer>,
+    ) -> Result<PeerSyncOutcome, SpeakerError> {
+        let mut managed = self.inner.managed.lock().await;
+        let last = managed.last.as_ref().map(|(g, d)| (*g, d.as_slice()));
+        peer_sync::check_generation(last, generation, &desired)?;
+        let (in_force, local) = {
+            let peers = locked(&self.inner.peers);
+            let mut in_force = BTreeMap::new();
+            let mut local = std::collections::BTreeSet::new();
+            for (address, handle) in peers.iter() {
+                if handle.snapshot().managed {
+                    in_force.insert(*address, handle.config.clone());
+                } else {
+                    local.insert(*address);
+                }
+            }
+            (in_force, local)
+        };
+        let plan = peer_sync::plan(&desired, &in_force, &local);
+        let mut outcome = PeerSyncOutcome {
+            generation,
+            unchanged: plan.unchanged,
+            refused: plan.refused,
+            ..PeerSyncOutcome::default()
+        };
+        for address in plan.remove {
+            if self.delete_peer(address).await {
+                outcome.removed += 1;
+            }
+        }
+        let starts = plan
+            .replace
+            .into_iter()
+            .map(|c| (c, true))
+            .chain(plan.add.into_iter().map(|c| (c, false)));
+        for (config, replacing) in starts {
+            let address = config.address;
+            match self.start_peer(config, true).await {
+                Ok(_) if replacing => outcome.replaced += 1,
+                Ok(_) => outcome.added += 1,
+                Err(error) => {
+                    // A replaced peer whose new form cannot start is gone: say so.
+                    self.inner.metrics.remove(&address.to_string());
+                    outcome.refused.push(PeerRefusal {
+                        address: address.to_string(),
+                        message: error.to_string(),
+                    });
+                }
+            }
+        }
+        managed.last = Some((generation, desired));
+        Ok(outcome)
+    }
+
+    /// Starts a peer's session, replacing (Cease, Other Configuration Change) any session
+    /// with its address.
+    async fn start_peer(
+        &self,
+        config: PeerConfig,
+        managed: bool,
+    ) -> Result<PeerSnapshot, SpeakerError> {
         self.delete_peer_with(config.address, Notification::new(Notification::CEASE, 6))
             .await;
         if config.passive {
@@ -177,6 +301,7 @@ impl Speaker {
             Arc::clone(&self.inner.reporter),
             Arc::clone(&self.inner.restart),
             bfd,
+            managed,
         );
         let snapshot = handle.snapshot();
         locked(&self.inner.peers).insert(config.address, handle);

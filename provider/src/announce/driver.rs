@@ -36,6 +36,7 @@ use super::{
 };
 
 pub use crate::certs::{ANNOUNCER_SERVER_NAME, ClientTls};
+use crate::peers::{NodePeer, PeerReport};
 
 /// What one announcer should hold.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +51,12 @@ pub struct NodeDesired {
     pub peers: Arc<Vec<FailoverPeer>>,
     /// The heartbeat key (`None`: no failover among announcers).
     pub key: Option<HeartbeatKey>,
+    /// The node's whole managed BGP peer set (`None` until the BGPPeers and their Secrets
+    /// are read: nothing is sent before, so a new leader never removes peers it has not read).
+    pub bgp_peers: Option<Arc<Vec<NodePeer>>>,
+    /// Generation of `bgp_peers` (SyncPeers' own sequence; grows across leaders like
+    /// `generation`).
+    pub peers_generation: u64,
 }
 
 /// What a driver tells the controller.
@@ -67,6 +74,8 @@ pub enum DriverReport {
     State(NodeName, HashMap<(IpAddr, Mode), Phase>),
     /// The announcer saw another MAC answer for an address it answers for (a sentence).
     Conflict(NodeName, IpAddr, String),
+    /// The announcer's managed BGP peers: refusals and session states.
+    Peers(NodeName, PeerReport),
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -175,12 +184,26 @@ async fn drive(
     };
     let endpoint = desired.borrow().endpoint;
     let mut send = true;
+    // What this connection has sent: a reconnect sends everything again.
+    let mut synced: Option<u64> = None;
+    let mut peers = PeerSync::default();
     loop {
         if send {
             let want = desired.borrow_and_update().clone();
             if want.endpoint != endpoint {
                 return None;
             }
+            if let Some(problem) = peers.send(node, &mut client, &want).await {
+                return Some(problem);
+            }
+            if synced == Some(want.generation) {
+                if let Some(problem) = refresh_state(node, &mut client, reports, &peers).await {
+                    return Some(problem);
+                }
+                send = false;
+                continue;
+            }
+            synced = Some(want.generation);
             let request = wire::sync_request(
                 node,
                 want.generation,
@@ -202,7 +225,7 @@ async fn drive(
                 }
                 Err(status) => return Some(describe(&status)),
             }
-            if let Some(problem) = refresh_state(node, &mut client, reports).await {
+            if let Some(problem) = refresh_state(node, &mut client, reports, &peers).await {
                 return Some(problem);
             }
             send = false;
@@ -228,7 +251,7 @@ async fn drive(
                     // Coalesce a burst of events into one state read.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     while let Some(Some(Ok(_))) = events.next().now_or_never() {}
-                    if let Some(problem) = refresh_state(node, &mut client, reports).await {
+                    if let Some(problem) = refresh_state(node, &mut client, reports, &peers).await {
                         return Some(problem);
                     }
                 }
@@ -239,17 +262,66 @@ async fn drive(
     }
 }
 
+/// What this connection did with the managed BGP peers.
+#[derive(Default)]
+struct PeerSync {
+    /// The generation last sent (accepted or refused as a whole).
+    sent: Option<u64>,
+    /// The announcer's answer: its refusals, or why it took none.
+    refused: Vec<pb::PeerRefusal>,
+    problem: Option<String>,
+}
+
+impl PeerSync {
+    /// Sends the node's peer set when it is known and not sent yet on this connection.
+    /// Returns a connection problem; refusals are remembered for the next report.
+    async fn send(
+        &mut self,
+        node: &NodeName,
+        client: &mut AnnouncerClient<Channel>,
+        want: &NodeDesired,
+    ) -> Option<String> {
+        let peers = want.bgp_peers.as_ref()?;
+        if self.sent == Some(want.peers_generation) {
+            return None;
+        }
+        let request = crate::peers::wire::sync_peers_request(want.peers_generation, peers);
+        match client.sync_peers(request).await {
+            Ok(response) => {
+                self.refused = response.into_inner().refused;
+                self.problem = None;
+            }
+            // An announcer without --bgp (or too old for SyncPeers) takes no peers; that only
+            // matters when it is given some.
+            Err(status) if is_refusal(&status) || status.code() == Code::Unimplemented => {
+                if !peers.is_empty() {
+                    tracing::warn!(%node, "announcer refused its BGP peers: {}", status.message());
+                }
+                self.refused.clear();
+                self.problem = Some(status.message().to_string());
+            }
+            Err(status) => return Some(describe(&status)),
+        }
+        self.sent = Some(want.peers_generation);
+        None
+    }
+}
+
 async fn refresh_state(
     node: &NodeName,
     client: &mut AnnouncerClient<Channel>,
     reports: &mpsc::UnboundedSender<DriverReport>,
+    peers: &PeerSync,
 ) -> Option<String> {
     match client.get_state(pb::GetStateRequest {}).await {
         Ok(state) => {
-            let _ = reports.send(DriverReport::State(
-                node.clone(),
-                wire::report(&state.into_inner()),
-            ));
+            let state = state.into_inner();
+            let _ = reports.send(DriverReport::State(node.clone(), wire::report(&state)));
+            if peers.sent.is_some() {
+                let mut report = crate::peers::wire::report(&peers.refused, &state);
+                report.problem = peers.problem.clone();
+                let _ = reports.send(DriverReport::Peers(node.clone(), report));
+            }
             None
         }
         Err(status) => Some(describe(&status)),

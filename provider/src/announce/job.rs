@@ -39,6 +39,7 @@ use crate::{
     index::{Index, ServiceWrite},
     ipam::ServiceKey,
     metrics::{Metrics, NodeModeLabels},
+    peers::{BgpPeer, PeerBook, PeerReport, book::ObjectReport, watch::SecretData},
     relist::Change,
 };
 
@@ -51,6 +52,8 @@ struct Driver {
     desired: watch::Sender<NodeDesired>,
     task: JoinHandle<()>,
     sent: u64,
+    /// Peer sets sent this term (SyncPeers generations).
+    peers_sent: u64,
 }
 
 impl Drop for Driver {
@@ -90,6 +93,10 @@ pub struct Job {
     key: KeyState,
     /// Every driver's desired state must be recomputed (key or announcer addresses changed).
     resend_all: bool,
+    /// BGPPeers, their Secrets and the announcers' session reports.
+    peers: PeerBook,
+    /// Peer sets must be recomputed (objects, Secrets, node labels or announcers changed).
+    peers_dirty: bool,
 }
 
 impl Job {
@@ -101,8 +108,11 @@ impl Job {
         tls: watch::Receiver<Option<Arc<ClientTls>>>,
         reports: mpsc::UnboundedSender<DriverReport>,
         metrics: Arc<Metrics>,
+        peers: PeerBook,
     ) -> Self {
         Job {
+            peers,
+            peers_dirty: true,
             conflicts: Vec::new(),
             planner: Planner::new(candidates),
             slices: Slices::new(announcer_service),
@@ -139,21 +149,51 @@ impl Job {
         }
     }
 
+    /// A change of the BGPPeer objects.
+    pub fn peer_change(&mut self, change: Change<BgpPeer, BgpPeer>) {
+        match change {
+            Change::Listed(peers) => self.peers.reset_objects(peers),
+            Change::Applied(peer) => self.peers.apply_object(peer),
+            Change::Deleted(peer) => self.peers.delete_object(&peer.name),
+        }
+        self.peers_dirty = true;
+    }
+
+    /// A change of the password Secrets.
+    pub fn secret_change(&mut self, change: Change<SecretData, SecretData>) {
+        match change {
+            Change::Listed(secrets) => self.peers.reset_secrets(secrets),
+            Change::Applied((name, data)) => self.peers.apply_secret(name, data),
+            Change::Deleted((name, _)) => self.peers.delete_secret(&name),
+        }
+        self.peers_dirty = true;
+    }
+
+    /// What every BGPPeer's status should say now.
+    pub fn peer_reports(&self) -> Vec<ObjectReport> {
+        self.peers.reports(&self.planner.announcer_labels())
+    }
+
     /// A change of the Nodes (listed as their [`NodeInfo`]).
     pub fn node_change(&mut self, change: Change<Node, (NodeName, NodeInfo)>) {
         match change {
             Change::Listed(nodes) => {
                 self.planner.reset_nodes(nodes.into_iter().collect());
                 self.nodes_listed = true;
+                self.peers_dirty = true;
             }
             Change::Applied(node) => {
                 if let Some((name, info)) = node_info(&node) {
+                    // Kubelets rewrite their Node's status every few seconds; only a change
+                    // of labels can change which BGP peers a node has.
+                    self.peers_dirty |= self.planner.node_labels(&name) != Some(&info.labels);
                     self.planner.set_node(&name, Some(info));
                 }
             }
             Change::Deleted(node) => {
                 if let Some((name, _)) = node_info(&node) {
                     self.planner.set_node(&name, None);
+                    self.peers_dirty = true;
                 }
             }
         }
@@ -192,6 +232,13 @@ impl Job {
                 self.planner.set_unreachable(&node, None);
             }
             DriverReport::Unreachable(node, problem) => {
+                self.peers.set_report(
+                    &node,
+                    Some(PeerReport {
+                        problem: Some(format!("announcer unreachable: {problem}")),
+                        ..PeerReport::default()
+                    }),
+                );
                 self.connected.insert(node.clone(), false);
                 self.planner.clear_report(&node);
                 self.planner.set_unreachable(&node, Some(problem));
@@ -204,6 +251,7 @@ impl Job {
                 tracing::error!(%node, "announcer refused its desired set: {message}");
             }
             DriverReport::State(node, state) => self.planner.set_report(&node, state),
+            DriverReport::Peers(node, report) => self.peers.set_report(&node, Some(report)),
             DriverReport::Conflict(node, address, sentence) => {
                 tracing::warn!(%node, %address, "address conflict: {sentence}");
                 self.metrics.address_conflicts.inc();
@@ -237,6 +285,10 @@ impl Job {
             self.sync_drivers();
             // A node's failover peers name other nodes' announcer addresses.
             self.resend_all = true;
+            self.peers_dirty = true;
+        }
+        if self.peers.ready() && std::mem::take(&mut self.peers_dirty) {
+            self.send_peers();
         }
         let mut sent = std::collections::BTreeSet::new();
         for (node, set) in flush.sets {
@@ -293,6 +345,7 @@ impl Job {
             .cloned()
             .collect();
         for node in gone {
+            self.peers.set_report(&node, None);
             self.drivers.remove(&node);
             self.connected.remove(&node);
             self.planner.clear_report(&node);
@@ -314,6 +367,8 @@ impl Job {
                         set: set.clone(),
                         peers: Arc::new(self.planner.failover_peers(&node)),
                         key: self.current_key(),
+                        bgp_peers: None,
+                        peers_generation: 0,
                     });
                     self.publish_counts(&node, &set);
                     let task = tokio::spawn(driver::run(
@@ -328,6 +383,7 @@ impl Job {
                             desired: tx,
                             task,
                             sent,
+                            peers_sent: 0,
                         },
                     );
                 }
@@ -367,6 +423,25 @@ impl Job {
             d.peers = Arc::new(peers);
             d.key = key;
         });
+    }
+
+    /// Gives every driver its node's BGP peer set, under a new generation when it changed
+    /// (an identical set is not sent again, so the announcer's sessions are not touched).
+    fn send_peers(&mut self) {
+        let mut sets = self.peers.desired(&self.planner.announcer_labels());
+        let epoch = self.epoch;
+        for (node, driver) in &mut self.drivers {
+            let set = sets.remove(node).unwrap_or_default();
+            if driver.desired.borrow().bgp_peers.as_deref() == Some(&set) {
+                continue;
+            }
+            driver.peers_sent += 1;
+            let generation = generation(epoch, driver.peers_sent);
+            driver.desired.send_modify(|d| {
+                d.bgp_peers = Some(Arc::new(set));
+                d.peers_generation = generation;
+            });
+        }
     }
 
     fn publish_counts(&self, node: &NodeName, set: &[NodeAnnouncement]) {

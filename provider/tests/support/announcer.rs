@@ -355,6 +355,13 @@ impl Announcer for Service {
     ) -> Result<Response<pb::ListPeersResponse>, Status> {
         Err(Status::unimplemented("fake announcer: Sync only"))
     }
+
+    async fn sync_peers(
+        &self,
+        _: Request<pb::SyncPeersRequest>,
+    ) -> Result<Response<pb::SyncPeersResponse>, Status> {
+        Err(Status::unimplemented("fake announcer: Sync only"))
+    }
 }
 
 /// A running in-process announcer.

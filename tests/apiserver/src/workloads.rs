@@ -1,7 +1,7 @@
 //! Per-kind rules of kube-apiserver's registry strategies for kinds other than
 //! Services (see [`crate::defaults`] for those): the defaults `SetDefaults_*`
 //! fill in for apps/v1 workloads (Deployments, ReplicaSets, DaemonSets,
-//! StatefulSets) and Secrets, the `kubernetes.io/metadata.name` label of
+//! StatefulSets) and Secrets (`type`, and `stringData` merged into `data`), the `kubernetes.io/metadata.name` label of
 //! Namespaces, and `PrepareForCreate` dropping `status` from workloads and
 //! from custom resources with a status subresource, so `kubectl get -o yaml`
 //! and `describe` read as on a real cluster. No controller runs: no Pods are
@@ -20,6 +20,26 @@ fn object_at<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut M
     map.get_mut(key).and_then(Value::as_object_mut)
 }
 
+/// A Secret's write-only `stringData`: merged into `data` (base64), overriding keys of the
+/// same name, then dropped, as core/v1's conversion does; clients never read it back.
+fn merge_string_data(map: &mut Map<String, Value>) {
+    use base64::Engine;
+    let Some(Value::Object(strings)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            data.insert(key, Value::String(encoded));
+        }
+    }
+}
+
 /// `PrepareForCreate`: a new workload or custom resource with a status
 /// subresource starts without status (only `/status` writes set it).
 pub fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
@@ -36,6 +56,7 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value) {
         match rt.plural.as_str() {
             "secrets" => {
                 if let Some(map) = obj.as_object_mut() {
+                    merge_string_data(map);
                     let empty = map
                         .get("type")
                         .and_then(Value::as_str)
@@ -188,6 +209,19 @@ mod tests {
         assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(pod["containers"][1]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn a_secrets_string_data_is_merged_into_data_and_dropped() {
+        let registry = Registry::builtin();
+        let rt = registry.get("", "v1", "secrets").expect("secrets");
+        let mut secret = json!({"data": {"a": "b2xk", "keep": "eA=="},
+                                "stringData": {"a": "new", "password": "s3cret"}});
+        default_on_create(&rt, &mut secret);
+        assert_eq!(
+            secret,
+            json!({"type": "Opaque", "data": {"a": "bmV3", "keep": "eA==", "password": "czNjcmV0"}})
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ const DELETE_RUNTIME: &[&str] = &[
 ];
 /// The README's install without kustomize.
 const APPLY_FILES: &[&str] = &[
-    "kubectl apply -f manifests/provider/   # the CRD, RBAC, the pool ConfigMap, Deployment",
+    "kubectl apply -f manifests/provider/   # the CRDs, RBAC, the pool ConfigMap, Deployment",
     "kubectl apply -f manifests/announcer/serviceaccount.yaml -f manifests/announcer/service.yaml -f manifests/announcer/daemonset.yaml",
 ];
 /// Stand-ins for the Secrets and the Lease the provider creates at run time.

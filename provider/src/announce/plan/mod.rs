@@ -231,6 +231,27 @@ impl Planner {
         &self.announcers
     }
 
+    /// A known Node's labels.
+    pub fn node_labels(&self, node: &str) -> Option<&Arc<BTreeMap<String, String>>> {
+        self.nodes.get(node).map(|info| &info.labels)
+    }
+
+    /// Every node with an announcer and its labels (BGP peers' `nodeSelector`s select on
+    /// them); a node whose Node object is unknown has none.
+    pub fn announcer_labels(&self) -> BTreeMap<NodeName, Arc<BTreeMap<String, String>>> {
+        self.announcers
+            .keys()
+            .map(|node| {
+                let labels = self
+                    .nodes
+                    .get(node)
+                    .map(|info| Arc::clone(&info.labels))
+                    .unwrap_or_default();
+                (node.clone(), labels)
+            })
+            .collect()
+    }
+
     /// Whether the provider can reach a node's announcer (`None`: reachable).
     pub fn set_unreachable(&mut self, node: &str, problem: Option<String>) {
         let changed = match problem {
