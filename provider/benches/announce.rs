@@ -33,6 +33,9 @@
 //!
 //! Progress and diagnostics (phase timings, Syncs accepted during the burst, Service writes
 //! and write conflicts, the resident set before the burst and split by kind) go to stderr.
+//! `FERROLB_BENCH_DEADLINE_S` sets how long the burst may take (default 300 s); past it the
+//! bench prints, for up to 20 Services not seen announced, their resourceVersion, address,
+//! `ferrolb.io/Announced` condition and the announcers holding the address, then fails.
 //! `--in-process` forces the in-process provider. `FERROLB_BENCH_WRAP=heaptrack` runs the
 //! provider binary under a wrapper command, for profiling.
 
@@ -140,7 +143,18 @@ fn spawn_observer(client: Client, seen: Observed) -> tokio::task::JoinHandle<()>
             .default_backoff()
             .applied_objects();
         let mut stream = std::pin::pin!(stream);
-        while let Ok(Some(svc)) = stream.try_next().await {
+        loop {
+            let svc = match stream.try_next().await {
+                Ok(Some(svc)) => svc,
+                Ok(None) => {
+                    eprintln!("  (observer: the Service watch ended)");
+                    return;
+                }
+                Err(error) => {
+                    eprintln!("  (observer: Service watch error, the watcher retries: {error})");
+                    continue;
+                }
+            };
             seen.updates
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(name) = svc.metadata.name.clone() else {
@@ -163,6 +177,56 @@ fn spawn_observer(client: Client, seen: Observed) -> tokio::task::JoinHandle<()>
             }
         }
     })
+}
+
+/// How long the burst may take: `FERROLB_BENCH_DEADLINE_S` seconds, or [`DEADLINE`].
+fn burst_deadline() -> Duration {
+    std::env::var("FERROLB_BENCH_DEADLINE_S")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEADLINE, Duration::from_secs)
+}
+
+/// Prints (stderr) what each Service that was never seen announced looks like: its
+/// resourceVersion, address annotation, `ferrolb.io/Announced` condition, and which
+/// announcers hold its address, so a stall can be told apart from a lost write.
+async fn describe_stuck(client: &Client, announcers: &[FakeAnnouncer], missing: &[String]) {
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    eprintln!("  ({} Services not seen announced:", missing.len());
+    for name in missing.iter().take(20) {
+        let Ok(svc) = api.get(name).await else {
+            eprintln!("    {name}: cannot be read");
+            continue;
+        };
+        let address = svc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kube-vip.io/loadbalancerIPs").cloned())
+            .unwrap_or_default();
+        let condition = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "ferrolb.io/Announced"))
+            .map(|c| format!("{} {} {:?}", c.status, c.reason, c.message))
+            .unwrap_or_else(|| "no Announced condition".into());
+        let holders: Vec<String> = announcers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !address.is_empty() && a.addresses().contains(&address))
+            .map(|(i, a)| {
+                let active = a.active().contains(&address);
+                format!("{}{}", node_name(i), if active { "(active)" } else { "" })
+            })
+            .collect();
+        eprintln!(
+            "    {name}: rv {} address {address:?}; {condition}; held by [{}]",
+            svc.metadata.resource_version.unwrap_or_default(),
+            holders.join(", ")
+        );
+    }
+    eprintln!("  )");
 }
 
 /// Accepted Syncs per announcer.
@@ -464,13 +528,21 @@ async fn main() {
     let updates_before = seen.updates.load(std::sync::atomic::Ordering::Relaxed);
     let created = burst_create(&client, &names).await;
     let created_in = burst.elapsed();
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = Instant::now() + burst_deadline();
     while lock(&seen.announced).len() < SERVICES {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {SERVICES} Services were announced within {DEADLINE:?}",
-            lock(&seen.announced).len()
-        );
+        if Instant::now() >= deadline {
+            let missing: Vec<String> = names
+                .iter()
+                .filter(|n| !lock(&seen.announced).contains_key(*n))
+                .cloned()
+                .collect();
+            describe_stuck(&client, &announcers, &missing).await;
+            panic!(
+                "only {} of {SERVICES} Services were announced within {:?}",
+                lock(&seen.announced).len(),
+                burst_deadline()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let all_announced_ms = burst.elapsed().as_secs_f64() * 1000.0;

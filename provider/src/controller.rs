@@ -446,8 +446,10 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
                 ctx.metrics.reconcile_error("watch");
                 Vec::new()
             }
-            Input::Reread(Reread::Found(service)) => index.apply_service(&service),
-            Input::Reread(Reread::Gone(key)) => index.delete_service(&key.namespace, &key.name),
+            Input::Reread(Reread::Found { failed, service }) => {
+                index.apply_reread(&failed, &service)
+            }
+            Input::Reread(Reread::Gone { failed, key }) => index.reread_gone(&failed, &key),
             Input::Nodes(Ok(change)) => {
                 if let Some(job) = announce.as_mut() {
                     job.node_change(change);

@@ -11,6 +11,9 @@
 //! the current object and hand it back to the index, which recomputes. Writes happen only
 //! while the Lease claim is current (checked right before each request); when it lapses the
 //! pending writes are dropped — the next term re-reads everything anyway.
+//! A re-read reaches the index after watch events it may be older than; the index takes it
+//! only while it still holds the version the failed write was computed from (older ones
+//! would undo the watch, see [`crate::index::Index::apply_reread`]).
 //! One Service is never written by two requests at once, so its patches apply in order.
 //! A write that waited while another write of the same Service succeeded, and was computed
 //! from the same resourceVersion, is bound to be refused: its patches are dropped (its Events
@@ -66,12 +69,26 @@ pub struct Job {
 }
 
 /// A Service read back after a failed write, for the index to recompute.
+///
+/// Each names the resourceVersion the failed write was computed from: the re-read and the
+/// Service watch reach the index as separate streams, so the index takes a re-read only
+/// while it still holds that version (see [`crate::index::Index::apply_reread`]).
 #[derive(Debug)]
 pub enum Reread {
     /// The current object.
-    Found(Box<Service>),
+    Found {
+        /// The resourceVersion the failed write was computed from.
+        failed: String,
+        /// The object read.
+        service: Box<Service>,
+    },
     /// The Service no longer exists.
-    Gone(ServiceKey),
+    Gone {
+        /// The resourceVersion the failed write was computed from.
+        failed: String,
+        /// The Service.
+        key: ServiceKey,
+    },
 }
 
 /// Everything the writer needs.
@@ -218,7 +235,7 @@ impl Writer {
                     // Server trouble: do not hammer it.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                self.reread(&key).await;
+                self.reread(&key, &job.write.resource_version).await;
                 None
             }
         };
@@ -281,13 +298,19 @@ impl Writer {
         Ok(())
     }
 
-    async fn reread(&self, key: &ServiceKey) {
+    async fn reread(&self, key: &ServiceKey, failed: &str) {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
         // Two tries; after that the watch (which relists on errors) brings the Service.
         for attempt in 0..2 {
             let reread = match api.get_opt(&key.name).await {
-                Ok(Some(service)) => Reread::Found(Box::new(service)),
-                Ok(None) => Reread::Gone(key.clone()),
+                Ok(Some(service)) => Reread::Found {
+                    failed: failed.to_string(),
+                    service: Box::new(service),
+                },
+                Ok(None) => Reread::Gone {
+                    failed: failed.to_string(),
+                    key: key.clone(),
+                },
                 Err(source) => {
                     if attempt == 0 {
                         let error = Error::from_kube(

@@ -51,9 +51,6 @@ fn generation(epoch: u64, sent: u64) -> u64 {
 struct Driver {
     desired: watch::Sender<NodeDesired>,
     task: JoinHandle<()>,
-    sent: u64,
-    /// Peer sets sent this term (SyncPeers generations).
-    peers_sent: u64,
 }
 
 impl Drop for Driver {
@@ -80,6 +77,12 @@ pub struct Job {
     planner: Planner,
     slices: Slices,
     drivers: BTreeMap<NodeName, Driver>,
+    /// Sets sent per node this term. Kept when a node's driver stops: an announcer whose
+    /// endpoint left the EndpointSlices for a moment (a slice replaced by another) still
+    /// holds the generation it accepted, and refuses any lower one.
+    sent: BTreeMap<NodeName, u64>,
+    /// Peer sets sent per node this term (SyncPeers generations), kept for the same reason.
+    peers_sent: BTreeMap<NodeName, u64>,
     connected: BTreeMap<NodeName, bool>,
     epoch: u64,
     tls: watch::Receiver<Option<Arc<ClientTls>>>,
@@ -117,6 +120,8 @@ impl Job {
             planner: Planner::new(candidates),
             slices: Slices::new(announcer_service),
             drivers: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            peers_sent: BTreeMap::new(),
             connected: BTreeMap::new(),
             announcers_changed: true,
             epoch,
@@ -360,10 +365,10 @@ impl Job {
                 }
                 None => {
                     let set = self.planner.set_of(&node);
-                    let sent = 1;
+                    let generation = self.next_generation(&node);
                     let (tx, rx) = watch::channel(NodeDesired {
                         endpoint,
-                        generation: generation(self.epoch, sent),
+                        generation,
                         set: set.clone(),
                         peers: Arc::new(self.planner.failover_peers(&node)),
                         key: self.current_key(),
@@ -377,18 +382,18 @@ impl Job {
                         self.tls.clone(),
                         self.reports.clone(),
                     ));
-                    self.drivers.insert(
-                        node.clone(),
-                        Driver {
-                            desired: tx,
-                            task,
-                            sent,
-                            peers_sent: 0,
-                        },
-                    );
+                    self.drivers
+                        .insert(node.clone(), Driver { desired: tx, task });
                 }
             }
         }
+    }
+
+    /// The generation of the next set sent to `node` this term.
+    fn next_generation(&mut self, node: &NodeName) -> u64 {
+        let sent = self.sent.entry(node.clone()).or_default();
+        *sent += 1;
+        generation(self.epoch, *sent)
     }
 
     /// The key sent with every Sync: only with failover on (the key was read).
@@ -405,8 +410,7 @@ impl Job {
         self.publish_counts(node, &set);
         let peers = self.planner.failover_peers(node);
         let key = self.current_key();
-        let epoch = self.epoch;
-        let Some(driver) = self.drivers.get_mut(node) else {
+        let Some(driver) = self.drivers.get(node) else {
             return;
         };
         {
@@ -415,8 +419,10 @@ impl Job {
                 return;
             }
         }
-        driver.sent += 1;
-        let generation = generation(epoch, driver.sent);
+        let generation = self.next_generation(node);
+        let Some(driver) = self.drivers.get(node) else {
+            return;
+        };
         driver.desired.send_modify(|d| {
             d.generation = generation;
             d.set = set;
@@ -430,13 +436,14 @@ impl Job {
     fn send_peers(&mut self) {
         let mut sets = self.peers.desired(&self.planner.announcer_labels());
         let epoch = self.epoch;
-        for (node, driver) in &mut self.drivers {
+        for (node, driver) in &self.drivers {
             let set = sets.remove(node).unwrap_or_default();
             if driver.desired.borrow().bgp_peers.as_deref() == Some(&set) {
                 continue;
             }
-            driver.peers_sent += 1;
-            let generation = generation(epoch, driver.peers_sent);
+            let sent = self.peers_sent.entry(node.clone()).or_default();
+            *sent += 1;
+            let generation = generation(epoch, *sent);
             driver.desired.send_modify(|d| {
                 d.bgp_peers = Some(Arc::new(set));
                 d.peers_generation = generation;
@@ -460,3 +467,7 @@ impl Job {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

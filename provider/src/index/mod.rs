@@ -249,6 +249,45 @@ impl Index {
         writes
     }
 
+    /// A Service read back after a write computed from its resourceVersion `failed` failed
+    /// (refused, timed out, server error).
+    ///
+    /// The re-read and the Service watch are separate streams, so the watch may have brought
+    /// a newer version than `failed` meanwhile, and the re-read may be *older* than that one
+    /// (it was read before the next write of the Service succeeded). The watch event already
+    /// reconciled the Service, and the watch brings every later version too, so a re-read is
+    /// taken only while the index still holds `failed`. Taking an older one would put a
+    /// replaced version back: a write computed from it is what the writer drops as made stale
+    /// by the write that replaced that version, and as no watch event follows any more,
+    /// what it carried (the `ferrolb.io/Announced` condition) would never be written.
+    pub fn apply_reread(&mut self, failed: &str, service: &Service) -> Vec<ServiceWrite> {
+        let Some(view) = ServiceView::from_service(service) else {
+            return Vec::new();
+        };
+        if !self.holds_version(&view.key, failed) {
+            tracing::debug!(service = %view.key, failed, read = %view.resource_version,
+                "re-read after a failed write: the watch has moved on; not taken");
+            return Vec::new();
+        }
+        self.apply_service(service)
+    }
+
+    /// A re-read found the Service gone, after a write computed from its resourceVersion
+    /// `failed` failed. Taken, like [`Index::apply_reread`], only while the index still holds
+    /// `failed`; otherwise the watch has moved on and brings the deletion itself.
+    pub fn reread_gone(&mut self, failed: &str, key: &ServiceKey) -> Vec<ServiceWrite> {
+        if !self.holds_version(key, failed) {
+            return Vec::new();
+        }
+        self.delete_service(&key.namespace, &key.name)
+    }
+
+    fn holds_version(&self, key: &ServiceKey, resource_version: &str) -> bool {
+        self.views
+            .get(key)
+            .is_some_and(|view| view.resource_version == resource_version)
+    }
+
     /// A Service is gone from the API (after its finalizer was removed, or force-deleted).
     pub fn delete_service(&mut self, namespace: &str, name: &str) -> Vec<ServiceWrite> {
         let key = ServiceKey::new(namespace, name);

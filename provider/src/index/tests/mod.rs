@@ -175,3 +175,4 @@ mod lifecycle;
 mod pool_objects;
 mod pool_targets;
 mod requests;
+mod rereads;
