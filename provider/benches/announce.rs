@@ -13,7 +13,7 @@
 //!
 //! `announce 10000 nodes=100 first_sync_ms=… create_to_announced_p50_ms=…
 //! create_to_announced_p99_ms=… all_announced_ms=… resync_ms=… resync_changes_after_restart=…
-//! rss_mb=…` (or `bench_rss_mb=…`, see below)
+//! rss_mb=… rss_after_burst_mb=… peak_rss_mb=…` (or `bench_rss_mb=…`, see below)
 //!
 //! - `first_sync_ms`: from starting the provider (no Services yet) until every announcer has
 //!   accepted its first Sync.
@@ -25,7 +25,11 @@
 //!   the entries those Syncs added or removed (counted 1 s after the last announcer re-synced,
 //!   so follow-up Syncs are included). A restart should change nothing: 0.
 //! - `rss_mb`: the `ferrolb-provider` binary's resident set, as a child process against the
-//!   test API server's HTTP front door, 0.5 s after the last Service was announced. It needs
+//!   test API server's HTTP front door, once it is idle after the burst (its CPU time grows
+//!   by at most 20 ms over half a second; at most 15 s after the last Service was announced:
+//!   the Events that trail the announcements are published by then). `rss_after_burst_mb`:
+//!   the same 0.5 s after the last Service was announced; `peak_rss_mb`: its high-water mark
+//!   (`VmHWM`), the burst included. It needs
 //!   the binary to take the announcers' TLS material from files (`--announcer-tls=files`);
 //!   when its `--help` does not offer that, the provider runs in-process instead and the line
 //!   says `bench_rss_mb`: the whole bench process, API server, 10,000 Services, 100 fake
@@ -46,7 +50,7 @@ mod announcer;
 mod figures;
 #[path = "common/process.rs"]
 mod process;
-use figures::{percentile, status_mb};
+use figures::{cpu_ticks, percentile, status_mb};
 use std::{
     collections::HashMap,
     path::Path,
@@ -304,6 +308,25 @@ impl Provider {
     fn rss_split_mb(&self) -> (f64, f64) {
         let pid = self.pid();
         (status_mb(&pid, "RssAnon:"), status_mb(&pid, "RssFile:"))
+    }
+
+    /// Waits until the provider is idle after the burst: its CPU time grew by at most 20 ms
+    /// over half a second (the Events and writes that trail the last announcement are done),
+    /// for at most 15 s. Returns how long that took.
+    async fn settle(&self) -> Duration {
+        let started = Instant::now();
+        let pid = self.pid();
+        let mut before = cpu_ticks(&pid);
+        while started.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = cpu_ticks(&pid);
+            // Clock ticks are 10 ms here (USER_HZ 100).
+            if now.saturating_sub(before) <= 2 {
+                break;
+            }
+            before = now;
+        }
+        started.elapsed()
     }
 
     fn pid(&self) -> String {
@@ -568,11 +591,16 @@ async fn main() {
         syncs_in_burst as f64 / NODES as f64,
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (rss, alone) = provider.rss_mb();
+    let (burst_rss, alone) = provider.rss_mb();
+    let settled_in = provider.settle().await;
+    let (rss, _) = provider.rss_mb();
     let (anon, file) = provider.rss_split_mb();
+    let peak_rss = status_mb(&provider.pid(), "VmHWM:");
     eprintln!(
         "  (resident set: {idle_rss:.1} MiB connected to every announcer with no Services; \
-         {rss:.1} MiB with 10,000: {anon:.1} MiB heap and stacks, {file:.1} MiB mapped files)"
+         {burst_rss:.1} MiB 0.5 s after the last Service was announced; {rss:.1} MiB once idle \
+         ({:.1} s later): {anon:.1} MiB heap and stacks, {file:.1} MiB mapped files; peak {peak_rss:.1} MiB)",
+        settled_in.as_secs_f64()
     );
 
     // Restart: a later epoch re-sends every set, which should change nothing.
@@ -598,7 +626,7 @@ async fn main() {
 
     let rss_field = if alone { "rss_mb" } else { "bench_rss_mb" };
     println!(
-        "announce {SERVICES} nodes={NODES} first_sync_ms={first_sync_ms:.1} create_to_announced_p50_ms={:.1} create_to_announced_p99_ms={:.1} all_announced_ms={all_announced_ms:.0} resync_ms={resync_ms:.1} resync_changes_after_restart={changes} {rss_field}={rss:.1}",
+        "announce {SERVICES} nodes={NODES} first_sync_ms={first_sync_ms:.1} create_to_announced_p50_ms={:.1} create_to_announced_p99_ms={:.1} all_announced_ms={all_announced_ms:.0} resync_ms={resync_ms:.1} resync_changes_after_restart={changes} {rss_field}={rss:.1} rss_after_burst_mb={burst_rss:.1} peak_rss_mb={peak_rss:.1}",
         percentile(&announced, 0.5),
         percentile(&announced, 0.99),
     );

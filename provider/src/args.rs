@@ -125,7 +125,7 @@ pub struct Args {
     #[arg(long, env = "FERROLB_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Number of Service writes in flight at once.
+    /// Number of Service writes in flight at once (Events: an eighth of it, at least 1).
     #[arg(long, env = "FERROLB_WRITE_CONCURRENCY", default_value_t = 64)]
     pub write_concurrency: usize,
 

@@ -340,7 +340,8 @@ pub async fn run_term(ctx: &Context, claims: watch::Receiver<Claim>) {
         event_rx,
         claims,
         ctx.metrics.clone(),
-        ctx.write_concurrency,
+        // Events trail the writes; every request in flight holds an API connection (~35 KiB).
+        (ctx.write_concurrency / 8).max(1),
     ));
 
     let (status_tx, status_rx) = mpsc::unbounded_channel();

@@ -413,7 +413,12 @@ pub fn status_patch(
             ops.push(add(&["status", "loadBalancer"], value));
         }
     }
-    let mut conditions: Vec<Condition> = view.conditions.clone().unwrap_or_default();
+    let mut conditions: Vec<Condition> = view
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| c.to_condition())
+        .collect();
     let mut changed = false;
     for (type_, want) in [
         (CONDITION_TYPE, &desired.condition),

@@ -26,6 +26,7 @@ pub mod pool_watch;
 pub mod pools;
 pub mod relist;
 pub mod service_view;
+pub mod stored_condition;
 pub mod strconv;
 pub mod stream;
 pub mod telemetry;

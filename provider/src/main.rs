@@ -9,6 +9,7 @@ use provider::{args::Args, controller, http, metrics::Metrics, telemetry};
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.validate().map_err(anyhow::Error::msg)?;
+    provider::memory::configure();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.worker_threads)
         .enable_all()

@@ -124,7 +124,7 @@ impl Seen {
             pool: pool.unwrap_or("unknown").to_string(),
             failure: condition
                 .filter(|c| c.status == "False")
-                .map(|c| (c.reason.clone(), c.message.clone())),
+                .map(|c| (c.reason.to_string(), c.message.to_string())),
             outside_pool: condition.is_some_and(|c| c.reason == "OutsidePool"),
         }
     }

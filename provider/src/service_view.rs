@@ -16,7 +16,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::{api::core::v1::Service, apimachinery::pkg::apis::meta::v1::Condition};
+use k8s_openapi::api::core::v1::Service;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use crate::announce::Mode;
 use crate::ipam::{FamilyPolicy, IpFamily, Protocol, ServiceKey, ServiceRequest, SharingKey};
 use crate::pools::objects::PoolKind;
 use crate::pools::{NamedPool, PoolQuery};
+use crate::stored_condition::StoredCondition;
 
 /// Annotation kube-vip reads its addresses from (and users may request addresses with).
 pub const LOADBALANCER_IPS: &str = "kube-vip.io/loadbalancerIPs";
@@ -147,8 +148,8 @@ pub struct ServiceView {
     pub has_status: bool,
     /// status.loadBalancer.ingress as (ip, ipMode); hostnames are kept as ip = "".
     pub ingress: Vec<(String, Option<String>)>,
-    /// status.conditions.
-    pub conditions: Option<Vec<Condition>>,
+    /// status.conditions (compact, see [`StoredCondition`]).
+    pub conditions: Option<Box<[StoredCondition]>>,
     /// The mode annotation that applies, as (annotation, raw value): ours first, then
     /// OpenELB's, then PorterLB's.
     pub mode: Option<(&'static str, String)>,
@@ -239,7 +240,9 @@ impl ServiceView {
                         .collect()
                 })
                 .unwrap_or_default(),
-            conditions: status.and_then(|s| s.conditions.clone()),
+            conditions: status
+                .and_then(|s| s.conditions.clone())
+                .map(|conditions| conditions.into_iter().map(StoredCondition::from).collect()),
             mode,
             local_traffic: spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
             pool_query: pool_query(meta.labels.as_ref(), &annotation, stated_mode),
@@ -289,7 +292,7 @@ impl ServiceView {
     }
 
     /// Our condition, if present.
-    pub fn our_condition(&self) -> Option<&Condition> {
+    pub fn our_condition(&self) -> Option<&StoredCondition> {
         self.condition(CONDITION_TYPE)
     }
 
@@ -300,7 +303,7 @@ impl ServiceView {
     }
 
     /// The condition of type `type_`, if present.
-    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+    pub fn condition(&self, type_: &str) -> Option<&StoredCondition> {
         self.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
     }
 

@@ -21,7 +21,7 @@ impl Index {
     }
 
     pub(super) fn target(&self, key: &ServiceKey, default_mode: Mode) -> Option<Target> {
-        let view = self.views.get(key)?;
+        let view = self.view(key)?;
         if view.deleting || !view.in_scope(&self.settings.classes) {
             return None;
         }
@@ -87,10 +87,12 @@ impl Index {
         key: &ServiceKey,
         status: Option<ServiceStatus>,
     ) -> Vec<ServiceWrite> {
-        let changed = match status {
-            Some(status) => self.announced.insert(key.clone(), status.clone()) != Some(status),
-            None => self.announced.remove(key).is_some(),
+        // A verdict on a Service already gone (the planner had not heard yet) is moot.
+        let Some(record) = self.records.get_mut(key) else {
+            return Vec::new();
         };
+        let changed = record.announced != status;
+        record.announced = status;
         let mut writes = Vec::new();
         if (changed || self.announce_notes.contains_key(key)) && self.serving {
             self.reconcile_into(key, &mut writes);
@@ -103,9 +105,11 @@ impl Index {
         let to = moved.to.as_deref().unwrap_or("no node");
         // A move learnt from a takeover report is news only to a Service whose condition does
         // not name the new holder yet (an earlier provider may have reported it).
+        let records = &self.records;
         let reported = |key: &ServiceKey| {
             moved.adopted
-                && self.views.get(key).is_some_and(|view| {
+                && records.get(key).is_some_and(|record| {
+                    let view = &record.view;
                     view.condition(crate::service_view::ANNOUNCED_CONDITION)
                         .is_some_and(|c| c.status == "True" && c.message.contains(to))
                 })
@@ -138,47 +142,44 @@ impl Index {
                 note: sentence.to_string(),
             });
         let mut writes = Vec::new();
-        if self.serving && self.views.contains_key(key) {
+        if self.serving && self.records.contains_key(key) {
             self.reconcile_into(key, &mut writes);
         }
         writes
     }
+}
 
-    /// The Events for a change of a Service's announcement verdict.
-    pub(super) fn announce_events(
-        &mut self,
-        view: &ServiceView,
-        status: &ServiceStatus,
-    ) -> Vec<EventNote> {
-        let was = *self
-            .announced_seen
-            .entry(view.key.clone())
-            .or_insert_with(|| view.shows_announced());
-        let mut notes = Vec::new();
-        match status {
-            ServiceStatus::Announced { mode, by } if !was => {
-                for (address, nodes) in by {
-                    let nodes: Vec<&str> = nodes.iter().map(|n| n.as_ref()).collect();
-                    notes.push(EventNote {
-                        warning: false,
-                        reason: "Announced",
-                        note: format!("{address} announced by {} ({mode})", nodes.join(", ")),
-                    });
-                }
-                self.announced_seen.insert(view.key.clone(), true);
-            }
-            ServiceStatus::NotAnnounced {
-                reason, message, ..
-            } if was => {
+/// The Events for a change of a Service's announcement verdict.
+pub(super) fn announce_events(
+    view: &ServiceView,
+    status: &ServiceStatus,
+    announced_seen: &mut Option<bool>,
+) -> Vec<EventNote> {
+    let was = *announced_seen.get_or_insert_with(|| view.shows_announced());
+    let mut notes = Vec::new();
+    match status {
+        ServiceStatus::Announced { mode, by } if !was => {
+            for (address, nodes) in by {
+                let nodes: Vec<&str> = nodes.iter().map(|n| n.as_ref()).collect();
                 notes.push(EventNote {
-                    warning: true,
-                    reason: "AnnounceFailed",
-                    note: format!("{reason}: {message}"),
+                    warning: false,
+                    reason: "Announced",
+                    note: format!("{address} announced by {} ({mode})", nodes.join(", ")),
                 });
-                self.announced_seen.insert(view.key.clone(), false);
             }
-            _ => {}
+            *announced_seen = Some(true);
         }
-        notes
+        ServiceStatus::NotAnnounced {
+            reason, message, ..
+        } if was => {
+            notes.push(EventNote {
+                warning: true,
+                reason: "AnnounceFailed",
+                note: format!("{reason}: {message}"),
+            });
+            *announced_seen = Some(false);
+        }
+        _ => {}
     }
+    notes
 }

@@ -3,7 +3,7 @@
 //! ```text
 //!   Service watch ──apply/delete/reset──┐
 //!                                       ▼
-//!   ConfigMap watch ──apply_config──▶ Index { Allocator, views, seen } ──▶ Vec<ServiceWrite>
+//!   ConfigMap watch ──apply_config──▶ Index { Allocator, records } ──▶ Vec<ServiceWrite>
 //!                                                                           (to writer.rs)
 //! ```
 //!
@@ -126,10 +126,9 @@ pub struct Index {
     allocator: Allocator,
     /// Problems of the current ConfigMap as (affected namespace or None = all, sentence).
     config_problems: Vec<(Option<String>, String)>,
-    /// The views, boxed: a `BTreeMap` node holds 11 values, so 570-byte views inline left
-    /// about a third of every node empty (2-3 MiB at 10,000 Services).
-    views: BTreeMap<ServiceKey, Box<ServiceView>>,
-    seen: HashMap<ServiceKey, Seen>,
+    /// One record per Service, boxed: a `BTreeMap` node holds 11 values, so records of
+    /// several hundred bytes inline left about a third of every node empty.
+    records: BTreeMap<ServiceKey, Box<Record>>,
     /// Services keeping addresses that lie in no current pool.
     outside: BTreeSet<ServiceKey>,
     /// Services whose last allocation failed: retried when addresses are released.
@@ -143,10 +142,6 @@ pub struct Index {
     serving: bool,
     metrics: Arc<Metrics>,
     clock: fn() -> Timestamp,
-    /// Cluster mode: the planner's verdict per Service.
-    announced: HashMap<ServiceKey, ServiceStatus>,
-    /// Cluster mode: whether we last reported a Service announced (for its Events).
-    announced_seen: HashMap<ServiceKey, bool>,
     /// Cluster mode: Events about moves, added to the Service's next write.
     announce_notes: HashMap<ServiceKey, Vec<EventNote>>,
     /// Cluster mode: Services whose announce target may have changed.
@@ -162,6 +157,29 @@ pub struct Index {
     sources: pool_sources::PoolSources,
     /// The views' pool queries, one per distinct value (see [`queries`]).
     queries: queries::Queries,
+}
+
+/// What the index keeps about one Service, in one allocation (separate maps per field cost a
+/// key and a table slot each, several MiB at 10,000 Services).
+struct Record {
+    view: ServiceView,
+    /// What the Service showed when last reconciled (Events are about changes to it).
+    seen: Option<Seen>,
+    /// Cluster mode: the planner's verdict.
+    announced: Option<ServiceStatus>,
+    /// Cluster mode: whether we last reported it announced (for its Events).
+    announced_seen: Option<bool>,
+}
+
+impl Record {
+    fn new(view: ServiceView) -> Box<Record> {
+        Box::new(Record {
+            view,
+            seen: None,
+            announced: None,
+            announced_seen: None,
+        })
+    }
 }
 
 /// Failed ConfigMap reads in a row after which the pools count as unreadable.
@@ -185,8 +203,7 @@ impl Index {
             settings,
             allocator,
             config_problems: Vec::new(),
-            views: BTreeMap::new(),
-            seen: HashMap::new(),
+            records: BTreeMap::new(),
             outside: BTreeSet::new(),
             failed: BTreeSet::new(),
             adoption_notes: HashMap::new(),
@@ -196,8 +213,6 @@ impl Index {
             serving: false,
             metrics,
             clock,
-            announced: HashMap::new(),
-            announced_seen: HashMap::new(),
             announce_notes: HashMap::new(),
             dirty_targets: BTreeSet::new(),
             config_failures: 0,
@@ -231,12 +246,19 @@ impl Index {
             return Vec::new();
         };
         // Keep sharing the key every other map already holds, rather than adding a copy.
-        if let Some((known, _)) = self.views.get_key_value(&view.key) {
-            view.key = known.clone();
-        }
         self.queries.share(&mut view.pool_query);
-        let key = view.key.clone();
-        self.views.insert(key.clone(), Box::new(view));
+        let key = match self.records.get_mut(&view.key) {
+            Some(record) => {
+                view.key = record.view.key.clone();
+                record.view = view;
+                record.view.key.clone()
+            }
+            None => {
+                let key = view.key.clone();
+                self.records.insert(key.clone(), Record::new(view));
+                key
+            }
+        };
         if !self.serving {
             return Vec::new();
         }
@@ -283,20 +305,16 @@ impl Index {
     }
 
     fn holds_version(&self, key: &ServiceKey, resource_version: &str) -> bool {
-        self.views
-            .get(key)
+        self.view(key)
             .is_some_and(|view| view.resource_version == resource_version)
     }
 
     /// A Service is gone from the API (after its finalizer was removed, or force-deleted).
     pub fn delete_service(&mut self, namespace: &str, name: &str) -> Vec<ServiceWrite> {
         let key = ServiceKey::new(namespace, name);
-        self.views.remove(&key);
-        self.seen.remove(&key);
+        self.records.remove(&key);
         self.outside.remove(&key);
         self.failed.remove(&key);
-        self.announced.remove(&key);
-        self.announced_seen.remove(&key);
         self.announce_notes.remove(&key);
         self.dirty_targets.insert(key.clone());
         if !self.serving {
@@ -321,20 +339,22 @@ impl Index {
         &mut self,
         views: impl IntoIterator<Item = ServiceView>,
     ) -> Vec<ServiceWrite> {
-        let fresh: BTreeMap<ServiceKey, Box<ServiceView>> = views
-            .into_iter()
-            .map(|mut view| {
-                self.queries.share(&mut view.pool_query);
-                (view.key.clone(), Box::new(view))
-            })
+        let mut fresh: BTreeMap<ServiceKey, Box<Record>> = BTreeMap::new();
+        for mut view in views {
+            self.queries.share(&mut view.pool_query);
+            // A Service listed again keeps what we know of it beyond its object.
+            let record = match self.records.remove(&view.key) {
+                Some(mut record) => {
+                    record.view = view;
+                    record
+                }
+                None => Record::new(view),
+            };
+            fresh.insert(record.view.key.clone(), record);
+        }
+        let gone: Vec<ServiceKey> = std::mem::replace(&mut self.records, fresh)
+            .into_keys()
             .collect();
-        let gone: Vec<ServiceKey> = self
-            .views
-            .keys()
-            .filter(|k| !fresh.contains_key(*k))
-            .cloned()
-            .collect();
-        self.views = fresh;
         self.services_listed = true;
         let mut writes = Vec::new();
         for key in gone {
@@ -457,7 +477,7 @@ impl Index {
             return;
         }
         let mut adoptions = Vec::new();
-        for view in self.views.values() {
+        for view in self.views() {
             if view.deleting || !view.in_scope(&self.settings.classes) {
                 continue;
             }
@@ -498,7 +518,7 @@ impl Index {
         }
         tracing::info!(
             adopted,
-            services = self.views.len(),
+            services = self.records.len(),
             "adopted existing allocations; allocating"
         );
         self.serving = true;
@@ -512,8 +532,7 @@ impl Index {
                 continue;
             };
             let has_pool = self
-                .views
-                .get(key)
+                .view(key)
                 .and_then(|view| view.request().ok())
                 .is_some_and(|request| self.allocator.home_pool(&request, &[]).is_some());
             let (reason, note) =
@@ -532,8 +551,7 @@ impl Index {
     /// ours before (it shows our condition): a restart repeats no Event.
     fn note_adopted_as_is(&mut self, key: ServiceKey, note: EventNote) {
         let ours_before = self
-            .views
-            .get(&key)
+            .view(&key)
             .is_some_and(|view| view.our_condition().is_some());
         if !ours_before {
             self.adopted_as_is.insert(key, note);
@@ -559,7 +577,7 @@ impl Index {
 
     /// Reconciles every Service, oldest first (older Services get addresses first).
     fn reconcile_all(&mut self, writes: &mut Vec<ServiceWrite>) {
-        let mut keys: Vec<_> = self.views.values().map(|v| v.age_key()).collect();
+        let mut keys: Vec<_> = self.views().map(|v| v.age_key()).collect();
         keys.sort();
         let keys: Vec<ServiceKey> = keys.into_iter().map(|(_, _, k)| k.clone()).collect();
         for key in keys {
@@ -573,13 +591,23 @@ impl Index {
             .failed
             .iter()
             .filter(|k| *k != except)
-            .filter_map(|k| self.views.get(k).map(|v| v.age_key()))
+            .filter_map(|k| self.view(k).map(|v| v.age_key()))
             .collect();
         retry.sort();
         let retry: Vec<ServiceKey> = retry.into_iter().map(|(_, _, k)| k.clone()).collect();
         for key in retry {
             self.reconcile_into(&key, writes);
         }
+    }
+
+    /// The view of a Service.
+    fn view(&self, key: &ServiceKey) -> Option<&ServiceView> {
+        self.records.get(key).map(|r| &r.view)
+    }
+
+    /// Every view.
+    fn views(&self) -> impl Iterator<Item = &ServiceView> {
+        self.records.values().map(|r| &r.view)
     }
 
     fn held(&self, key: &ServiceKey) -> usize {
@@ -591,23 +619,24 @@ impl Index {
     /// Computes the outcome for one Service and pushes the write it needs, if any.
     fn reconcile_into(&mut self, key: &ServiceKey, writes: &mut Vec<ServiceWrite>) {
         // Out of the map while the outcome mutates the allocator next to it (no copy).
-        let Some((held_key, view)) = self.views.remove_entry(key) else {
+        let Some((held_key, mut record)) = self.records.remove_entry(key) else {
             return;
         };
-        self.reconcile_view(&view, writes);
-        self.views.insert(held_key, view);
+        self.reconcile_record(&mut record, writes);
+        self.records.insert(held_key, record);
     }
 
-    fn reconcile_view(&mut self, view: &ServiceView, writes: &mut Vec<ServiceWrite>) {
+    fn reconcile_record(&mut self, record: &mut Record, writes: &mut Vec<ServiceWrite>) {
+        let view = &record.view;
         let key = &view.key;
         if self.settings.cluster_default_mode.is_some() {
             self.dirty_targets.insert(key.clone());
         }
         let Some(outcome) = self.outcome(view) else {
-            self.seen.remove(key);
+            record.seen = None;
             return;
         };
-        let seen = match self.seen.get(key) {
+        let seen = match &record.seen {
             Some(seen) => seen.clone(),
             None => {
                 let pool = self.allocator.allocation(key).map(|a| a.pool.as_str());
@@ -646,12 +675,12 @@ impl Index {
             }
         }
         let allocates = !next.addresses.is_empty() && next.addresses != seen.addresses;
-        self.seen.insert(key.clone(), next);
+        record.seen = Some(next);
         let settings = WriteSettings {
             write_load_balancer_ip: self.settings.write_load_balancer_ip,
             status: self.settings.status,
         };
-        let status = self.announced.get(key).cloned();
+        let status = record.announced.clone();
         let announce = match (self.settings.cluster_default_mode, &status, &outcome) {
             (None, _, _) => Announce::Off,
             // Waiting for reports (a new leader, a restarted announcer) about a Service that
@@ -660,7 +689,11 @@ impl Index {
                 Announce::Unknown
             }
             (Some(_), Some(status), Outcome::Allocated { .. }) => {
-                notes.extend(self.announce_events(view, status));
+                notes.extend(announce::announce_events(
+                    view,
+                    status,
+                    &mut record.announced_seen,
+                ));
                 Announce::Status(status)
             }
             (Some(_), _, _) => Announce::Unknown,

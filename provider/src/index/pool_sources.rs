@@ -152,7 +152,7 @@ impl Index {
         self.refresh_outside_of(&affected);
         let mut keys: Vec<_> = affected
             .iter()
-            .filter_map(|k| self.views.get(k).map(|v| v.age_key()))
+            .filter_map(|k| self.view(k).map(|v| v.age_key()))
             .collect();
         keys.sort();
         let keys: Vec<ServiceKey> = keys.into_iter().map(|(_, _, k)| k.clone()).collect();

@@ -81,7 +81,7 @@ impl Planner {
             return None;
         }
         let (to, message) = placement
-            .nodes
+            .nodes()
             .iter()
             .find_map(|n| active(n).map(|m| (n.clone(), m)))?;
         self.holders.insert(address, to.clone());
@@ -120,7 +120,7 @@ impl Planner {
         let candidates = self
             .placements
             .get(&address)
-            .map(|p| p.candidates.clone())
+            .map(|p| p.candidates())
             .unwrap_or_else(|| Arc::from(Vec::new()));
         let (why, reason) = match eligible.get(&from) {
             Some(Err(e)) => (format!("{from}: {e}"), e.metric_label()),

@@ -56,15 +56,32 @@ struct Placement {
     interface: InterfaceChoice,
     /// "ns/name" of the Services served, sorted, comma-separated.
     services: Arc<str>,
-    /// The nodes sent the entry: every candidate (layer2, vip with failover), the first
-    /// candidate (layer2, vip without a heartbeat key) or every eligible node (BGP).
-    nodes: Vec<NodeName>,
-    /// Ordered candidates, owner first (layer2, vip).
-    candidates: Arc<[NodeName]>,
+    /// The ranked nodes: the ordered candidates, owner first (layer2, vip), or every
+    /// eligible node (BGP).
+    ranked: Arc<[NodeName]>,
+    /// How many of `ranked` are sent the entry: every candidate (layer2, vip with failover),
+    /// the first (layer2, vip without a heartbeat key) or all (BGP).
+    sent: usize,
     /// BGP path attributes (from the deciding Service's pool).
     bgp: Option<Arc<BgpAttributes>>,
-    /// Why nobody announces it: (reason, message).
-    nobody: Option<(&'static str, String)>,
+    /// Why nobody announces it: (reason, message). Boxed: nearly always `None`.
+    nobody: Option<Box<(&'static str, String)>>,
+}
+
+impl Placement {
+    /// The nodes sent the entry.
+    fn nodes(&self) -> &[NodeName] {
+        &self.ranked[..self.sent.min(self.ranked.len())]
+    }
+
+    /// The ordered failover candidates the entry names (empty for BGP).
+    fn candidates(&self) -> Arc<[NodeName]> {
+        if self.mode.single_owner() {
+            self.ranked.clone()
+        } else {
+            Arc::from(Vec::new())
+        }
+    }
 }
 
 /// What changed since the last flush.
@@ -96,7 +113,9 @@ pub struct Planner {
     unreachable: BTreeMap<NodeName, String>,
     endpoints: HashMap<ServiceKey, BTreeSet<NodeName>>,
     reports: BTreeMap<NodeName, Report>,
-    placements: BTreeMap<IpAddr, Placement>,
+    /// Boxed: a `Placement` inline in each B-tree slot (a third of them empty) cost more
+    /// than the box.
+    placements: BTreeMap<IpAddr, Box<Placement>>,
     /// The last node reported Active for each single-owner address.
     holders: BTreeMap<IpAddr, NodeName>,
     /// Addresses whose holder may have changed (reports or placement).
@@ -383,7 +402,7 @@ impl Planner {
                 self.dirty_services.extend(keys.iter().cloned());
             }
             if let Some(old) = &before {
-                for node in &old.nodes {
+                for node in old.nodes() {
                     edits
                         .entry(node.clone())
                         .or_default()
@@ -392,7 +411,8 @@ impl Planner {
                 }
             }
             if let Some(new) = &after {
-                for node in &new.nodes {
+                let candidates = new.candidates();
+                for node in new.nodes() {
                     let interface = match (&new.interface, self.nodes.get(node)) {
                         (InterfaceChoice::Automatic, Some(info)) if new.mode.single_owner() => info
                             .layer2_address
@@ -407,7 +427,7 @@ impl Planner {
                             mode: new.mode,
                             interface,
                             services: new.services.clone(),
-                            candidates: new.candidates.clone(),
+                            candidates: candidates.clone(),
                             bgp: new.bgp.clone(),
                         });
                     changed_nodes.insert(node.clone());
@@ -481,7 +501,7 @@ impl Planner {
         &self,
         address: IpAddr,
         eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
-    ) -> Option<Placement> {
+    ) -> Option<Box<Placement>> {
         let keys = self.by_address.get(&address)?;
         let mut served: Vec<(&ServiceKey, &Target)> = keys
             .iter()
@@ -527,25 +547,23 @@ impl Planner {
         } else {
             None
         };
-        let (nodes, candidates): (Vec<NodeName>, Arc<[NodeName]>) = if mode.single_owner() {
-            let candidates: Vec<NodeName> = ranked.iter().take(self.candidates).cloned().collect();
-            let sent_to = if self.failover { candidates.len() } else { 1 };
-            (
-                candidates.iter().take(sent_to).cloned().collect(),
-                candidates.into(),
-            )
+        let (ranked, sent): (Arc<[NodeName]>, usize) = if mode.single_owner() {
+            let candidates: Arc<[NodeName]> = ranked.into_iter().take(self.candidates).collect();
+            let sent = if self.failover { candidates.len() } else { 1 };
+            (candidates, sent)
         } else {
-            (ranked, Arc::from(Vec::new()))
+            let sent = ranked.len();
+            (ranked.into(), sent)
         };
-        Some(Placement {
+        Some(Box::new(Placement {
             mode,
             interface: first.interface.clone(),
             services: services.join(",").into(),
-            nodes,
-            candidates,
+            ranked,
+            sent,
             bgp: (mode == Mode::Bgp && !first.bgp.is_empty()).then(|| Arc::new(first.bgp.clone())),
-            nobody,
-        })
+            nobody: nobody.map(Box::new),
+        }))
     }
 
     /// Whether the pool's node selector (if any) selects `node`.

@@ -83,7 +83,7 @@ impl Planner {
                 ));
                 continue;
             }
-            if let Some((reason, message)) = &placement.nobody {
+            if let Some((reason, message)) = placement.nobody.as_deref() {
                 problem.get_or_insert((reason, message.clone()));
                 continue;
             }
@@ -92,7 +92,7 @@ impl Planner {
             let mut standing_by = Vec::new();
             let mut seen_holder = None;
             let mut not_yet = Vec::new();
-            for node in &placement.nodes {
+            for node in placement.nodes() {
                 match self
                     .reports
                     .get(node)
