@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod index;
 pub mod ipam;
+pub mod lean;
 pub mod lease;
 pub mod memory;
 pub mod metrics;

@@ -28,7 +28,6 @@ use std::{
 };
 
 use futures::StreamExt;
-use json_patch::Patch;
 use k8s_openapi::{
     api::{
         core::v1::{ObjectReference, Service},
@@ -37,10 +36,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
     jiff::Timestamp,
 };
-use kube::{
-    Api, Client,
-    api::{Patch as KubePatch, PatchParams, PostParams},
-};
+use kube::{Api, Client};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinSet,
@@ -51,6 +47,7 @@ use crate::{
     error::{Error, Result},
     index::ServiceWrite,
     ipam::ServiceKey,
+    lean,
     lease::Claim,
     metrics::Metrics,
     patch::test_resource_version,
@@ -267,33 +264,23 @@ impl Writer {
     }
 
     async fn patch(&self, write: &ServiceWrite, action: &str) -> Result<()> {
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &write.key.namespace);
+        let (namespace, name) = (&write.key.namespace, &write.key.name);
         let mut resource_version = write.resource_version.clone();
         if !write.main.is_empty() {
             self.ensure_leading(action)?;
             let mut ops = vec![test_resource_version(&resource_version)];
             ops.extend(write.main.operations());
-            let patched = api
-                .patch(
-                    &write.key.name,
-                    &PatchParams::default(),
-                    &KubePatch::<()>::Json(Patch(ops)),
-                )
+            resource_version = lean::patch_service(&self.client, namespace, name, false, ops)
                 .await
                 .map_err(|source| Error::from_kube(action, source))?;
-            resource_version = patched.metadata.resource_version.unwrap_or_default();
         }
         if !write.status.is_empty() {
             self.ensure_leading(action)?;
             let mut ops = vec![test_resource_version(&resource_version)];
             ops.extend(write.status.operations());
-            api.patch_status(
-                &write.key.name,
-                &PatchParams::default(),
-                &KubePatch::<()>::Json(Patch(ops)),
-            )
-            .await
-            .map_err(|source| Error::from_kube(format!("{action} status"), source))?;
+            lean::patch_service(&self.client, namespace, name, true, ops)
+                .await
+                .map_err(|source| Error::from_kube(format!("{action} status"), source))?;
         }
         Ok(())
     }
@@ -400,7 +387,7 @@ pub async fn publish_events(
 ) {
     crate::stream::stream_of(batches)
         .for_each_concurrent(concurrency, |batch| {
-            let api: Api<K8sEvent> = Api::namespaced(client.clone(), &batch.key.namespace);
+            let client = client.clone();
             let claims = claims.clone();
             let metrics = metrics.clone();
             let source = source.clone();
@@ -410,7 +397,9 @@ pub async fn publish_events(
                         return;
                     }
                     let event = build_event(&source, &batch, note);
-                    if let Err(source) = api.create(&PostParams::default(), &event).await {
+                    if let Err(source) =
+                        lean::create_event(&client, &batch.key.namespace, &event).await
+                    {
                         let error = Error::from_kube("publish Event", source);
                         metrics.reconcile_error(error.metric_label());
                         tracing::debug!(%error, "could not publish Event");

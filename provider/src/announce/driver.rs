@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!   watch<NodeDesired> ──▶ driver ──Sync(generation, set)──▶ announcer
-//!                            │  ◀──GetState── after each Sync and each event
+//!                            │  ◀──GetState── after each Sync and each event (once a
+//!                            │                burst of Syncs is through)
 //!                            ▼
 //!                      mpsc<DriverReport> (controller: planner + metrics)
 //! ```
@@ -82,6 +83,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Least time between two Syncs to one announcer. Each Sync carries the whole set, so during
+/// a burst (thousands of Services created at once) Syncs back to back cost the provider
+/// more CPU than the writes that report the addresses announced; spaced, one Sync carries
+/// what changed meanwhile. A change after a quiet spell is sent at once.
+const SYNC_SPACING: Duration = Duration::from_millis(200);
 
 /// Runs until dropped (the controller aborts it when the announcer disappears or the term
 /// ends).
@@ -187,8 +193,12 @@ async fn drive(
     // What this connection has sent: a reconnect sends everything again.
     let mut synced: Option<u64> = None;
     let mut peers = PeerSync::default();
+    let mut last_sync: Option<Instant> = None;
     loop {
         if send {
+            if let Some(last) = last_sync {
+                tokio::time::sleep_until(last + SYNC_SPACING).await;
+            }
             let want = desired.borrow_and_update().clone();
             if want.endpoint != endpoint {
                 return None;
@@ -212,6 +222,7 @@ async fn drive(
                 want.key.as_ref(),
             );
             let started = Instant::now();
+            last_sync = Some(started);
             match client.sync(request).await {
                 Ok(_) => {
                     let _ = reports.send(DriverReport::Synced(node.clone(), started.elapsed()));
@@ -224,6 +235,12 @@ async fn drive(
                     ));
                 }
                 Err(status) => return Some(describe(&status)),
+            }
+            // A newer set is already waiting (a burst of changes): send it first, and read
+            // the state once, after the last. Each read returns the whole state, so reading
+            // after every Sync of a burst cost more than the Syncs themselves.
+            if desired.has_changed().unwrap_or(false) {
+                continue;
             }
             if let Some(problem) = refresh_state(node, &mut client, reports, &peers).await {
                 return Some(problem);
@@ -248,9 +265,14 @@ async fn drive(
                     if let Some((address, sentence)) = wire::conflict(node, &event) {
                         let _ = reports.send(DriverReport::Conflict(node.clone(), address, sentence));
                     }
-                    // Coalesce a burst of events into one state read.
+                    // Coalesce a burst of events into one state read, which a waiting
+                    // Sync makes anyway.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     while let Some(Some(Ok(_))) = events.next().now_or_never() {}
+                    if desired.has_changed().unwrap_or(false) {
+                        send = true;
+                        continue;
+                    }
                     if let Some(problem) = refresh_state(node, &mut client, reports, &peers).await {
                         return Some(problem);
                     }
