@@ -5,7 +5,7 @@
 //!   Outcome + Seen        ──▶ events()   ──▶ EventNote (only when something changed)
 //! ```
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use crate::{
     announce::{Mode, ServiceStatus},
@@ -73,7 +73,7 @@ pub enum Outcome {
         /// Primary family first.
         addresses: Vec<IpAddr>,
         /// Pool name.
-        pool: String,
+        pool: Arc<str>,
         /// At least one address is shared with another Service.
         shared: bool,
         /// The addresses lie in no current pool (kept after a ConfigMap change).
@@ -106,8 +106,8 @@ pub enum Outcome {
 pub struct Seen {
     /// Addresses held.
     pub addresses: Vec<IpAddr>,
-    /// Their pool.
-    pub pool: String,
+    /// Their pool (shared with the allocation).
+    pub pool: Arc<str>,
     /// Last failure (reason, message).
     pub failure: Option<(String, String)>,
     /// Reported as outside every pool.
@@ -117,11 +117,11 @@ pub struct Seen {
 impl Seen {
     /// What a Service we have not reconciled since start already shows (so a restart emits
     /// no Event for an unchanged Service).
-    pub fn from_view(view: &ServiceView, pool: Option<&str>) -> Self {
+    pub fn from_view(view: &ServiceView, pool: Option<Arc<str>>) -> Self {
         let condition = view.our_condition();
         Seen {
             addresses: view.recorded_addresses(),
-            pool: pool.unwrap_or("unknown").to_string(),
+            pool: pool.unwrap_or_else(|| "unknown".into()),
             failure: condition
                 .filter(|c| c.status == "False")
                 .map(|c| (c.reason.to_string(), c.message.to_string())),

@@ -104,8 +104,8 @@ impl ClassFilter {
 pub struct ServiceView {
     /// namespace/name.
     pub key: ServiceKey,
-    /// metadata.uid.
-    pub uid: Option<String>,
+    /// metadata.uid (shared with the planner's target).
+    pub uid: Option<Arc<str>>,
     /// metadata.resourceVersion the view was built from (writes test it).
     pub resource_version: String,
     /// metadata.generation (for the condition's observedGeneration).
@@ -195,7 +195,7 @@ impl ServiceView {
             .as_ref()
             .map_or(0, |t| t.0.as_second());
         Some(ServiceView {
-            uid: meta.uid.clone(),
+            uid: meta.uid.as_deref().map(Arc::from),
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             generation: meta.generation,
             created,
@@ -260,7 +260,8 @@ impl ServiceView {
     pub fn order(&self) -> (i64, String) {
         let tiebreak = self
             .uid
-            .clone()
+            .as_deref()
+            .map(str::to_string)
             .unwrap_or_else(|| format!("{}/{}", self.key.namespace, self.key.name));
         (self.created, tiebreak)
     }

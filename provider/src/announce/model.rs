@@ -103,8 +103,9 @@ pub struct Target {
     pub age: (i64, Arc<str>),
     /// The allocation's pool's `nodeSelector`: only the nodes it selects may announce.
     pub nodes: Option<NodeSelection>,
-    /// The allocation's pool's BGP attributes (mode bgp).
-    pub bgp: BgpAttributes,
+    /// The allocation's pool's BGP attributes (mode bgp; `None`: none), shared with the
+    /// placement and the entries it makes.
+    pub bgp: Option<Arc<BgpAttributes>>,
 }
 
 /// The nodes a pool lets announce its addresses (its `spec.nodeSelector`).

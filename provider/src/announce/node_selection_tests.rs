@@ -74,7 +74,7 @@ fn target(address: &str, mode: Mode, nodes: Option<NodeSelection>) -> Target {
         local_traffic: false,
         age: (1, "uid-1".into()),
         nodes,
-        bgp: BgpAttributes::default(),
+        bgp: None,
     }
 }
 
@@ -240,7 +240,7 @@ fn bgp_attributes_of_the_pool_reach_every_advertising_node_and_the_sync() {
     planner.set_target(
         &key("web"),
         Some(Target {
-            bgp: attributes.clone(),
+            bgp: Some(Arc::new(attributes.clone())),
             ..target("203.0.113.1", Mode::Bgp, None)
         }),
     );
@@ -248,7 +248,7 @@ fn bgp_attributes_of_the_pool_reach_every_advertising_node_and_the_sync() {
     planner.set_target(
         &key("l2"),
         Some(Target {
-            bgp: attributes.clone(),
+            bgp: Some(Arc::new(attributes.clone())),
             ..target("192.0.2.100", Mode::Layer2, None)
         }),
     );

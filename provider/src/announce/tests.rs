@@ -5,7 +5,7 @@ use std::{
     net::IpAddr,
 };
 
-use super::{model::BgpAttributes, *};
+use super::*;
 use crate::ipam::ServiceKey;
 
 fn ip(text: &str) -> IpAddr {
@@ -24,7 +24,7 @@ fn target(addresses: &[&str], mode: Mode, age: i64) -> Target {
         local_traffic: false,
         age: (age, format!("uid-{age}").into()),
         nodes: None,
-        bgp: BgpAttributes::default(),
+        bgp: None,
     }
 }
 

@@ -65,17 +65,20 @@ impl Index {
                 selector: Arc::new(selector.clone()),
             })
         });
-        let bgp = object.map_or_else(BgpAttributes::default, |o| BgpAttributes {
-            communities: o.bgp.communities.clone(),
-            large_communities: o.bgp.large_communities.clone(),
-            local_pref: o.bgp.local_preference,
-        });
+        let bgp = object
+            .map(|o| BgpAttributes {
+                communities: o.bgp.communities.clone(),
+                large_communities: o.bgp.large_communities.clone(),
+                local_pref: o.bgp.local_preference,
+            })
+            .filter(|attributes| !attributes.is_empty())
+            .map(Arc::new);
         Some(Target {
             addresses,
             mode,
             interface,
             local_traffic: view.local_traffic,
-            age: (view.created, view.uid.as_deref().unwrap_or_default().into()),
+            age: (view.created, view.uid.clone().unwrap_or_default()),
             nodes,
             bgp,
         })

@@ -639,7 +639,7 @@ impl Index {
         let seen = match &record.seen {
             Some(seen) => seen.clone(),
             None => {
-                let pool = self.allocator.allocation(key).map(|a| a.pool.as_str());
+                let pool = self.allocator.allocation(key).map(|a| a.pool.clone());
                 let mut seen = Seen::from_view(view, pool);
                 if view.allocated.is_none() {
                     // What kube-vip-cloud-provider left: adopting it is no new allocation.
@@ -703,7 +703,7 @@ impl Index {
         let want = desired(view, &outcome, settings, announce);
         let write = ServiceWrite {
             key: key.clone(),
-            uid: view.uid.clone(),
+            uid: view.uid.as_deref().map(str::to_string),
             resource_version: view.resource_version.clone(),
             main: Ops::new(&main_patch(view, &want)),
             status: Ops::new(&status_patch(

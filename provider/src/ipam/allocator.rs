@@ -20,7 +20,7 @@
 //! All state lives in one [`AddressSpace`] (cluster-wide in-use set and per-pool free space)
 //! and the map of what each Service holds; nothing here does I/O or reads a clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -88,6 +88,9 @@ pub struct Allocator {
     /// Requested addresses are taken as written, like kube-vip-cloud-provider does: no pool,
     /// family or conflict check (`--requested-addresses=unchecked`).
     pub(crate) requests_unchecked: bool,
+    /// Every pool name an allocation has named, so 10,000 allocations from one pool share
+    /// one string (a few pools; names of pools since removed are few and small).
+    pub(crate) pool_names: BTreeSet<Arc<str>>,
 }
 
 impl Allocator {
@@ -412,6 +415,16 @@ impl Allocator {
         }
     }
 
+    /// The shared copy of a pool's name.
+    fn pool_name(&mut self, pool: &str) -> Arc<str> {
+        if let Some(name) = self.pool_names.get(pool) {
+            return name.clone();
+        }
+        let name: Arc<str> = pool.into();
+        self.pool_names.insert(name.clone());
+        name
+    }
+
     /// Stores the allocation and updates the `shared` flag of everyone involved.
     pub(crate) fn record(
         &mut self,
@@ -435,7 +448,7 @@ impl Allocator {
         let allocation = Allocation {
             key: req.key.clone(),
             addresses,
-            pool: pool.to_owned(),
+            pool: self.pool_name(pool),
             shared,
         };
         self.held.insert(

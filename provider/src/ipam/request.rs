@@ -90,8 +90,9 @@ pub struct Allocation {
     pub key: ServiceKey,
     /// In ipFamilies order, primary first.
     pub addresses: Vec<IpAddr>,
-    /// Pool name; empty when an adopted Service's namespace has no pool.
-    pub pool: String,
+    /// Pool name; empty when an adopted Service's namespace has no pool. Shared by every
+    /// allocation from the pool (see `Allocator::pool_name`).
+    pub pool: Arc<str>,
     /// At least one address is shared with another Service.
     pub shared: bool,
 }

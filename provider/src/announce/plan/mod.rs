@@ -561,7 +561,7 @@ impl Planner {
             services: services.join(",").into(),
             ranked,
             sent,
-            bgp: (mode == Mode::Bgp && !first.bgp.is_empty()).then(|| Arc::new(first.bgp.clone())),
+            bgp: first.bgp.clone().filter(|_| mode == Mode::Bgp),
             nobody: nobody.map(Box::new),
         }))
     }

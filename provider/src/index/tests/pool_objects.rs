@@ -63,7 +63,7 @@ fn create(index: &mut Index, svc: &Service) -> (Service, Option<String>) {
             svc.metadata.namespace.as_deref().unwrap_or_default(),
             name.as_str(),
         ))
-        .map(|a| a.pool.clone());
+        .map(|a| a.pool.to_string());
     (written, pool)
 }
 

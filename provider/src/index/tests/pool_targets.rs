@@ -68,12 +68,12 @@ fn the_target_carries_the_pools_node_selector_and_bgp_attributes_and_follows_edi
     assert!(!nodes.selects(&labels(&[("rack", "r2")])));
     assert!(!nodes.selects(&labels(&[("rack", "r1"), ("gpu", "yes")])));
     assert_eq!(
-        target.bgp,
-        BgpAttributes {
+        target.bgp.as_deref(),
+        Some(&BgpAttributes {
             communities: vec!["65000:100".into()],
             large_communities: vec!["65000:1:2".into()],
             local_pref: Some(200),
-        }
+        })
     );
 
     // Editing the pool (selector dropped, other attributes) re-targets its Services.
@@ -84,8 +84,9 @@ fn the_target_carries_the_pools_node_selector_and_bgp_attributes_and_follows_edi
     ));
     let target = target_of(&mut index, "web");
     assert_eq!(target.nodes, None);
-    assert_eq!(target.bgp.communities, ["65000:200"]);
-    assert_eq!(target.bgp.local_pref, None);
+    let bgp = target.bgp.expect("the pool's BGP attributes");
+    assert_eq!(bgp.communities, ["65000:200"]);
+    assert_eq!(bgp.local_pref, None);
 }
 
 #[test]
@@ -104,5 +105,5 @@ fn a_configmap_pool_has_no_node_selector_or_bgp_attributes() {
     commit(&svc, &only(index.apply_service(&svc), "web"));
     let target = target_of(&mut index, "web");
     assert_eq!(target.nodes, None);
-    assert!(target.bgp.is_empty());
+    assert_eq!(target.bgp, None);
 }
