@@ -378,11 +378,15 @@ impl Drop for Cluster {
 }
 
 /// Sysctls and routes that make a node namespace behave like a node with kube-proxy
-/// (IPVS mode): accept any pool address locally, answer ARP only for eth0's own address.
+/// (IPVS mode): accept any pool address locally, answer ARP only for eth0's own address, and
+/// forward (kube-proxy's DNAT to a Pod on another node needs it, as on every Kubernetes
+/// node). A new namespace otherwise takes the host's `ip_forward`
+/// (`net.core.devconf_inherit_init_net=0`), which differs between machines: Docker sets it.
 fn prepare_node(host: &Host) {
     host.sysctl(&[
         "net.ipv4.conf.all.arp_ignore=1",
         "net.ipv4.conf.all.arp_announce=2",
+        "net.ipv4.ip_forward=1",
     ]);
     for prefix in LOCAL_ROUTES_V4 {
         host.exec_ok(&[
