@@ -172,13 +172,22 @@ struct Record {
 }
 
 impl Record {
-    fn new(view: ServiceView) -> Box<Record> {
-        Box::new(Record {
-            view,
-            seen: None,
-            announced: None,
-            announced_seen: None,
-        })
+    /// The record of a Service whose object is now `view`: what `old` knew beyond the object
+    /// is kept, and so is its key (shared with the index's other maps, not a new copy).
+    fn refreshed(old: Option<Box<Record>>, mut view: ServiceView) -> Box<Record> {
+        match old {
+            Some(mut record) => {
+                view.key = record.view.key.clone();
+                record.view = view;
+                record
+            }
+            None => Box::new(Record {
+                view,
+                seen: None,
+                announced: None,
+                announced_seen: None,
+            }),
+        }
     }
 }
 
@@ -245,20 +254,10 @@ impl Index {
         let Some(mut view) = ServiceView::from_service(service) else {
             return Vec::new();
         };
-        // Keep sharing the key every other map already holds, rather than adding a copy.
         self.queries.share(&mut view.pool_query);
-        let key = match self.records.get_mut(&view.key) {
-            Some(record) => {
-                view.key = record.view.key.clone();
-                record.view = view;
-                record.view.key.clone()
-            }
-            None => {
-                let key = view.key.clone();
-                self.records.insert(key.clone(), Record::new(view));
-                key
-            }
-        };
+        let record = Record::refreshed(self.records.remove(&view.key), view);
+        let key = record.view.key.clone();
+        self.records.insert(key.clone(), record);
         if !self.serving {
             return Vec::new();
         }
@@ -342,14 +341,7 @@ impl Index {
         let mut fresh: BTreeMap<ServiceKey, Box<Record>> = BTreeMap::new();
         for mut view in views {
             self.queries.share(&mut view.pool_query);
-            // A Service listed again keeps what we know of it beyond its object.
-            let record = match self.records.remove(&view.key) {
-                Some(mut record) => {
-                    record.view = view;
-                    record
-                }
-                None => Record::new(view),
-            };
+            let record = Record::refreshed(self.records.remove(&view.key), view);
             fresh.insert(record.view.key.clone(), record);
         }
         let gone: Vec<ServiceKey> = std::mem::replace(&mut self.records, fresh)
@@ -680,7 +672,7 @@ impl Index {
             write_load_balancer_ip: self.settings.write_load_balancer_ip,
             status: self.settings.status,
         };
-        let status = record.announced.clone();
+        let status = record.announced.as_ref();
         let announce = match (self.settings.cluster_default_mode, &status, &outcome) {
             (None, _, _) => Announce::Off,
             // Waiting for reports (a new leader, a restarted announcer) about a Service that
