@@ -32,7 +32,7 @@ use crate::{
     patch::pointer,
     service_view::{
         ALLOCATED, ANNOUNCED_CONDITION, CONDITION_TYPE, FINALIZER, IMPLEMENTATION_LABEL,
-        IPAM_ADDRESS_LABEL, LOADBALANCER_IPS, REQUESTED, SERVICE_INTERFACE, ServiceView,
+        IPAM_ADDRESS_LABEL, LOADBALANCER_IPS, REQUESTED, SERVICE_INTERFACE, ServiceView, Text,
     },
 };
 
@@ -175,14 +175,10 @@ pub fn main_patch(view: &ServiceView, desired: &Desired) -> Vec<PatchOperation> 
             &desired.loadbalancer_ips,
         ),
         (ALLOCATED, view.allocated.as_deref(), &desired.allocated),
-        (
-            REQUESTED,
-            view.requested_record.as_deref(),
-            &desired.requested,
-        ),
+        (REQUESTED, view.requested_record(), &desired.requested),
         (
             SERVICE_INTERFACE,
-            view.service_interface.as_deref(),
+            view.service_interface(),
             &desired.service_interface,
         ),
     ];
@@ -210,14 +206,14 @@ pub fn main_patch(view: &ServiceView, desired: &Desired) -> Vec<PatchOperation> 
         &mut has_labels,
         "labels",
         IPAM_ADDRESS_LABEL,
-        view.ipam_address_label.as_deref(),
+        view.ipam_address_label(),
         &desired.ipam_address_label,
     );
     match &desired.load_balancer_ip {
-        Field::Set(ip) if view.load_balancer_ip.as_deref() != Some(ip.as_str()) => {
+        Field::Set(ip) if view.load_balancer_ip() != Some(ip.as_str()) => {
             ops.push(add(&["spec", "loadBalancerIP"], Value::String(ip.clone())));
         }
-        Field::Remove if view.load_balancer_ip.is_some() => {
+        Field::Remove if view.load_balancer_ip().is_some() => {
             ops.push(remove(&["spec", "loadBalancerIP"]))
         }
         _ => {}
@@ -394,16 +390,16 @@ pub fn status_patch(
             ops.extend(ingress_ops);
         }
     } else if let Field::Set(addresses) = &desired.ingress {
-        let want: Vec<(String, Option<String>)> = addresses
+        let want: Vec<(Text, Option<Text>)> = addresses
             .iter()
             .filter(|a| !a.is_unspecified())
-            .map(|a| (a.to_string(), Some("VIP".to_string())))
+            .map(|a| (a.to_string().into(), Some(Text::const_new("VIP"))))
             .collect();
         if view.ingress != want {
             ensure_status(&mut ops);
             let ingress: Vec<Value> = want
                 .iter()
-                .map(|(ip, _)| json!({"ip": ip, "ipMode": "VIP"}))
+                .map(|(ip, _)| json!({"ip": ip.as_str(), "ipMode": "VIP"}))
                 .collect();
             let value = if ingress.is_empty() {
                 json!({})

@@ -53,14 +53,14 @@ fn announced_condition(status: &ServiceStatus) -> Field<ConditionSpec> {
         ServiceStatus::Pending { message, .. } => Field::Set(ConditionSpec {
             status: false,
             reason: "Pending".to_string(),
-            message: message.clone(),
+            message: message.to_string(),
         }),
         ServiceStatus::NotAnnounced {
             reason, message, ..
         } => Field::Set(ConditionSpec {
             status: false,
             reason: reason.to_string(),
-            message: message.clone(),
+            message: message.to_string(),
         }),
     }
 }
@@ -108,8 +108,8 @@ pub struct Seen {
     pub addresses: Vec<IpAddr>,
     /// Their pool (shared with the allocation).
     pub pool: Arc<str>,
-    /// Last failure (reason, message).
-    pub failure: Option<(String, String)>,
+    /// Last failure (reason, message). Boxed: rare, and the index keeps a `Seen` per Service.
+    pub failure: Option<Box<(String, String)>>,
     /// Reported as outside every pool.
     pub outside_pool: bool,
 }
@@ -120,11 +120,15 @@ impl Seen {
     pub fn from_view(view: &ServiceView, pool: Option<Arc<str>>) -> Self {
         let condition = view.our_condition();
         Seen {
-            addresses: view.recorded_addresses(),
+            addresses: {
+                let mut addresses = view.recorded_addresses();
+                addresses.shrink_to_fit();
+                addresses
+            },
             pool: pool.unwrap_or_else(|| "unknown".into()),
             failure: condition
                 .filter(|c| c.status == "False")
-                .map(|c| (c.reason.to_string(), c.message.to_string())),
+                .map(|c| Box::new((c.reason.to_string(), c.message.to_string()))),
             outside_pool: condition.is_some_and(|c| c.reason == "OutsidePool"),
         }
     }
@@ -227,7 +231,7 @@ pub fn desired(
             // gets no new field (a field we wrote earlier follows the addresses), and a value
             // the user set is never overwritten.
             let ours = ownership::load_balancer_ip(view);
-            let users_value = view.load_balancer_ip.is_some() && !ours;
+            let users_value = view.load_balancer_ip().is_some() && !ours;
             let automatic = requested.is_empty();
             let load_balancer_ip = match addresses.first() {
                 _ if users_value => Field::Keep,
@@ -248,7 +252,7 @@ pub fn desired(
             // KVCP drops its legacy `ipam-address` label when it copies
             // spec.loadBalancerIP into the annotation.
             let ipam_address_label =
-                if view.load_balancer_ip.is_some() && view.loadbalancer_ips.is_none() {
+                if view.load_balancer_ip().is_some() && view.loadbalancer_ips.is_none() {
                     Field::Remove
                 } else {
                     Field::Keep
@@ -390,11 +394,11 @@ pub fn events(seen: &Seen, outcome: &Outcome) -> (Vec<EventNote>, Seen) {
                 ));
             }
             let failure = (reason.clone(), message.clone());
-            if seen.failure.as_ref() != Some(&failure) {
+            if seen.failure.as_deref() != Some(&failure) {
                 notes.push(warning("AllocationFailed", format!("{reason}: {message}")));
             }
             Seen {
-                failure: Some(failure),
+                failure: Some(Box::new(failure)),
                 ..Seen::default()
             }
         }

@@ -18,20 +18,19 @@ pub fn annotation(view: &ServiceView) -> bool {
 
 /// The annotation is ours and is not the user's own request (which stays when we let go).
 pub fn annotation_removable(view: &ServiceView) -> bool {
-    let users =
-        split_raw(view.loadbalancer_ips.as_deref()) == split_raw(view.requested_record.as_deref());
+    let users = split_raw(view.loadbalancer_ips.as_deref()) == split_raw(view.requested_record());
     annotation(view) && !users
 }
 
 /// `spec.loadBalancerIP` holds an address we wrote: it is in our record and was not what the
 /// user asked for.
 pub fn load_balancer_ip(view: &ServiceView) -> bool {
-    match (&view.load_balancer_ip, &view.allocated) {
+    match (view.load_balancer_ip(), &view.allocated) {
         (Some(ip), Some(_)) => {
             view.recorded_addresses()
                 .iter()
-                .any(|a| a.to_string() == *ip)
-                && !split_raw(view.requested_record.as_deref()).contains(ip)
+                .any(|a| a.to_string() == ip)
+                && !split_raw(view.requested_record()).iter().any(|r| r == ip)
         }
         _ => false,
     }
@@ -54,7 +53,7 @@ pub fn ingress(view: &ServiceView) -> bool {
 
 /// `kube-vip.io/serviceInterface` holds the interface we wrote (`written`).
 pub fn service_interface(view: &ServiceView, written: Option<&str>) -> bool {
-    written.is_some() && view.service_interface.as_deref() == written
+    written.is_some() && view.service_interface() == written
 }
 
 #[cfg(test)]

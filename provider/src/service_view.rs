@@ -99,6 +99,10 @@ impl ClassFilter {
     }
 }
 
+/// A short string kept inline (resourceVersions, addresses, `IPv4`, `TCP`, `SingleStack`):
+/// the index keeps several per Service, and a heap string costs 32 bytes or more each.
+pub type Text = compact_str::CompactString;
+
 /// What we need of one Service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceView {
@@ -107,57 +111,65 @@ pub struct ServiceView {
     /// metadata.uid (shared with the planner's target).
     pub uid: Option<Arc<str>>,
     /// metadata.resourceVersion the view was built from (writes test it).
-    pub resource_version: String,
+    pub resource_version: Text,
     /// metadata.generation (for the condition's observedGeneration).
     pub generation: Option<i64>,
     /// metadata.creationTimestamp in unix seconds (0 when absent).
     pub created: i64,
     /// spec.type == LoadBalancer.
     pub is_load_balancer: bool,
-    /// spec.loadBalancerClass.
-    pub class: Option<String>,
     /// metadata.deletionTimestamp is set.
     pub deleting: bool,
     /// spec.ipFamilyPolicy, raw.
-    pub family_policy: Option<String>,
+    pub family_policy: Option<Text>,
     /// spec.ipFamilies, raw.
-    pub families: Vec<String>,
+    pub families: Vec<Text>,
     /// spec.ports as (protocol, port), raw protocol.
-    pub ports: Vec<(String, i32)>,
+    pub ports: Vec<(Text, i32)>,
     /// Annotation `kube-vip.io/loadbalancerIPs`.
-    pub loadbalancer_ips: Option<String>,
-    /// Annotation `kube-vip.io/serviceInterface`.
-    pub service_interface: Option<String>,
+    pub loadbalancer_ips: Option<Text>,
     /// Annotation `ferrolb.io/allocated`.
-    pub allocated: Option<String>,
-    /// Annotation `ferrolb.io/requested`.
-    pub requested_record: Option<String>,
+    pub allocated: Option<Text>,
     /// Whether metadata.annotations exists at all (JSON Patch needs a parent to add into).
     pub has_annotations: bool,
     /// Label `implementation`.
-    pub implementation_label: Option<String>,
-    /// Label `ipam-address` (KVCP's legacy label).
-    pub ipam_address_label: Option<String>,
+    pub implementation_label: Option<Text>,
     /// Whether metadata.labels exists.
     pub has_labels: bool,
-    /// spec.loadBalancerIP.
-    pub load_balancer_ip: Option<String>,
     /// metadata.finalizers.
     pub finalizers: Option<Vec<String>>,
     /// Whether the object has a status at all.
     pub has_status: bool,
     /// status.loadBalancer.ingress as (ip, ipMode); hostnames are kept as ip = "".
-    pub ingress: Vec<(String, Option<String>)>,
+    pub ingress: Vec<(Text, Option<Text>)>,
     /// status.conditions (compact, see [`StoredCondition`]).
     pub conditions: Option<Box<[StoredCondition]>>,
-    /// The mode annotation that applies, as (annotation, raw value): ours first, then
-    /// OpenELB's, then PorterLB's.
-    pub mode: Option<(&'static str, String)>,
     /// spec.externalTrafficPolicy is Local.
     pub local_traffic: bool,
     /// What pool selection needs (labels, a named pool, OpenELB, the stated mode), shared
     /// with every request made from this view.
     pub pool_query: Arc<PoolQuery>,
+    /// What most Services leave unset; `None` when all of it is.
+    pub uncommon: Option<Box<Uncommon>>,
+}
+
+/// The fields of a [`ServiceView`] that most Services leave unset, kept in one box so a
+/// Service that sets none of them costs a pointer (the index keeps a view per Service).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Uncommon {
+    /// spec.loadBalancerClass.
+    pub class: Option<String>,
+    /// Annotation `kube-vip.io/serviceInterface`.
+    pub service_interface: Option<String>,
+    /// Annotation `ferrolb.io/requested`.
+    pub requested_record: Option<String>,
+    /// Label `ipam-address` (KVCP's legacy label).
+    pub ipam_address_label: Option<String>,
+    /// spec.loadBalancerIP.
+    pub load_balancer_ip: Option<String>,
+    /// The mode annotation that applies, as (annotation, raw value): ours first, then
+    /// OpenELB's, then PorterLB's.
+    pub mode: Option<(&'static str, String)>,
     /// Requested addresses from `ferrolb.io/ips`, `lbipam.cilium.io/ips` or OpenELB's
     /// `eip.openelb.kubesphere.io/v1alpha1`, the first present.
     pub requested_ips: Option<String>,
@@ -194,40 +206,47 @@ impl ServiceView {
             .creation_timestamp
             .as_ref()
             .map_or(0, |t| t.0.as_second());
+        let label = |name: &str| meta.labels.as_ref().and_then(|l| l.get(name));
+        let uncommon = Uncommon {
+            class: spec.and_then(|s| s.load_balancer_class.clone()),
+            service_interface: annotation(SERVICE_INTERFACE),
+            requested_record: annotation(REQUESTED),
+            ipam_address_label: label(IPAM_ADDRESS_LABEL).cloned(),
+            load_balancer_ip: non_empty(spec.and_then(|s| s.load_balancer_ip.as_ref())),
+            mode,
+            requested_ips: [IPS_ANNOTATION, CILIUM_IPS, OPENELB_IP]
+                .into_iter()
+                .find_map(annotation),
+            sharing_key: annotation(SHARING_KEY).or_else(|| annotation(CILIUM_SHARING_KEY)),
+            sharing_cross_namespace: annotation(SHARING_CROSS_NAMESPACE)
+                .or_else(|| annotation(CILIUM_SHARING_CROSS_NAMESPACE)),
+        };
         Some(ServiceView {
             uid: meta.uid.as_deref().map(Arc::from),
-            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.as_deref().unwrap_or_default().into(),
             generation: meta.generation,
             created,
             is_load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
-            class: spec.and_then(|s| s.load_balancer_class.clone()),
             deleting: meta.deletion_timestamp.is_some(),
-            family_policy: spec.and_then(|s| s.ip_family_policy.clone()),
-            families: spec.and_then(|s| s.ip_families.clone()).unwrap_or_default(),
+            family_policy: spec.and_then(|s| s.ip_family_policy.as_deref().map(Text::from)),
+            families: spec
+                .and_then(|s| s.ip_families.as_ref())
+                .map(|families| families.iter().map(Text::from).collect())
+                .unwrap_or_default(),
             ports: spec
                 .and_then(|s| s.ports.as_ref())
                 .map(|ports| {
                     ports
                         .iter()
-                        .map(|p| (p.protocol.clone().unwrap_or_else(|| "TCP".into()), p.port))
+                        .map(|p| (Text::from(p.protocol.as_deref().unwrap_or("TCP")), p.port))
                         .collect()
                 })
                 .unwrap_or_default(),
-            loadbalancer_ips: annotation(LOADBALANCER_IPS),
-            service_interface: annotation(SERVICE_INTERFACE),
-            allocated: annotation(ALLOCATED),
-            requested_record: annotation(REQUESTED),
+            loadbalancer_ips: annotation(LOADBALANCER_IPS).map(Text::from),
+            allocated: annotation(ALLOCATED).map(Text::from),
             has_annotations: annotations.is_some(),
-            implementation_label: meta
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(IMPLEMENTATION_LABEL).cloned()),
-            ipam_address_label: meta
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(IPAM_ADDRESS_LABEL).cloned()),
+            implementation_label: label(IMPLEMENTATION_LABEL).map(Text::from),
             has_labels: meta.labels.is_some(),
-            load_balancer_ip: non_empty(spec.and_then(|s| s.load_balancer_ip.as_ref())),
             finalizers: meta.finalizers.clone(),
             has_status: status.is_some(),
             ingress: status
@@ -236,24 +255,70 @@ impl ServiceView {
                 .map(|ingress| {
                     ingress
                         .iter()
-                        .map(|i| (i.ip.clone().unwrap_or_default(), i.ip_mode.clone()))
+                        .map(|i| {
+                            (
+                                Text::from(i.ip.as_deref().unwrap_or_default()),
+                                i.ip_mode.as_deref().map(Text::from),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
             conditions: status
                 .and_then(|s| s.conditions.clone())
                 .map(|conditions| conditions.into_iter().map(StoredCondition::from).collect()),
-            mode,
             local_traffic: spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
             pool_query: pool_query(meta.labels.as_ref(), &annotation, stated_mode),
-            requested_ips: [IPS_ANNOTATION, CILIUM_IPS, OPENELB_IP]
-                .into_iter()
-                .find_map(annotation),
-            sharing_key: annotation(SHARING_KEY).or_else(|| annotation(CILIUM_SHARING_KEY)),
-            sharing_cross_namespace: annotation(SHARING_CROSS_NAMESPACE)
-                .or_else(|| annotation(CILIUM_SHARING_CROSS_NAMESPACE)),
+            uncommon: (uncommon != Uncommon::default()).then(|| Box::new(uncommon)),
             key,
         })
+    }
+
+    /// The fields most Services leave unset (all `None` when the Service does).
+    fn uncommon(&self) -> &Uncommon {
+        static NONE: Uncommon = Uncommon {
+            class: None,
+            service_interface: None,
+            requested_record: None,
+            ipam_address_label: None,
+            load_balancer_ip: None,
+            mode: None,
+            requested_ips: None,
+            sharing_key: None,
+            sharing_cross_namespace: None,
+        };
+        self.uncommon.as_deref().unwrap_or(&NONE)
+    }
+
+    /// spec.loadBalancerClass.
+    pub fn class(&self) -> Option<&str> {
+        self.uncommon().class.as_deref()
+    }
+
+    /// Annotation `kube-vip.io/serviceInterface`.
+    pub fn service_interface(&self) -> Option<&str> {
+        self.uncommon().service_interface.as_deref()
+    }
+
+    /// Annotation `ferrolb.io/requested`: our record of the addresses the user requested.
+    pub fn requested_record(&self) -> Option<&str> {
+        self.uncommon().requested_record.as_deref()
+    }
+
+    /// Label `ipam-address` (KVCP's legacy label).
+    pub fn ipam_address_label(&self) -> Option<&str> {
+        self.uncommon().ipam_address_label.as_deref()
+    }
+
+    /// spec.loadBalancerIP (trimmed; `None` when empty).
+    pub fn load_balancer_ip(&self) -> Option<&str> {
+        self.uncommon().load_balancer_ip.as_deref()
+    }
+
+    /// The mode annotation that applies, as (annotation, raw value).
+    pub fn mode(&self) -> Option<(&'static str, &str)> {
+        let (annotation, value) = self.uncommon().mode.as_ref()?;
+        Some((annotation, value))
     }
 
     /// (creationTimestamp, uid or namespace/name): older Services win adoption conflicts.
@@ -273,13 +338,13 @@ impl ServiceView {
 
     /// True when the class filter and type make this Service ours.
     pub fn in_scope(&self, filter: &ClassFilter) -> bool {
-        self.is_load_balancer && filter.accepts(self.class.as_deref())
+        self.is_load_balancer && filter.accepts(self.class())
     }
 
     /// True when the Service carries anything we write (so leaving scope needs a cleanup).
     pub fn carries_our_marks(&self) -> bool {
         self.allocated.is_some()
-            || self.requested_record.is_some()
+            || self.requested_record().is_some()
             || self.has_finalizer()
             || self.our_condition().is_some()
             || self.condition(ANNOUNCED_CONDITION).is_some()
@@ -326,19 +391,19 @@ impl ServiceView {
         if self.annotation_edited() {
             return split_raw(self.loadbalancer_ips.as_deref());
         }
-        if let Some(ips) = &self.requested_ips {
+        if let Some(ips) = &self.uncommon().requested_ips {
             return vec![ips.clone()];
         }
-        if let Some(ip) = &self.load_balancer_ip {
+        if let Some(ip) = self.load_balancer_ip() {
             let written = self
                 .recorded_addresses()
                 .iter()
-                .any(|a| a.to_string() == *ip);
+                .any(|a| a.to_string() == ip);
             if !written {
-                return vec![ip.clone()];
+                return vec![ip.to_string()];
             }
         }
-        let record = split_raw(self.requested_record.as_deref());
+        let record = split_raw(self.requested_record());
         if record.is_empty() || self.allocated.is_none() {
             return Vec::new();
         }
@@ -347,8 +412,8 @@ impl ServiceView {
         }
         // The user removed our annotation: the request stands only if it came from
         // spec.loadBalancerIP, which is still there.
-        match &self.load_balancer_ip {
-            Some(ip) if record == [ip.clone()] => record,
+        match self.load_balancer_ip() {
+            Some(ip) if record == [ip] => record,
             _ => Vec::new(),
         }
     }
@@ -402,10 +467,11 @@ impl ServiceView {
             requested: self.requested(),
             ports,
             query: Arc::clone(&self.pool_query),
-            several_per_family: self.requested_ips.is_some() && !self.annotation_edited(),
-            sharing: self.sharing_key.as_ref().map(|key| SharingKey {
+            several_per_family: self.uncommon().requested_ips.is_some()
+                && !self.annotation_edited(),
+            sharing: self.uncommon().sharing_key.as_ref().map(|key| SharingKey {
                 key: key.clone(),
-                namespaces: split_raw(self.sharing_cross_namespace.as_deref()),
+                namespaces: split_raw(self.uncommon().sharing_cross_namespace.as_deref()),
             }),
         })
     }

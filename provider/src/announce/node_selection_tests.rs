@@ -161,7 +161,7 @@ fn a_selector_that_selects_no_node_says_so_with_the_pool_and_selector() {
     };
     assert_eq!(reason, "NoEligibleNode");
     assert_eq!(
-        message,
+        &*message,
         "203.0.113.1: pool lbpool/rack has nodeSelector `rack=r9`, which selects none of the 4 \
          nodes with an announcer or Node object"
     );
@@ -190,7 +190,7 @@ fn a_selector_that_selects_no_node_says_so_with_the_pool_and_selector() {
     assert_eq!(
         status,
         ServiceStatus::NotAnnounced {
-            active: Vec::new(),
+            active: Box::default(),
             reason: "NoEligibleNode",
             message: "203.0.113.1: none of the nodes pool lbpool/rack's nodeSelector `rack=r1` \
                       selects may announce it (node-1: it is not Ready; node-2: it is not Ready)"

@@ -536,8 +536,8 @@ fn standing_by_candidates_are_pending_and_named_until_one_answers() {
     };
     assert!(active.is_empty());
     assert_eq!(
-        message,
-        &format!(
+        &**message,
+        format!(
             "192.0.2.100: {second}, {third} stand by; waiting for one to take over; waiting for {first} to announce 192.0.2.100"
         )
     );
@@ -581,7 +581,7 @@ fn an_announcer_side_takeover_is_a_move_with_the_announcers_sentence() {
     let Some(ServiceStatus::Announced { by, .. }) = &flush.statuses[0].1 else {
         panic!("{:?}", flush.statuses)
     };
-    assert_eq!(by[0].1, [NodeName::from(second.as_str())]);
+    assert_eq!(*by[0].1, [NodeName::from(second.as_str())]);
 
     // Both Active for a moment (the old holder has not stepped down yet): no second move.
     report(&mut planner, first, active_phase(""));

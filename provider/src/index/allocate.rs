@@ -29,7 +29,7 @@ impl Index {
             } else {
                 format!(
                     "loadBalancerClass {:?} is not served by this controller",
-                    view.class
+                    view.class()
                 )
             };
             return Some(Outcome::Released { why, interface });

@@ -26,17 +26,19 @@ impl Index {
             return None;
         }
         let allocation = self.allocator.allocation(key)?;
-        let addresses: Vec<std::net::IpAddr> = allocation
+        let mut addresses: Vec<std::net::IpAddr> = allocation
             .addresses
             .iter()
             .copied()
             .filter(|a| !a.is_unspecified())
             .collect();
+        // The planner keeps it: no room for the four a filtered `collect` reserves.
+        addresses.shrink_to_fit();
         if addresses.is_empty() {
             return None;
         }
         let pool = self.allocator.pools().pool(&allocation.pool);
-        let mode = match &view.mode {
+        let mode = match view.mode() {
             None => Ok(pool.and_then(|p| p.mode()).unwrap_or(default_mode)),
             Some((annotation, value)) => Mode::parse(value).ok_or_else(|| {
                 format!(
@@ -45,8 +47,7 @@ impl Index {
             }),
         };
         let interface = view
-            .service_interface
-            .as_deref()
+            .service_interface()
             .or_else(|| pool.filter(|p| p.object.is_some())?.interface.as_deref());
         let (mode, interface) = match InterfaceChoice::parse(interface.unwrap_or_default()) {
             Ok(interface) => (mode, interface),

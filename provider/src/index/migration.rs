@@ -35,7 +35,7 @@ pub fn left_by_kvcp(view: &ServiceView) -> Vec<IpAddr> {
     }
     match &view.loadbalancer_ips {
         Some(list) => parse_list(Some(list)),
-        None => parse_list(view.load_balancer_ip.as_deref()),
+        None => parse_list(view.load_balancer_ip()),
     }
 }
 

@@ -696,7 +696,7 @@ impl Index {
         let write = ServiceWrite {
             key: key.clone(),
             uid: view.uid.as_deref().map(str::to_string),
-            resource_version: view.resource_version.clone(),
+            resource_version: view.resource_version.to_string(),
             main: Ops::new(&main_patch(view, &want)),
             status: Ops::new(&status_patch(
                 view,

@@ -86,6 +86,8 @@ impl AddressSpace {
             }
         }
         if !holders.contains(key) {
+            // Room for exactly one more: nearly every address has one holder.
+            holders.reserve_exact(1);
             holders.push(key.clone());
             holders.sort();
         }

@@ -187,6 +187,8 @@ impl Planner {
                 self.dirty_addresses.insert(*address);
                 let keys = self.by_address.entry(*address).or_default();
                 if let Err(at) = keys.binary_search(key) {
+                    // Room for exactly one: nearly every address has one Service.
+                    keys.reserve_exact(1);
                     keys.insert(at, key.clone());
                 }
             }

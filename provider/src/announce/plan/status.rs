@@ -9,7 +9,9 @@ use crate::{
     ipam::ServiceKey,
 };
 
-/// What a Service's `ferrolb.io/Announced` condition and ingress should say.
+/// What a Service's `ferrolb.io/Announced` condition and ingress should say. The index keeps
+/// one per Service, so its lists are boxed slices (a `Vec` grown by `push` reserves room for
+/// four entries where one is the rule).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceStatus {
     /// Every address is in force.
@@ -17,24 +19,24 @@ pub enum ServiceStatus {
         /// The mode.
         mode: Mode,
         /// Each address and the nodes announcing it.
-        by: Vec<(IpAddr, Vec<NodeName>)>,
+        by: Box<[(IpAddr, Box<[NodeName]>)]>,
     },
     /// Sent, not yet confirmed by the announcers.
     Pending {
         /// Addresses already in force.
-        active: Vec<IpAddr>,
+        active: Box<[IpAddr]>,
         /// What we wait for.
-        message: String,
+        message: Box<str>,
     },
     /// Not announced (or only partly): a typed reason and a sentence.
     NotAnnounced {
         /// Addresses in force anyway (partial).
-        active: Vec<IpAddr>,
+        active: Box<[IpAddr]>,
         /// `NoEligibleNode`, `NoReadyEndpoints`, `AnnouncerUnreachable`, `Refused`,
         /// `Conflict` or `InvalidMode`.
         reason: &'static str,
         /// Names the address, the nodes and what to fix.
-        message: String,
+        message: Box<str>,
     },
 }
 
@@ -44,7 +46,7 @@ impl ServiceStatus {
         match self {
             ServiceStatus::Announced { by, .. } => by.iter().map(|(a, _)| *a).collect(),
             ServiceStatus::Pending { active, .. } | ServiceStatus::NotAnnounced { active, .. } => {
-                active.clone()
+                active.to_vec()
             }
         }
     }
@@ -58,9 +60,9 @@ impl Planner {
             Ok(mode) => *mode,
             Err(problem) => {
                 return Some(ServiceStatus::NotAnnounced {
-                    active: Vec::new(),
+                    active: Box::default(),
                     reason: "InvalidMode",
-                    message: problem.clone(),
+                    message: problem.as_str().into(),
                 });
             }
         };
@@ -114,7 +116,7 @@ impl Planner {
             }
             if !in_force.is_empty() {
                 active.push(*address);
-                by.push((*address, in_force));
+                by.push((*address, in_force.into_boxed_slice()));
             } else if let Some(message) = refused {
                 problem.get_or_insert(("Refused", message));
             } else if !standing_by.is_empty() {
@@ -138,16 +140,19 @@ impl Planner {
         }
         Some(if let Some((reason, message)) = problem {
             ServiceStatus::NotAnnounced {
-                active,
+                active: active.into_boxed_slice(),
                 reason,
-                message,
+                message: message.into_boxed_str(),
             }
         } else if by.len() == target.addresses.len() && !by.is_empty() {
-            ServiceStatus::Announced { mode, by }
+            ServiceStatus::Announced {
+                mode,
+                by: by.into_boxed_slice(),
+            }
         } else {
             ServiceStatus::Pending {
-                active,
-                message: waiting.join("; "),
+                active: active.into_boxed_slice(),
+                message: waiting.join("; ").into_boxed_str(),
             }
         })
     }

@@ -51,7 +51,7 @@ fn announced_by(index: &Index, node: &str) -> ServiceStatus {
     let address = index.allocation(&key).expect("allocated").addresses[0];
     ServiceStatus::Announced {
         mode: Mode::Layer2,
-        by: vec![(address, vec![NodeName::from(node)])],
+        by: Box::new([(address, Box::new([NodeName::from(node)]) as Box<[_]>)]),
     }
 }
 
