@@ -130,6 +130,9 @@ pub struct ServiceView {
     pub loadbalancer_ips: Option<Text>,
     /// Annotation `ferrolb.io/allocated`.
     pub allocated: Option<Text>,
+    /// spec.loadBalancerIP (trimmed; `None` when empty). We write it by default
+    /// (`--write-load-balancer-ip`), so it is not among the [`Uncommon`] fields.
+    load_balancer_ip: Option<Text>,
     /// Whether metadata.annotations exists at all (JSON Patch needs a parent to add into).
     pub has_annotations: bool,
     /// Label `implementation`.
@@ -165,8 +168,6 @@ pub struct Uncommon {
     pub requested_record: Option<String>,
     /// Label `ipam-address` (KVCP's legacy label).
     pub ipam_address_label: Option<String>,
-    /// spec.loadBalancerIP.
-    pub load_balancer_ip: Option<String>,
     /// The mode annotation that applies, as (annotation, raw value): ours first, then
     /// OpenELB's, then PorterLB's.
     pub mode: Option<(&'static str, String)>,
@@ -212,7 +213,6 @@ impl ServiceView {
             service_interface: annotation(SERVICE_INTERFACE),
             requested_record: annotation(REQUESTED),
             ipam_address_label: label(IPAM_ADDRESS_LABEL).cloned(),
-            load_balancer_ip: non_empty(spec.and_then(|s| s.load_balancer_ip.as_ref())),
             mode,
             requested_ips: [IPS_ANNOTATION, CILIUM_IPS, OPENELB_IP]
                 .into_iter()
@@ -244,6 +244,8 @@ impl ServiceView {
                 .unwrap_or_default(),
             loadbalancer_ips: annotation(LOADBALANCER_IPS).map(Text::from),
             allocated: annotation(ALLOCATED).map(Text::from),
+            load_balancer_ip: non_empty(spec.and_then(|s| s.load_balancer_ip.as_ref()))
+                .map(Text::from),
             has_annotations: annotations.is_some(),
             implementation_label: label(IMPLEMENTATION_LABEL).map(Text::from),
             has_labels: meta.labels.is_some(),
@@ -281,7 +283,6 @@ impl ServiceView {
             service_interface: None,
             requested_record: None,
             ipam_address_label: None,
-            load_balancer_ip: None,
             mode: None,
             requested_ips: None,
             sharing_key: None,
@@ -312,7 +313,7 @@ impl ServiceView {
 
     /// spec.loadBalancerIP (trimmed; `None` when empty).
     pub fn load_balancer_ip(&self) -> Option<&str> {
-        self.uncommon().load_balancer_ip.as_deref()
+        self.load_balancer_ip.as_deref()
     }
 
     /// The mode annotation that applies, as (annotation, raw value).

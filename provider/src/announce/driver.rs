@@ -16,17 +16,25 @@
 //! planner then moves the node's addresses away. Reconnects back off exponentially from
 //! 200 ms to 5 s.
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{FutureExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient};
+use tokio::net::TcpStream;
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
 };
+use tokio_rustls::{TlsConnector, rustls::pki_types::ServerName};
 use tonic::{
     Code,
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+    transport::{Channel, Endpoint, Uri},
 };
 
 use super::{
@@ -151,25 +159,39 @@ async fn endpoint_changed(
     }
 }
 
+/// Connects over mutual TLS with the material's shared configuration (see `certs::client`):
+/// TCP and the TLS handshake here, HTTP/2 and gRPC in tonic.
 async fn connect(endpoint: AnnouncerEndpoint, tls: &ClientTls) -> Result<Channel, String> {
-    let host = match endpoint.address {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
-    };
-    let uri = format!("https://{host}:{}", endpoint.port);
-    let config = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&tls.ca_pem))
-        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
-        .domain_name(ANNOUNCER_SERVER_NAME);
+    let address = SocketAddr::new(endpoint.address, endpoint.port);
+    let config = tls.config()?;
+    let connector = TlsConnector::from(config);
+    let name = ServerName::try_from(ANNOUNCER_SERVER_NAME)
+        .map_err(|e| format!("server name {ANNOUNCER_SERVER_NAME}: {e}"))?;
+    // The scheme only fills HTTP/2's `:scheme`; TLS is the connector's.
+    let uri = format!("http://{address}");
+    let tcp_tls = tower::service_fn(move |_: Uri| {
+        let (connector, name) = (connector.clone(), name.clone());
+        async move {
+            let within = |what: &str| {
+                let what = format!("{what} {address} timed out after {CONNECT_TIMEOUT:?}");
+                move |_| std::io::Error::new(std::io::ErrorKind::TimedOut, what)
+            };
+            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+                .await
+                .map_err(within("TCP connect to"))??;
+            tcp.set_nodelay(true)?;
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+                .await
+                .map_err(within("TLS handshake with"))??;
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    });
     Endpoint::from_shared(uri.clone())
         .map_err(|e| format!("{uri}: {e}"))?
-        .tls_config(config)
-        .map_err(|e| format!("TLS configuration for {uri}: {e}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT)
-        .connect()
+        .connect_with_connector(tcp_tls)
         .await
-        .map_err(|e| format!("connect {uri}: {}", error_chain(&e)))
+        .map_err(|e| format!("connect https://{address}: {}", error_chain(&e)))
 }
 
 /// Keeps one connection in sync. Returns `Some(problem)` when the connection failed, `None`

@@ -56,11 +56,11 @@ fn read(flag: &'static str, path: &Path) -> Result<String, CertsError> {
 
 /// Reads and checks the three files.
 fn load(paths: &Paths) -> Result<ClientTls, CertsError> {
-    let tls = ClientTls {
-        ca_pem: read("--announcer-ca", &paths.ca)?,
-        cert_pem: read("--announcer-client-cert", &paths.cert)?,
-        key_pem: read("--announcer-client-key", &paths.key)?,
-    };
+    let tls = ClientTls::new(
+        read("--announcer-ca", &paths.ca)?,
+        read("--announcer-client-cert", &paths.cert)?,
+        read("--announcer-client-key", &paths.key)?,
+    );
     issue::inspect(
         &tls.ca_pem,
         &format!("--announcer-ca {}", paths.ca.display()),

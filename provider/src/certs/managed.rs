@@ -118,11 +118,11 @@ impl Managed {
             let leaf = issue::issue(&ca, &ca_what, Role::ProviderClient, now, validity)?;
             let renew_at =
                 issue::inspect(&leaf.cert_pem, "the provider client certificate")?.renew_at();
-            let tls = Arc::new(ClientTls {
-                ca_pem: ca.cert_pem.clone(),
-                cert_pem: leaf.cert_pem,
-                key_pem: leaf.key_pem,
-            });
+            let tls = Arc::new(ClientTls::new(
+                ca.cert_pem.clone(),
+                leaf.cert_pem,
+                leaf.key_pem,
+            ));
             tracing::info!(renew_at = ?renew_at, "certificates: issued the provider client certificate");
             self.tx.send_replace(Some(Arc::clone(&tls)));
             self.client = Some((tls, renew_at));

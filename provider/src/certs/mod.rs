@@ -16,6 +16,7 @@
 //! their validity. The announcers re-read their mounted files, so no pod restarts.
 
 pub mod args;
+mod client;
 pub mod files;
 pub mod issue;
 pub mod managed;
@@ -26,29 +27,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use args::{TlsArgs, TlsMode};
+pub use client::ClientTls;
 pub use issue::{ANNOUNCER_SERVER_NAME, PROVIDER_CLIENT_NAME};
-
-/// What the provider's gRPC client needs to reach announcers: trust `ca_pem`, present
-/// `cert_pem`/`key_pem`, and verify the server name [`ANNOUNCER_SERVER_NAME`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientTls {
-    /// PEM CA certificate(s) the announcers' server certificates chain to.
-    pub ca_pem: String,
-    /// PEM client certificate (chain) of the provider.
-    pub cert_pem: String,
-    /// PEM private key of `cert_pem`.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for ClientTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print a private key.
-        f.debug_struct("ClientTls")
-            .field("ca_pem", &self.ca_pem)
-            .field("cert_pem", &self.cert_pem)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why a pass of the certificate loop failed; each names the Secret or file and key.
 #[derive(Debug, thiserror::Error)]

@@ -82,11 +82,11 @@ impl Pki {
 
     /// The provider's side.
     pub fn client(&self) -> provider::announce::driver::ClientTls {
-        provider::announce::driver::ClientTls {
-            ca_pem: self.ca.clone(),
-            cert_pem: self.client_cert.clone(),
-            key_pem: self.client_key.clone(),
-        }
+        provider::announce::driver::ClientTls::new(
+            self.ca.clone(),
+            self.client_cert.clone(),
+            self.client_key.clone(),
+        )
     }
 }
 
