@@ -395,7 +395,7 @@ pub fn status_patch(
             .filter(|a| !a.is_unspecified())
             .map(|a| (a.to_string().into(), Some(Text::const_new("VIP"))))
             .collect();
-        if view.ingress != want {
+        if *view.ingress != *want {
             ensure_status(&mut ops);
             let ingress: Vec<Value> = want
                 .iter()

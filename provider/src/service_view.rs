@@ -103,6 +103,9 @@ impl ClassFilter {
 /// the index keeps several per Service, and a heap string costs 32 bytes or more each.
 pub type Text = compact_str::CompactString;
 
+/// A list of nearly always one element (families, ports, ingress, finalizers), kept inline.
+pub type OneOrMore<T> = smallvec::SmallVec<[T; 1]>;
+
 /// What we need of one Service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceView {
@@ -123,9 +126,9 @@ pub struct ServiceView {
     /// spec.ipFamilyPolicy, raw.
     pub family_policy: Option<Text>,
     /// spec.ipFamilies, raw.
-    pub families: Vec<Text>,
+    pub families: OneOrMore<Text>,
     /// spec.ports as (protocol, port), raw protocol.
-    pub ports: Vec<(Text, i32)>,
+    pub ports: OneOrMore<(Text, i32)>,
     /// Annotation `kube-vip.io/loadbalancerIPs`.
     pub loadbalancer_ips: Option<Text>,
     /// Annotation `ferrolb.io/allocated`.
@@ -140,11 +143,11 @@ pub struct ServiceView {
     /// Whether metadata.labels exists.
     pub has_labels: bool,
     /// metadata.finalizers.
-    pub finalizers: Option<Vec<String>>,
+    pub finalizers: Option<OneOrMore<Text>>,
     /// Whether the object has a status at all.
     pub has_status: bool,
     /// status.loadBalancer.ingress as (ip, ipMode); hostnames are kept as ip = "".
-    pub ingress: Vec<(Text, Option<Text>)>,
+    pub ingress: OneOrMore<(Text, Option<Text>)>,
     /// status.conditions (compact, see [`StoredCondition`]).
     pub conditions: Option<Box<[StoredCondition]>>,
     /// spec.externalTrafficPolicy is Local.
@@ -249,7 +252,15 @@ impl ServiceView {
             has_annotations: annotations.is_some(),
             implementation_label: label(IMPLEMENTATION_LABEL).map(Text::from),
             has_labels: meta.labels.is_some(),
-            finalizers: meta.finalizers.clone(),
+            finalizers: meta.finalizers.as_ref().map(|list| {
+                list.iter()
+                    // Ours is the usual one: a static string costs no allocation.
+                    .map(|f| match f.as_str() {
+                        FINALIZER => Text::const_new(FINALIZER),
+                        other => Text::from(other),
+                    })
+                    .collect()
+            }),
             has_status: status.is_some(),
             ingress: status
                 .and_then(|s| s.load_balancer.as_ref())

@@ -24,20 +24,15 @@ use std::{
 };
 
 use futures::{FutureExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use proto::announcer::v1::{self as pb, announcer_client::AnnouncerClient};
-use tokio::net::TcpStream;
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
 };
-use tokio_rustls::{TlsConnector, rustls::pki_types::ServerName};
-use tonic::{
-    Code,
-    transport::{Channel, Endpoint, Uri},
-};
+use tonic::Code;
 
 use super::{
+    connection::{self, Connection},
     model::{
         AnnouncerEndpoint, FailoverPeer, HeartbeatKey, Mode, NodeAnnouncement, NodeName, Phase,
     },
@@ -115,7 +110,9 @@ pub async fn run(
             continue;
         };
         let endpoint = desired.borrow().endpoint;
-        let problem = match connect(endpoint, &material).await {
+        let address = SocketAddr::new(endpoint.address, endpoint.port);
+        let connected = connection::connect(address, &material, CONNECT_TIMEOUT, CALL_TIMEOUT);
+        let problem = match connected.await {
             Ok(channel) => {
                 backoff = FIRST_BACKOFF;
                 failures = 0;
@@ -159,46 +156,11 @@ async fn endpoint_changed(
     }
 }
 
-/// Connects over mutual TLS with the material's shared configuration (see `certs::client`):
-/// TCP and the TLS handshake here, HTTP/2 and gRPC in tonic.
-async fn connect(endpoint: AnnouncerEndpoint, tls: &ClientTls) -> Result<Channel, String> {
-    let address = SocketAddr::new(endpoint.address, endpoint.port);
-    let config = tls.config()?;
-    let connector = TlsConnector::from(config);
-    let name = ServerName::try_from(ANNOUNCER_SERVER_NAME)
-        .map_err(|e| format!("server name {ANNOUNCER_SERVER_NAME}: {e}"))?;
-    // The scheme only fills HTTP/2's `:scheme`; TLS is the connector's.
-    let uri = format!("http://{address}");
-    let tcp_tls = tower::service_fn(move |_: Uri| {
-        let (connector, name) = (connector.clone(), name.clone());
-        async move {
-            let within = |what: &str| {
-                let what = format!("{what} {address} timed out after {CONNECT_TIMEOUT:?}");
-                move |_| std::io::Error::new(std::io::ErrorKind::TimedOut, what)
-            };
-            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
-                .await
-                .map_err(within("TCP connect to"))??;
-            tcp.set_nodelay(true)?;
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
-                .await
-                .map_err(within("TLS handshake with"))??;
-            Ok::<_, std::io::Error>(TokioIo::new(stream))
-        }
-    });
-    Endpoint::from_shared(uri.clone())
-        .map_err(|e| format!("{uri}: {e}"))?
-        .timeout(CALL_TIMEOUT)
-        .connect_with_connector(tcp_tls)
-        .await
-        .map_err(|e| format!("connect https://{address}: {}", error_chain(&e)))
-}
-
 /// Keeps one connection in sync. Returns `Some(problem)` when the connection failed, `None`
 /// when the endpoint changed (reconnect). New TLS material is used by the next connection.
 async fn drive(
     node: &NodeName,
-    channel: Channel,
+    channel: Connection,
     desired: &mut watch::Receiver<NodeDesired>,
     tls: &mut watch::Receiver<Option<Arc<ClientTls>>>,
     reports: &mpsc::UnboundedSender<DriverReport>,
@@ -322,7 +284,7 @@ impl PeerSync {
     async fn send(
         &mut self,
         node: &NodeName,
-        client: &mut AnnouncerClient<Channel>,
+        client: &mut AnnouncerClient<Connection>,
         want: &NodeDesired,
     ) -> Option<String> {
         let peers = want.bgp_peers.as_ref()?;
@@ -353,7 +315,7 @@ impl PeerSync {
 
 async fn refresh_state(
     node: &NodeName,
-    client: &mut AnnouncerClient<Channel>,
+    client: &mut AnnouncerClient<Connection>,
     reports: &mpsc::UnboundedSender<DriverReport>,
     peers: &PeerSync,
 ) -> Option<String> {

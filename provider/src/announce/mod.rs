@@ -15,6 +15,7 @@
 //! `model`, `topology`, `plan` and `wire` are pure and tested without an API server or
 //! sockets; `driver` does the gRPC I/O and `job` ties them together for the controller task.
 
+pub mod connection;
 pub mod driver;
 pub mod heartbeat_key;
 pub mod job;
