@@ -59,16 +59,13 @@ impl Planner {
         address: IpAddr,
         eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
     ) -> Option<Move> {
-        let Some(placement) = self
-            .placements
-            .get(&address)
-            .filter(|p| p.mode.single_owner())
-        else {
-            self.holders.remove(&address);
+        let entry = self.addresses.get(&address)?;
+        let Some(placement) = entry.placement.as_ref().filter(|p| p.mode.single_owner()) else {
+            self.take_holder(address);
             return None;
         };
         if placement.nobody.is_some() {
-            let from = self.holders.remove(&address)?;
+            let from = self.take_holder(address)?;
             return self.moved(address, from, None, String::new(), eligible);
         }
         let mode = placement.mode;
@@ -76,7 +73,7 @@ impl Planner {
             Phase::Active(message) => Some(message.clone()),
             _ => None,
         };
-        let previous = self.holders.get(&address).cloned();
+        let previous = entry.holder.clone();
         if previous.as_ref().is_some_and(|p| active(p).is_some()) {
             return None;
         }
@@ -84,7 +81,9 @@ impl Planner {
             .nodes()
             .iter()
             .find_map(|n| active(n).map(|m| (n.clone(), m)))?;
-        self.holders.insert(address, to.clone());
+        if let Some(entry) = self.addresses.get_mut(&address) {
+            entry.holder = Some(to.clone());
+        }
         match previous {
             Some(previous) => self.moved(address, previous, Some(to), message, eligible),
             // A fresh provider: the announcers may have moved the address while none ran.
@@ -95,6 +94,11 @@ impl Planner {
                 Some(moved)
             }
         }
+    }
+
+    /// Forgets the holder of `address`, returning it.
+    fn take_holder(&mut self, address: IpAddr) -> Option<NodeName> {
+        self.addresses.get_mut(&address)?.holder.take()
     }
 
     /// The move of `address` from `from` to `to`, with why: `from`'s ineligibility when the
@@ -118,8 +122,7 @@ impl Planner {
                 && !self.endpoints.get(key).is_some_and(|n| n.contains(&from))
         });
         let candidates = self
-            .placements
-            .get(&address)
+            .placement(&address)
             .map(|p| p.candidates())
             .unwrap_or_else(|| Arc::from(Vec::new()));
         let (why, reason) = match eligible.get(&from) {

@@ -39,7 +39,7 @@ use super::model::{
     AnnouncerEndpoint, BgpAttributes, FailoverPeer, Ineligible, InterfaceChoice, Mode,
     NodeAnnouncement, NodeInfo, NodeName, NodeSelection, Phase, Target,
 };
-use crate::ipam::ServiceKey;
+use crate::{ipam::ServiceKey, service_view::OneOrMore};
 
 mod holders;
 mod sets;
@@ -84,6 +84,24 @@ impl Placement {
     }
 }
 
+/// What the planner knows about one address (one record, not one map per field: a B-tree
+/// entry costs about 60 bytes, at 10,000 addresses).
+#[derive(Debug, Default)]
+struct Address {
+    /// The Services of the address, sorted (nearly always one, kept inline).
+    services: OneOrMore<ServiceKey>,
+    /// Where it is announced; `None` until placed, or when nothing is left to announce.
+    placement: Option<Placement>,
+    /// The last node reported Active for it (single-owner modes).
+    holder: Option<NodeName>,
+}
+
+impl Address {
+    fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.placement.is_none() && self.holder.is_none()
+    }
+}
+
 /// What changed since the last flush.
 #[derive(Debug, Default)]
 pub struct Flush {
@@ -105,19 +123,14 @@ pub struct Planner {
     /// Boxed: a 180-byte `Target` inline in each of the table's slots (a third of them
     /// empty) cost more than the box.
     targets: HashMap<ServiceKey, Box<Target>>,
-    /// The Services of each address, sorted (nearly always one: a `Vec` costs a fraction of
-    /// a `BTreeSet`'s node at 10,000 addresses).
-    by_address: BTreeMap<IpAddr, Vec<ServiceKey>>,
+    /// Every address a target names, placed, or held. Boxed: a record inline in each B-tree
+    /// slot (a third of them empty) cost more than the box.
+    addresses: BTreeMap<IpAddr, Box<Address>>,
     nodes: BTreeMap<NodeName, NodeInfo>,
     announcers: BTreeMap<NodeName, AnnouncerEndpoint>,
     unreachable: BTreeMap<NodeName, String>,
     endpoints: HashMap<ServiceKey, BTreeSet<NodeName>>,
     reports: BTreeMap<NodeName, Report>,
-    /// Boxed: a `Placement` inline in each B-tree slot (a third of them empty) cost more
-    /// than the box.
-    placements: BTreeMap<IpAddr, Box<Placement>>,
-    /// The last node reported Active for each single-owner address.
-    holders: BTreeMap<IpAddr, NodeName>,
     /// Addresses whose holder may have changed (reports or placement).
     dirty_holders: BTreeSet<IpAddr>,
     /// Each node's desired set, sorted by (address, mode). The same `Arc` is handed to the
@@ -137,14 +150,12 @@ impl Planner {
             candidates: candidates.max(1),
             failover: false,
             targets: HashMap::new(),
-            by_address: BTreeMap::new(),
+            addresses: BTreeMap::new(),
             nodes: BTreeMap::new(),
             announcers: BTreeMap::new(),
             unreachable: BTreeMap::new(),
             endpoints: HashMap::new(),
             reports: BTreeMap::new(),
-            placements: BTreeMap::new(),
-            holders: BTreeMap::new(),
             dirty_holders: BTreeSet::new(),
             sets: BTreeMap::new(),
             dirty_addresses: BTreeSet::new(),
@@ -172,23 +183,19 @@ impl Planner {
         if let Some(old) = self.targets.remove(key) {
             for address in &old.addresses {
                 self.dirty_addresses.insert(*address);
-                if let Some(keys) = self.by_address.get_mut(address) {
-                    if let Ok(at) = keys.binary_search(key) {
-                        keys.remove(at);
-                    }
-                    if keys.is_empty() {
-                        self.by_address.remove(address);
-                    }
+                if let Some(entry) = self.addresses.get_mut(address)
+                    && let Ok(at) = entry.services.binary_search(key)
+                {
+                    entry.services.remove(at);
                 }
+                self.prune(*address);
             }
         }
         if let Some(new) = target {
             for address in &new.addresses {
                 self.dirty_addresses.insert(*address);
-                let keys = self.by_address.entry(*address).or_default();
+                let keys = &mut self.addresses.entry(*address).or_default().services;
                 if let Err(at) = keys.binary_search(key) {
-                    // Room for exactly one: nearly every address has one Service.
-                    keys.reserve_exact(1);
                     keys.insert(at, key.clone());
                 }
             }
@@ -207,8 +214,9 @@ impl Planner {
             // The node's own interface choice changed: rewrite its entries in place.
             for entry in Arc::make_mut(set).iter_mut() {
                 let automatic = self
-                    .placements
+                    .addresses
                     .get(&entry.address)
+                    .and_then(|a| a.placement.as_ref())
                     .is_some_and(|p| p.interface == InterfaceChoice::Automatic);
                 if automatic && entry.mode.single_owner() {
                     entry.interface =
@@ -328,8 +336,8 @@ impl Planner {
             .collect();
         self.dirty_holders.extend(touched.iter().copied());
         for address in touched {
-            if let Some(keys) = self.by_address.get(&address) {
-                self.dirty_services.extend(keys.iter().cloned());
+            if let Some(entry) = self.addresses.get(&address) {
+                self.dirty_services.extend(entry.services.iter().cloned());
             }
         }
         self.reports.insert(node.into(), report);
@@ -371,13 +379,7 @@ impl Planner {
         let mut flush = Flush::default();
         let addresses: Vec<IpAddr> = if std::mem::take(&mut self.topology_dirty) {
             self.dirty_addresses.clear();
-            self.placements
-                .keys()
-                .chain(self.by_address.keys())
-                .copied()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
+            self.addresses.keys().copied().collect()
         } else {
             std::mem::take(&mut self.dirty_addresses)
                 .into_iter()
@@ -392,16 +394,17 @@ impl Planner {
         let mut changed_nodes: BTreeSet<NodeName> = std::mem::take(&mut self.unsent);
         let mut edits: BTreeMap<NodeName, SetEdits> = BTreeMap::new();
         for address in addresses {
-            let before = self.placements.remove(&address);
+            let before = self
+                .addresses
+                .get_mut(&address)
+                .and_then(|entry| entry.placement.take());
             let after = self.place(address, &eligible);
             if before == after {
-                if let Some(p) = before {
-                    self.placements.insert(address, p);
-                }
+                self.set_placement(address, before);
                 continue;
             }
-            if let Some(keys) = self.by_address.get(&address) {
-                self.dirty_services.extend(keys.iter().cloned());
+            if let Some(entry) = self.addresses.get(&address) {
+                self.dirty_services.extend(entry.services.iter().cloned());
             }
             if let Some(old) = &before {
                 for node in old.nodes() {
@@ -436,14 +439,13 @@ impl Planner {
                 }
             }
             self.dirty_holders.insert(address);
-            if let Some(p) = after {
-                self.placements.insert(address, p);
-            }
+            self.set_placement(address, after);
         }
         for address in std::mem::take(&mut self.dirty_holders) {
             if let Some(mv) = self.follow_holder(address, &eligible) {
                 flush.moves.push(mv);
             }
+            self.prune(address);
         }
         for (node, edits) in edits {
             let old = self.sets.remove(&node).unwrap_or_default();
@@ -468,10 +470,38 @@ impl Planner {
 
     /// The Services served by `address`.
     pub fn services_at(&self, address: IpAddr) -> Vec<ServiceKey> {
-        self.by_address
+        self.addresses
             .get(&address)
-            .map(|keys| keys.to_vec())
+            .map(|entry| entry.services.to_vec())
             .unwrap_or_default()
+    }
+
+    /// Where `address` is announced, if placed.
+    fn placement(&self, address: &IpAddr) -> Option<&Placement> {
+        self.addresses.get(address)?.placement.as_ref()
+    }
+
+    /// Records where `address` is announced (`None`: nowhere), keeping its record only while
+    /// it holds anything.
+    fn set_placement(&mut self, address: IpAddr, placement: Option<Placement>) {
+        match placement {
+            Some(placement) => {
+                self.addresses.entry(address).or_default().placement = Some(placement);
+            }
+            None => {
+                if let Some(entry) = self.addresses.get_mut(&address) {
+                    entry.placement = None;
+                }
+                self.prune(address);
+            }
+        }
+    }
+
+    /// Forgets `address` once no target names it, it is not placed and has no holder.
+    fn prune(&mut self, address: IpAddr) {
+        if self.addresses.get(&address).is_some_and(|e| e.is_empty()) {
+            self.addresses.remove(&address);
+        }
     }
 
     /// The desired set of a node as last flushed.
@@ -503,8 +533,8 @@ impl Planner {
         &self,
         address: IpAddr,
         eligible: &BTreeMap<NodeName, Result<(), Ineligible>>,
-    ) -> Option<Box<Placement>> {
-        let keys = self.by_address.get(&address)?;
+    ) -> Option<Placement> {
+        let keys = &self.addresses.get(&address)?.services;
         let mut served: Vec<(&ServiceKey, &Target)> = keys
             .iter()
             .filter_map(|k| self.targets.get(k).map(|t| (k, &**t)))
@@ -557,7 +587,7 @@ impl Planner {
             let sent = ranked.len();
             (ranked.into(), sent)
         };
-        Some(Box::new(Placement {
+        Some(Placement {
             mode,
             interface: first.interface.clone(),
             services: services.join(",").into(),
@@ -565,7 +595,7 @@ impl Planner {
             sent,
             bgp: first.bgp.clone().filter(|_| mode == Mode::Bgp),
             nobody: nobody.map(Box::new),
-        }))
+        })
     }
 
     /// Whether the pool's node selector (if any) selects `node`.

@@ -71,7 +71,7 @@ impl Planner {
         let mut problem: Option<(&'static str, String)> = None;
         let mut waiting: Vec<String> = Vec::new();
         for address in &target.addresses {
-            let Some(placement) = self.placements.get(address) else {
+            let Some(placement) = self.placement(address) else {
                 waiting.push(format!("{address}: not placed yet"));
                 continue;
             };
