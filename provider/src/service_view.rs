@@ -448,7 +448,7 @@ impl ServiceView {
                 ));
             }
         };
-        let mut families = Vec::with_capacity(self.families.len());
+        let mut families = crate::ipam::Families::new();
         for family in &self.families {
             families.push(match family.as_str() {
                 "IPv4" => IpFamily::V4,
@@ -460,7 +460,7 @@ impl ServiceView {
                 }
             });
         }
-        let mut ports = Vec::with_capacity(self.ports.len());
+        let mut ports = crate::ipam::Ports::new();
         for (protocol, port) in &self.ports {
             let protocol = match protocol.as_str() {
                 "TCP" => Protocol::Tcp,
@@ -481,9 +481,11 @@ impl ServiceView {
             query: Arc::clone(&self.pool_query),
             several_per_family: self.uncommon().requested_ips.is_some()
                 && !self.annotation_edited(),
-            sharing: self.uncommon().sharing_key.as_ref().map(|key| SharingKey {
-                key: key.clone(),
-                namespaces: split_raw(self.uncommon().sharing_cross_namespace.as_deref()),
+            sharing: self.uncommon().sharing_key.as_ref().map(|key| {
+                Box::new(SharingKey {
+                    key: key.clone(),
+                    namespaces: split_raw(self.uncommon().sharing_cross_namespace.as_deref()),
+                })
             }),
         })
     }

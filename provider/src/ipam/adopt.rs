@@ -79,7 +79,7 @@ impl Allocator {
                     pool: &pool_name,
                     shareable,
                     ports: &adoption.request.ports,
-                    sharing: adoption.request.sharing.as_ref(),
+                    sharing: adoption.request.sharing.as_deref(),
                 };
                 match can_join(holders, &self.held, &joiner) {
                     Ok(()) => {

@@ -57,7 +57,7 @@ impl ShareInfo for Held {
         &self.request.ports
     }
     fn sharing(&self) -> Option<&SharingKey> {
-        self.request.sharing.as_ref()
+        self.request.sharing.as_deref()
     }
 }
 
@@ -586,7 +586,7 @@ fn joiner<'a>(req: &'a ServiceRequest, pool: &'a Pool, shareable: bool) -> Joine
         pool: &pool.name,
         shareable,
         ports: &req.ports,
-        sharing: req.sharing.as_ref(),
+        sharing: req.sharing.as_deref(),
     }
 }
 

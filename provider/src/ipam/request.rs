@@ -44,6 +44,13 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// spec.ipFamilies in order (at most two, kept inline: the allocator keeps a request per
+/// Service).
+pub type Families = smallvec::SmallVec<[IpFamily; 2]>;
+
+/// (protocol, port) of every spec.ports entry (up to four inline, for the same reason).
+pub type Ports = smallvec::SmallVec<[(Protocol, u16); 4]>;
+
 /// What a Service asks for (built by the controller from the Service object).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRequest {
@@ -52,16 +59,17 @@ pub struct ServiceRequest {
     /// spec.ipFamilyPolicy; None in the Service = SingleStack.
     pub family_policy: FamilyPolicy,
     /// spec.ipFamilies in order; may be empty.
-    pub families: Vec<IpFamily>,
+    pub families: Families,
     /// Raw requested addresses from spec.loadBalancerIP and the comma list in the
     /// `kube-vip.io/loadbalancerIPs` annotation, unparsed (the allocator validates them).
     pub requested: Vec<String>,
     /// (protocol, port) of every spec.ports entry.
-    pub ports: Vec<(Protocol, u16)>,
+    pub ports: Ports,
     /// What pool selection needs: labels, a named pool, OpenELB, the stated mode.
     pub query: Arc<PoolQuery>,
-    /// The sharing key (`ferrolb.io/sharing-key`, `lbipam.cilium.io/sharing-key`).
-    pub sharing: Option<SharingKey>,
+    /// The sharing key (`ferrolb.io/sharing-key`, `lbipam.cilium.io/sharing-key`). Boxed:
+    /// rare.
+    pub sharing: Option<Box<SharingKey>>,
     /// The request came from `ferrolb.io/ips` / `lbipam.cilium.io/ips`, which may name
     /// several addresses of one family (Cilium's semantics).
     pub several_per_family: bool,
@@ -73,9 +81,9 @@ impl ServiceRequest {
         ServiceRequest {
             key,
             family_policy: FamilyPolicy::SingleStack,
-            families: Vec::new(),
+            families: Families::new(),
             requested: Vec::new(),
-            ports: Vec::new(),
+            ports: Ports::new(),
             query: Arc::default(),
             sharing: None,
             several_per_family: false,

@@ -45,7 +45,7 @@ pub(super) fn dual(
 ) -> ServiceRequest {
     ServiceRequest {
         family_policy: policy,
-        families: families.to_vec(),
+        families: families.iter().copied().collect(),
         ..req(namespace, name)
     }
 }
@@ -59,7 +59,7 @@ pub(super) fn asking(namespace: &str, name: &str, requested: &[&str]) -> Service
 
 pub(super) fn with_ports(namespace: &str, name: &str, ports: &[(Protocol, u16)]) -> ServiceRequest {
     ServiceRequest {
-        ports: ports.to_vec(),
+        ports: ports.iter().copied().collect(),
         ..req(namespace, name)
     }
 }

@@ -17,7 +17,7 @@ fn allocate_is_idempotent_and_a_changed_request_keeps_addresses_that_still_fit()
     assert_eq!(addresses(&mut allocator, &ported), ips(&["192.0.2.1"]));
     let dual_stack = ServiceRequest {
         family_policy: FamilyPolicy::PreferDualStack,
-        families: vec![IpFamily::V6, IpFamily::V4],
+        families: [IpFamily::V6, IpFamily::V4].into_iter().collect(),
         ..ported
     };
     assert_eq!(
@@ -130,9 +130,9 @@ fn adoption_lets_shareable_services_keep_one_address() {
         ("allow-share-dns", "true"),
     ]));
     let mut tcp = adoption("dns", "tcp", &["192.0.2.5"], 1);
-    tcp.request.ports = vec![(Protocol::Tcp, 53)];
+    tcp.request.ports = [(Protocol::Tcp, 53)].into_iter().collect();
     let mut udp = adoption("dns", "udp", &["192.0.2.5"], 2);
-    udp.request.ports = vec![(Protocol::Udp, 53)];
+    udp.request.ports = [(Protocol::Udp, 53)].into_iter().collect();
     assert_eq!(allocator.adopt(vec![tcp, udp]), vec![]);
     assert_eq!(
         allocator.allocation(&key("dns", "udp")).map(|a| a.shared),
@@ -236,7 +236,7 @@ fn adoption_as_requested_keeps_conflicting_and_outside_addresses() {
     ] {
         // The same request again, now with a port: kept, not re-validated.
         let mut again = asking(namespace, name, &[address]);
-        again.ports = vec![(Protocol::Udp, 5353)];
+        again.ports = [(Protocol::Udp, 5353)].into_iter().collect();
         assert_eq!(addresses(&mut allocator, &again), ips(&[address]), "{name}");
     }
     // Asking for something else is judged like any new request.

@@ -114,9 +114,9 @@ fn request() -> impl Strategy<Value = ServiceRequest> {
                     FamilyPolicy::PreferDualStack,
                     FamilyPolicy::RequireDualStack,
                 ][usize::from(policy)],
-                families,
+                families: families.into(),
                 requested: requested.map(|o| v4(o).to_string()).into_iter().collect(),
-                ports,
+                ports: ports.into(),
                 ..ServiceRequest::new(ServiceKey::new(NAMESPACES[ns], format!("s{name}")))
             }
         })

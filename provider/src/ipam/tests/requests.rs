@@ -154,7 +154,7 @@ fn sharing_joins_addresses_whose_protocol_and_port_pairs_do_not_overlap() {
 
     // IPv6 shares the same way.
     let v6 = |name: &str, proto| ServiceRequest {
-        ports: vec![(proto, 443)],
+        ports: [(proto, 443)].into_iter().collect(),
         ..dual("dns", name, FamilyPolicy::SingleStack, &[IpFamily::V6])
     };
     assert_eq!(
