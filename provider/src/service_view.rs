@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::announce::Mode;
-use crate::ipam::{FamilyPolicy, IpFamily, Protocol, ServiceKey, ServiceRequest, SharingKey};
+use crate::ipam::{
+    FamilyPolicy, IpFamily, OneOrMore, Protocol, ServiceKey, ServiceRequest, SharingKey,
+};
 use crate::pools::objects::PoolKind;
 use crate::pools::{NamedPool, PoolQuery};
 use crate::stored_condition::StoredCondition;
@@ -102,9 +104,6 @@ impl ClassFilter {
 /// A short string kept inline (resourceVersions, addresses, `IPv4`, `TCP`, `SingleStack`):
 /// the index keeps several per Service, and a heap string costs 32 bytes or more each.
 pub type Text = compact_str::CompactString;
-
-/// A list of nearly always one element (families, ports, ingress, finalizers), kept inline.
-pub type OneOrMore<T> = smallvec::SmallVec<[T; 1]>;
 
 /// What we need of one Service.
 #[derive(Clone, Debug, PartialEq)]
@@ -287,39 +286,32 @@ impl ServiceView {
         })
     }
 
-    /// The fields most Services leave unset (all `None` when the Service does).
-    fn uncommon(&self) -> &Uncommon {
-        static NONE: Uncommon = Uncommon {
-            class: None,
-            service_interface: None,
-            requested_record: None,
-            ipam_address_label: None,
-            mode: None,
-            requested_ips: None,
-            sharing_key: None,
-            sharing_cross_namespace: None,
-        };
-        self.uncommon.as_deref().unwrap_or(&NONE)
+    /// One of the fields most Services leave unset (`None` also when the Service sets none).
+    fn uncommon<'a, T: ?Sized>(
+        &'a self,
+        field: impl FnOnce(&'a Uncommon) -> Option<&'a T>,
+    ) -> Option<&'a T> {
+        self.uncommon.as_deref().and_then(field)
     }
 
     /// spec.loadBalancerClass.
     pub fn class(&self) -> Option<&str> {
-        self.uncommon().class.as_deref()
+        self.uncommon(|u| u.class.as_deref())
     }
 
     /// Annotation `kube-vip.io/serviceInterface`.
     pub fn service_interface(&self) -> Option<&str> {
-        self.uncommon().service_interface.as_deref()
+        self.uncommon(|u| u.service_interface.as_deref())
     }
 
     /// Annotation `ferrolb.io/requested`: our record of the addresses the user requested.
     pub fn requested_record(&self) -> Option<&str> {
-        self.uncommon().requested_record.as_deref()
+        self.uncommon(|u| u.requested_record.as_deref())
     }
 
     /// Label `ipam-address` (KVCP's legacy label).
     pub fn ipam_address_label(&self) -> Option<&str> {
-        self.uncommon().ipam_address_label.as_deref()
+        self.uncommon(|u| u.ipam_address_label.as_deref())
     }
 
     /// spec.loadBalancerIP (trimmed; `None` when empty).
@@ -329,7 +321,7 @@ impl ServiceView {
 
     /// The mode annotation that applies, as (annotation, raw value).
     pub fn mode(&self) -> Option<(&'static str, &str)> {
-        let (annotation, value) = self.uncommon().mode.as_ref()?;
+        let (annotation, value) = self.uncommon(|u| u.mode.as_ref())?;
         Some((annotation, value))
     }
 
@@ -403,8 +395,8 @@ impl ServiceView {
         if self.annotation_edited() {
             return split_raw(self.loadbalancer_ips.as_deref());
         }
-        if let Some(ips) = &self.uncommon().requested_ips {
-            return vec![ips.clone()];
+        if let Some(ips) = self.uncommon(|u| u.requested_ips.as_deref()) {
+            return vec![ips.to_string()];
         }
         if let Some(ip) = self.load_balancer_ip() {
             let written = self
@@ -479,12 +471,12 @@ impl ServiceView {
             requested: self.requested(),
             ports,
             query: Arc::clone(&self.pool_query),
-            several_per_family: self.uncommon().requested_ips.is_some()
+            several_per_family: self.uncommon(|u| u.requested_ips.as_deref()).is_some()
                 && !self.annotation_edited(),
-            sharing: self.uncommon().sharing_key.as_ref().map(|key| {
+            sharing: self.uncommon(|u| u.sharing_key.as_deref()).map(|key| {
                 Box::new(SharingKey {
-                    key: key.clone(),
-                    namespaces: split_raw(self.uncommon().sharing_cross_namespace.as_deref()),
+                    key: key.to_string(),
+                    namespaces: split_raw(self.uncommon(|u| u.sharing_cross_namespace.as_deref())),
                 })
             }),
         })

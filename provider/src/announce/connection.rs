@@ -95,7 +95,7 @@ pub enum CallError {
     Timeout(Duration),
     /// The generated client built a URI we could not complete.
     #[error("request URI: {0}")]
-    Uri(#[from] http::Error),
+    Uri(#[from] http::uri::InvalidUriParts),
 }
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, CallError>> + Send>>;
@@ -111,22 +111,13 @@ impl tower::Service<Request<Body>> for Connection {
 
     fn call(&mut self, mut request: Request<Body>) -> CallFuture {
         // The generated client sets only the path; HTTP/2 needs scheme and authority.
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTPS)
-            .authority(self.authority.clone())
-            .path_and_query(
-                request
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .to_string(),
-            )
-            .build();
-        let uri = match uri {
-            Ok(uri) => uri,
+        let mut parts = request.uri().clone().into_parts();
+        parts.scheme = Some(Scheme::HTTPS);
+        parts.authority = Some(self.authority.clone());
+        match Uri::from_parts(parts) {
+            Ok(uri) => *request.uri_mut() = uri,
             Err(error) => return Box::pin(std::future::ready(Err(CallError::Uri(error)))),
-        };
-        *request.uri_mut() = uri;
+        }
         let response = self.send.send_request(request);
         let limit = self.call_timeout;
         Box::pin(async move {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use super::errors::AllocationError;
 use super::family::{FamilyPolicy, IpFamily, family_order};
 use super::request::{
-    Allocation, ServiceKey, ServiceRequest, parse_requested, requested_addresses,
+    Allocation, OneOrMore, ServiceKey, ServiceRequest, parse_requested, requested_addresses,
 };
 use super::sharing::{JoinRefused, Joiner, Protocol, ShareInfo, SharingKey, can_join};
 use super::space::AddressSpace;
@@ -398,7 +398,7 @@ impl Allocator {
         shareable: bool,
         family: IpFamily,
     ) -> Option<IpAddr> {
-        let joinable = |(address, holders): (&IpAddr, &Vec<ServiceKey>)| {
+        let joinable = |(address, holders): (&IpAddr, &OneOrMore<ServiceKey>)| {
             can_join(holders, &self.held, &joiner(req, pool, shareable))
                 .is_ok()
                 .then_some(*address)

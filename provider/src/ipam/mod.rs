@@ -28,7 +28,7 @@ pub use adopt::{Adoption, AdoptionConflict};
 pub use allocator::{Allocator, PoolStats};
 pub use errors::AllocationError;
 pub use family::{FamilyPolicy, IpFamily};
-pub use request::{Allocation, Families, Ports, ServiceKey, ServiceRequest};
+pub use request::{Allocation, Families, OneOrMore, Ports, ServiceKey, ServiceRequest};
 pub use sharing::{Protocol, SharingKey};
 
 #[cfg(test)]

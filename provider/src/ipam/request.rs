@@ -44,6 +44,11 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// A list of nearly always one element, kept inline (the holders of an address, a Service's
+/// ingress entries and finalizers): the provider keeps such lists per Service and per
+/// address, and a heap list of one costs a 32- to 64-byte allocation of its own.
+pub type OneOrMore<T> = smallvec::SmallVec<[T; 1]>;
+
 /// spec.ipFamilies in order (at most two, kept inline: the allocator keeps a request per
 /// Service).
 pub type Families = smallvec::SmallVec<[IpFamily; 2]>;

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use super::family::IpFamily;
 use super::ranges::{RangeSet, from_number, is_buggy, to_number};
-use super::request::ServiceKey;
+use super::request::{OneOrMore, ServiceKey};
 use crate::pools::{Pool, PoolSet, SearchOrder};
 
 /// Free space of one pool, by family.
@@ -36,7 +36,7 @@ impl FreeSpace {
 /// In-use set plus free space; see the module doc.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AddressSpace {
-    in_use: BTreeMap<IpAddr, Vec<ServiceKey>>,
+    in_use: BTreeMap<IpAddr, OneOrMore<ServiceKey>>,
     free: BTreeMap<String, FreeSpace>,
 }
 
@@ -64,7 +64,9 @@ impl AddressSpace {
 
     /// The Services holding `address` (empty when it is free).
     pub(crate) fn holders(&self, address: IpAddr) -> &[ServiceKey] {
-        self.in_use.get(&address).map_or(&[], Vec::as_slice)
+        self.in_use
+            .get(&address)
+            .map_or(&[], |holders| holders.as_slice())
     }
 
     /// Held addresses in `first..=last`, ascending.
@@ -72,7 +74,7 @@ impl AddressSpace {
         &self,
         first: IpAddr,
         last: IpAddr,
-    ) -> impl DoubleEndedIterator<Item = (&IpAddr, &Vec<ServiceKey>)> {
+    ) -> impl DoubleEndedIterator<Item = (&IpAddr, &OneOrMore<ServiceKey>)> {
         self.in_use.range(first..=last)
     }
 
@@ -86,8 +88,6 @@ impl AddressSpace {
             }
         }
         if !holders.contains(key) {
-            // Room for exactly one more: nearly every address has one holder.
-            holders.reserve_exact(1);
             holders.push(key.clone());
             holders.sort();
         }
@@ -106,7 +106,7 @@ impl AddressSpace {
         };
         holders.retain(|h| h != key);
         if !holders.is_empty() {
-            return holders.clone();
+            return holders.to_vec();
         }
         self.in_use.remove(&address);
         let (family, number) = to_number(address);
@@ -140,7 +140,7 @@ impl AddressSpace {
 
     /// Every held address with its holders.
     #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Vec<ServiceKey>)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&IpAddr, &OneOrMore<ServiceKey>)> {
         self.in_use.iter()
     }
 }

@@ -39,7 +39,7 @@ use super::model::{
     AnnouncerEndpoint, BgpAttributes, FailoverPeer, Ineligible, InterfaceChoice, Mode,
     NodeAnnouncement, NodeInfo, NodeName, NodeSelection, Phase, Target,
 };
-use crate::{ipam::ServiceKey, service_view::OneOrMore};
+use crate::ipam::{OneOrMore, ServiceKey};
 
 mod holders;
 mod sets;

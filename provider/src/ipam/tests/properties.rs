@@ -209,7 +209,7 @@ fn snapshot(allocator: &Allocator) -> Snapshot {
         allocator
             .space
             .iter()
-            .map(|(a, h)| (*a, h.clone()))
+            .map(|(a, h)| (*a, h.to_vec()))
             .collect(),
     )
 }
